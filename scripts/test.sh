@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need on a fresh Debian machine, then runs every test.
+# Run as root (network-namespace and NAT tests need it). Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+have openssl || need_pkgs+=(openssl)
+have turnserver || need_pkgs+=(coturn)
+have ip || need_pkgs+=(iproute2)
+have iptables || need_pkgs+=(iptables)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root or: apt-get install ${need_pkgs[*]}" >&2
+    exit 2
+  fi
+  echo "installing ${need_pkgs[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+# Debian starts coturn as a service on install; the tests run their own instances.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2>&1 || true; fi
+
+cargo test --workspace --locked "$@"

@@ -1,0 +1,628 @@
+//! The city description: serde types for `city.toml`, the embedded default, derived values
+//! (hostnames, SiteURL, realm, CORS origins) and validation whose errors name the field, value and rule.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The default city, compiled into the binary so `cityd up` needs no file.
+pub const DEFAULT_CITY_TOML: &str = include_str!("default-city.toml");
+
+#[derive(Debug, Error)]
+pub enum CityError {
+    #[error("cannot read city description {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("city description {origin} is not valid TOML for cityd: {message}")]
+    Parse { origin: String, message: String },
+    #[error("city description {origin} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        origin: String,
+        problems: Vec<Problem>,
+    },
+}
+
+/// One validation failure: which field, what value, which rule, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub field: String,
+    pub value: String,
+    pub rule: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} = {}: {}", self.field, self.value, self.rule)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct City {
+    /// DNS domain of the lab, e.g. `cicd.local`.
+    pub domain: String,
+    pub lan: Lan,
+    pub mattermost: Mattermost,
+    pub turn: Turn,
+    pub team: Team,
+    pub channels: Vec<Channel>,
+    #[serde(default)]
+    pub plugins: Plugins,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lan {
+    /// `auto`, interface names, or literal addresses. Several are allowed.
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mattermost {
+    /// Pinned image reference, `repository:tag` (never a moving tag like `release-11`).
+    pub image: String,
+    /// Hostname; defaults to `mattermost.<domain>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub port: u16,
+    /// Prometheus listener; must stay on loopback.
+    pub metrics: SocketAddr,
+    /// Calls RTC port, TCP and UDP (the blog moved it off 8443, which Artifactory holds).
+    pub calls_port: u16,
+    /// Extra CORS origins. Empty means exactly the city's own origins; `["*"]` must be asked for explicitly.
+    #[serde(default)]
+    pub allow_cors_from: Vec<String>,
+    /// Directory inside the container that holds the local-mode socket (bind-mounted from the host).
+    pub local_socket_dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Turn {
+    pub port: u16,
+    pub relay_min: u16,
+    pub relay_max: u16,
+    /// Realm; defaults to the Mattermost hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// Lifetime of the credentials Calls hands to clients, in minutes.
+    pub credential_ttl_minutes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    pub name: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    pub name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub purpose: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plugins {
+    /// The Jenkins plugin bundle: a path or a pinned URL, with its SRI sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jenkins: Option<PluginBundle>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginBundle {
+    pub source: String,
+    pub sri: String,
+}
+
+/// Ports the city holds besides Calls: the Calls port must not collide with any of them.
+/// 8443 is listed because the blog's lab runs Artifactory there.
+const RESERVED_PORTS: &[(u16, &str)] = &[(8443, "Artifactory in the blog's lab")];
+
+impl City {
+    /// The embedded default city.
+    pub fn default_city() -> Self {
+        Self::from_toml(DEFAULT_CITY_TOML, "the embedded default city")
+            .expect("the embedded default city is valid")
+    }
+
+    /// Reads and validates a city description file.
+    pub fn load(path: &Path) -> Result<Self, CityError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CityError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Reads the file if given, the embedded default otherwise.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, CityError> {
+        match path {
+            Some(path) => Self::load(path),
+            None => Ok(Self::default_city()),
+        }
+    }
+
+    /// Parses TOML (or JSON, which the NixOS module writes) and validates it.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, CityError> {
+        let city: City = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| CityError::Parse {
+                origin: origin.to_string(),
+                message: e.to_string(),
+            })?
+        } else {
+            toml::from_str(text).map_err(|e| CityError::Parse {
+                origin: origin.to_string(),
+                message: e.to_string(),
+            })?
+        };
+        let problems = city.problems();
+        if problems.is_empty() {
+            Ok(city)
+        } else {
+            Err(CityError::Invalid {
+                origin: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    pub fn mattermost_host(&self) -> String {
+        self.mattermost
+            .host
+            .clone()
+            .unwrap_or_else(|| format!("mattermost.{}", self.domain))
+    }
+
+    pub fn site_url(&self) -> String {
+        format!(
+            "https://{}:{}",
+            self.mattermost_host(),
+            self.mattermost.port
+        )
+    }
+
+    pub fn turn_realm(&self) -> String {
+        self.turn
+            .realm
+            .clone()
+            .unwrap_or_else(|| self.mattermost_host())
+    }
+
+    /// Exact CORS origins: the SiteURL, one origin per LAN address, then whatever the city adds.
+    pub fn cors_origins(&self, lan: &[IpAddr]) -> Vec<String> {
+        let mut origins = vec![self.site_url()];
+        for ip in lan {
+            let host = match ip {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("[{v6}]"),
+            };
+            origins.push(format!("https://{host}:{}", self.mattermost.port));
+        }
+        for extra in &self.mattermost.allow_cors_from {
+            if !origins.contains(extra) {
+                origins.push(extra.clone());
+            }
+        }
+        origins
+    }
+
+    /// Every rule the description must satisfy; empty when valid.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |field: &str, value: String, rule: &str| {
+            out.push(Problem {
+                field: field.to_string(),
+                value,
+                rule: rule.to_string(),
+            })
+        };
+
+        if !is_dns_name(&self.domain) {
+            bad(
+                "domain",
+                self.domain.clone(),
+                "must be a DNS name of letters, digits, '-' and '.' (e.g. cicd.local)",
+            );
+        }
+        if let Some(host) = &self.mattermost.host {
+            if !is_dns_name(host) {
+                bad(
+                    "mattermost.host",
+                    host.clone(),
+                    "must be a DNS name (e.g. mattermost.cicd.local)",
+                );
+            }
+        }
+        if self.lan.addresses.is_empty() {
+            bad(
+                "lan.addresses",
+                "[]".into(),
+                "needs at least one entry: \"auto\", an interface name or an IP address",
+            );
+        }
+        for (i, a) in self.lan.addresses.iter().enumerate() {
+            if a.trim().is_empty() || a.contains(char::is_whitespace) {
+                bad(
+                    &format!("lan.addresses[{i}]"),
+                    format!("{a:?}"),
+                    "must be \"auto\", an interface name or an IP address",
+                );
+            }
+        }
+
+        check_image(&self.mattermost.image, &mut bad);
+
+        for (field, port) in [
+            ("mattermost.port", self.mattermost.port),
+            ("mattermost.calls_port", self.mattermost.calls_port),
+            ("turn.port", self.turn.port),
+        ] {
+            if port == 0 {
+                bad(field, "0".into(), "must be a port between 1 and 65535");
+            }
+        }
+        // Calls refuses ports outside 80-49151 at config load.
+        if !(80..=49151).contains(&self.mattermost.calls_port) {
+            bad(
+                "mattermost.calls_port",
+                self.mattermost.calls_port.to_string(),
+                "the Calls plugin accepts only ports 80-49151",
+            );
+        }
+        if !self.mattermost.metrics.ip().is_loopback() {
+            bad(
+                "mattermost.metrics",
+                self.mattermost.metrics.to_string(),
+                "must be a loopback address (127.0.0.1:8067): metrics are unauthenticated and must not reach the LAN",
+            );
+        }
+
+        let relay = self.turn.relay_min..=self.turn.relay_max;
+        if self.turn.relay_min > self.turn.relay_max {
+            bad(
+                "turn.relay_min",
+                format!("{}-{}", self.turn.relay_min, self.turn.relay_max),
+                "the relay range is reversed: relay_min must not exceed relay_max",
+            );
+        } else if self.turn.relay_min < 1024 {
+            bad(
+                "turn.relay_min",
+                self.turn.relay_min.to_string(),
+                "relay ports must be 1024 or above (RFC 8656 §7.2)",
+            );
+        }
+        let mut used: Vec<(&str, u16)> = vec![
+            ("mattermost.port", self.mattermost.port),
+            ("mattermost.metrics", self.mattermost.metrics.port()),
+            ("turn.port", self.turn.port),
+        ];
+        for (name, port) in &used {
+            if self.turn.relay_min <= self.turn.relay_max && relay.contains(port) {
+                bad(
+                    "turn.relay_min",
+                    format!("{}-{}", self.turn.relay_min, self.turn.relay_max),
+                    &format!(
+                        "the relay range overlaps {name} ({port}); move the range or the port"
+                    ),
+                );
+            }
+        }
+        for (name, port) in &used {
+            if *port == self.mattermost.calls_port {
+                bad(
+                    "mattermost.calls_port",
+                    port.to_string(),
+                    &format!("collides with {name}; every port of the city must be distinct"),
+                );
+            }
+        }
+        for (port, holder) in RESERVED_PORTS {
+            if *port == self.mattermost.calls_port {
+                bad(
+                    "mattermost.calls_port",
+                    port.to_string(),
+                    &format!("is held by {holder}; use another port such as 8444"),
+                );
+            }
+        }
+        if self.turn.relay_min <= self.turn.relay_max && relay.contains(&self.mattermost.calls_port)
+        {
+            bad(
+                "mattermost.calls_port",
+                self.mattermost.calls_port.to_string(),
+                "lies inside the TURN relay range; move it below turn.relay_min",
+            );
+        }
+        used.push(("mattermost.calls_port", self.mattermost.calls_port));
+        let mut seen = BTreeSet::new();
+        for (name, port) in &used {
+            if *name != "mattermost.calls_port" && !seen.insert(*port) {
+                bad(
+                    name,
+                    port.to_string(),
+                    "collides with another port of the city; every port must be distinct",
+                );
+            }
+        }
+        if self.turn.credential_ttl_minutes == 0 || self.turn.credential_ttl_minutes >= 10080 {
+            bad(
+                "turn.credential_ttl_minutes",
+                self.turn.credential_ttl_minutes.to_string(),
+                "must be between 1 and 10079 (Calls caps credentials below one week)",
+            );
+        }
+        if let Some(realm) = &self.turn.realm {
+            if realm.is_empty() || realm.contains(char::is_whitespace) {
+                bad(
+                    "turn.realm",
+                    format!("{realm:?}"),
+                    "must be a non-empty name without spaces",
+                );
+            }
+        }
+
+        if let Some(rule) = team_name_rule(&self.team.name) {
+            bad("team.name", self.team.name.clone(), rule);
+        }
+        let display_len = self.team.display_name.chars().count();
+        if display_len == 0 || display_len > 64 {
+            bad(
+                "team.display_name",
+                format!("{:?}", self.team.display_name),
+                "must be 1-64 characters",
+            );
+        }
+        let mut names = BTreeSet::new();
+        for (i, ch) in self.channels.iter().enumerate() {
+            if let Some(rule) = channel_name_rule(&ch.name) {
+                bad(&format!("channels[{i}].name"), ch.name.clone(), rule);
+            }
+            let len = ch.display_name.chars().count();
+            if len == 0 || len > 64 {
+                bad(
+                    &format!("channels[{i}].display_name"),
+                    format!("{:?}", ch.display_name),
+                    "must be 1-64 characters",
+                );
+            }
+            if ch.purpose.chars().count() > 250 {
+                bad(
+                    &format!("channels[{i}].purpose"),
+                    format!("{} characters", ch.purpose.chars().count()),
+                    "must be at most 250 characters",
+                );
+            }
+            if !names.insert(ch.name.as_str()) {
+                bad(
+                    &format!("channels[{i}].name"),
+                    ch.name.clone(),
+                    "appears twice; channel names must be unique",
+                );
+            }
+        }
+
+        for origin in &self.mattermost.allow_cors_from {
+            if origin != "*" && !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                bad(
+                    "mattermost.allow_cors_from",
+                    origin.clone(),
+                    "must be an origin like https://host:port, or \"*\"",
+                );
+            }
+        }
+        if !self.mattermost.local_socket_dir.starts_with('/') {
+            bad(
+                "mattermost.local_socket_dir",
+                self.mattermost.local_socket_dir.clone(),
+                "must be an absolute path inside the container",
+            );
+        }
+        if let Some(j) = &self.plugins.jenkins {
+            if !j.sri.starts_with("sha256-") {
+                bad(
+                    "plugins.jenkins.sri",
+                    j.sri.clone(),
+                    "must be an SRI hash of the form sha256-<base64>",
+                );
+            }
+        }
+        out
+    }
+}
+
+fn check_image(image: &str, bad: &mut impl FnMut(&str, String, &str)) {
+    let (_, tag) = match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') && !repo.is_empty() => (repo, tag),
+        _ => {
+            if !image.contains("@sha256:") {
+                bad(
+                    "mattermost.image",
+                    image.to_string(),
+                    "must carry a pinned version tag, e.g. mattermost/mattermost-enterprise-edition:11.8.5",
+                );
+            }
+            return;
+        }
+    };
+    if tag == "latest" || tag.starts_with("release-") {
+        bad(
+            "mattermost.image",
+            image.to_string(),
+            "moving tags (latest, release-X) do not receive patch releases predictably; pin a version like 11.8.5",
+        );
+    }
+}
+
+fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Mattermost reserves these team-name prefixes and names (model/team.go).
+const RESERVED_TEAM_NAMES: &[&str] = &[
+    "admin",
+    "api",
+    "channel",
+    "claim",
+    "error",
+    "files",
+    "help",
+    "landing",
+    "login",
+    "mfa",
+    "oauth",
+    "plug",
+    "plugins",
+    "post",
+    "signup",
+    "boards",
+    "playbooks",
+];
+
+fn team_name_rule(name: &str) -> Option<&'static str> {
+    let len = name.len();
+    if !(2..=64).contains(&len) {
+        return Some("Mattermost team names are 2-64 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Some("Mattermost team names use only a-z, 0-9 and '-'");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Some("Mattermost team names start and end with a letter or digit");
+    }
+    if RESERVED_TEAM_NAMES.iter().any(|r| name.starts_with(r)) {
+        return Some("Mattermost reserves this team name prefix (admin, api, login, plugins, ...)");
+    }
+    None
+}
+
+fn channel_name_rule(name: &str) -> Option<&'static str> {
+    let len = name.len();
+    if !(1..=64).contains(&len) {
+        return Some("Mattermost channel names are 1-64 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Some("Mattermost channel names use only a-z, 0-9, '-' and '_'");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Some("Mattermost channel names start with a letter or digit");
+    }
+    if len > 1 && !name.ends_with(|c: char| c.is_ascii_alphanumeric()) && !name.ends_with("__") {
+        return Some("Mattermost channel names end with a letter or digit");
+    }
+    if name.len() == 26 && name.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Some("a 26-character alphanumeric name looks like a Mattermost id and is rejected");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(edit: impl FnOnce(&mut City)) -> Vec<Problem> {
+        let mut c = City::default_city();
+        edit(&mut c);
+        c.problems()
+    }
+
+    #[test]
+    fn default_city_matches_the_specification() {
+        let c = City::default_city();
+        assert_eq!(c.domain, "cicd.local");
+        assert_eq!(c.mattermost_host(), "mattermost.cicd.local");
+        assert_eq!(c.site_url(), "https://mattermost.cicd.local:8065");
+        assert_eq!(c.mattermost.metrics.to_string(), "127.0.0.1:8067");
+        assert_eq!(c.mattermost.calls_port, 8444);
+        assert_eq!(
+            (c.turn.port, c.turn.relay_min, c.turn.relay_max),
+            (3478, 49152, 65535)
+        );
+        assert_eq!(c.turn_realm(), "mattermost.cicd.local");
+        assert_eq!(c.team.name, "engineering");
+        let names: Vec<_> = c.channels.iter().map(|ch| ch.name.as_str()).collect();
+        assert_eq!(names, ["builds", "code-reviews", "alerts", "town-square"]);
+        assert_eq!(c.lan.addresses, ["auto"]);
+        assert!(!c.mattermost.image.ends_with("release-11"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let text = DEFAULT_CITY_TOML.replace("[team]", "[team]\ncolour = \"blue\"");
+        let err = City::from_toml(&text, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let cases: Vec<(Box<dyn FnOnce(&mut City)>, &str)> = vec![
+            (
+                Box::new(|c| (c.turn.relay_min, c.turn.relay_max) = (60000, 50000)),
+                "turn.relay_min",
+            ),
+            (
+                Box::new(|c| c.mattermost.calls_port = 8443),
+                "mattermost.calls_port",
+            ),
+            (
+                Box::new(|c| c.mattermost.calls_port = 8065),
+                "mattermost.calls_port",
+            ),
+            (
+                Box::new(|c| c.mattermost.metrics = "0.0.0.0:8067".parse().unwrap()),
+                "mattermost.metrics",
+            ),
+            (
+                Box::new(|c| c.team.name = "Engineering Team".into()),
+                "team.name",
+            ),
+            (
+                Box::new(|c| c.channels[0].name = "Builds!".into()),
+                "channels[0].name",
+            ),
+            (
+                Box::new(|c| {
+                    c.mattermost.image =
+                        "mattermost/mattermost-enterprise-edition:release-11".into()
+                }),
+                "mattermost.image",
+            ),
+            (Box::new(|c| c.turn.relay_min = 3000), "turn.relay_min"),
+        ];
+        for (edit, field) in cases {
+            let problems = with(edit);
+            assert!(
+                problems.iter().any(|p| p.field == field),
+                "expected a problem on {field}, got {problems:?}"
+            );
+        }
+    }
+}

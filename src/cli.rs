@@ -1,0 +1,130 @@
+//! The command line: global options, the verb list, and dispatch to `cmd::<verb>::run`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::city::City;
+use crate::cmd;
+use crate::state::StateDir;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cityd",
+    version,
+    about = "Plan, converge and prove a self-hosted ChatOps command center",
+    long_about = "cityd builds a sovereign ChatOps command center from one city description: \
+Mattermost with Calls, coturn, PostgreSQL 17, a local CA that phones accept by LAN IP, and the \
+wiring of Jenkins, GitLab and SonarQube. Every step is idempotent; --dry-run shows what would change."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// City description (TOML, or JSON from the NixOS module). Default: the embedded default city.
+    #[arg(long, global = true, env = "CITYD_CITY", value_name = "FILE")]
+    pub city: Option<PathBuf>,
+    /// State directory (secrets, PKI, rendered files). Default: /var/lib/cityd as root,
+    /// $XDG_STATE_HOME/cityd otherwise. Never under /nix/store.
+    #[arg(long, global = true, env = "CITYD_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// More log output (-v info, -vv debug). Logs go to stderr and never contain secret values.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring the city up: secrets, PKI, rendered configuration (and, on a Docker host, the containers).
+    Up(cmd::up::Args),
+    /// Check or show the city description.
+    #[command(subcommand)]
+    Config(cmd::config::Command),
+    /// The vault: generate, list, read and import secrets.
+    #[command(subcommand)]
+    Secrets(cmd::secrets::Command),
+    /// The local root CA and the mobile-ready server certificate.
+    #[command(subcommand)]
+    Pki(cmd::pki::Command),
+    /// Render Mattermost's env file or coturn's configuration.
+    Render(cmd::render::Args),
+    /// Find known pitfalls in the city's state or in a blog-style env file.
+    Doctor(cmd::doctor::Args),
+    /// TURN credentials and the relay probe.
+    #[command(subcommand)]
+    Turn(cmd::turn::Command),
+}
+
+/// What every command may need, resolved lazily so `--help`-level commands touch nothing.
+pub struct Context {
+    pub city_path: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Context {
+    pub fn city(&self) -> anyhow::Result<City> {
+        Ok(City::load_or_default(self.city_path.as_deref())?)
+    }
+    pub fn state(&self) -> anyhow::Result<StateDir> {
+        Ok(StateDir::resolve(self.state_dir.as_deref())?)
+    }
+    pub fn city_origin(&self) -> String {
+        self.city_path.as_deref().map_or_else(
+            || "the embedded default city".to_string(),
+            |p: &Path| p.display().to_string(),
+        )
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let ctx = Context {
+        city_path: cli.global.city.clone(),
+        state_dir: cli.global.state_dir.clone(),
+    };
+    let result = match cli.command {
+        Command::Up(args) => cmd::up::run(&ctx, args),
+        Command::Config(c) => cmd::config::run(&ctx, c),
+        Command::Secrets(c) => cmd::secrets::run(&ctx, c),
+        Command::Pki(c) => cmd::pki::run(&ctx, c),
+        Command::Render(args) => cmd::render::run(&ctx, args),
+        Command::Doctor(args) => cmd::doctor::run(&ctx, args),
+        Command::Turn(c) => cmd::turn::run(&ctx, c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            if error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {error:#}");
+            crate::exit::code_for(&error)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CITYD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

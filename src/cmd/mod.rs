@@ -1,0 +1,15 @@
+//! One module per verb: its clap arguments and its `run()`.
+
+pub mod config;
+pub mod doctor;
+pub mod pki;
+pub mod render;
+pub mod secrets;
+pub mod turn;
+pub mod up;
+
+/// Prints a value as pretty JSON on stdout (the `--json` output of every command).
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

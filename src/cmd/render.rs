@@ -1,0 +1,12 @@
+//! `cityd render` (placeholder until its issue lands).
+
+use std::process::ExitCode;
+
+use crate::cli::Context;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_ctx: &Context, _args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("cityd render is not built yet")
+}

@@ -1,0 +1,1 @@
+//! Findings with fixes (placeholder).

@@ -1,0 +1,1 @@
+//! The docker --env-file dialect: writer and parser (placeholder).

@@ -1,0 +1,175 @@
+//! Durable file writes shared by the vault, the PKI and the renderers: write-if-changed, atomic
+//! replace (temp file in the same directory, fsync, rename, fsync the directory), create-once.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum WriteError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} already exists; it was left untouched")]
+    AlreadyExists { path: PathBuf },
+}
+
+/// What a write did, so commands can say "unchanged" truthfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
+    move |source| WriteError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Writes `bytes` to a fresh temp file next to `path` with `mode`, synced to disk.
+fn staged(path: &Path, bytes: &[u8], mode: u32) -> Result<tempfile::NamedTempFile, WriteError> {
+    let dir = parent_of(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cityd-tmp-")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(io(path))?;
+    // The umask may have narrowed the mode at creation; set it exactly.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io(path))?;
+    tmp.write_all(bytes).map_err(io(path))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    Ok(tmp)
+}
+
+fn sync_dir(path: &Path) -> Result<(), WriteError> {
+    let dir = parent_of(path);
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+/// Replaces `path` atomically unless it already holds exactly `bytes` with `mode`; then nothing is touched
+/// (not even the mtime), which is what makes re-runs provably idempotent.
+pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOutcome, WriteError> {
+    let existing = match std::fs::read(path) {
+        Ok(existing) => Some(existing),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(path)(e)),
+    };
+    if let Some(existing) = &existing {
+        if existing == bytes {
+            let current = std::fs::metadata(path)
+                .map_err(io(path))?
+                .permissions()
+                .mode()
+                & 0o7777;
+            if current != mode {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .map_err(io(path))?;
+                return Ok(WriteOutcome::Updated);
+            }
+            return Ok(WriteOutcome::Unchanged);
+        }
+    }
+    let tmp = staged(path, bytes, mode)?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
+    sync_dir(path)?;
+    Ok(if existing.is_some() {
+        WriteOutcome::Updated
+    } else {
+        WriteOutcome::Created
+    })
+}
+
+/// Creates `path` with `bytes` only if it does not exist. The file appears complete or not at all:
+/// a crash leaves at most a stray temp file, never a torn secret.
+pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
+    let tmp = staged(path, bytes, mode)?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => sync_dir(path),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(WriteError::AlreadyExists {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => Err(io(path)(e.error)),
+    }
+}
+
+/// Removes temp files a killed run left behind in `dir`. They never hold a finished value.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".cityd-tmp-")
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn unchanged_content_keeps_bytes_and_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        assert_eq!(
+            write_if_changed(&p, b"a", 0o600).unwrap(),
+            WriteOutcome::Created
+        );
+        let before = std::fs::metadata(&p).unwrap();
+        assert_eq!(
+            write_if_changed(&p, b"a", 0o600).unwrap(),
+            WriteOutcome::Unchanged
+        );
+        let after = std::fs::metadata(&p).unwrap();
+        assert_eq!(
+            (before.mtime(), before.mtime_nsec(), before.ino()),
+            (after.mtime(), after.mtime_nsec(), after.ino())
+        );
+        assert_eq!(
+            write_if_changed(&p, b"b", 0o600).unwrap(),
+            WriteOutcome::Updated
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), b"b");
+        assert_eq!(after.mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn create_new_never_clobbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        create_new(&p, b"one", 0o600).unwrap();
+        assert!(matches!(
+            create_new(&p, b"two", 0o600),
+            Err(WriteError::AlreadyExists { .. })
+        ));
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+    }
+}

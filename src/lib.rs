@@ -1,0 +1,16 @@
+//! cityd: plans, converges and proves a sovereign ChatOps command center (Mattermost with Calls,
+//! coturn, PostgreSQL, a local CA) from one city description.
+
+pub mod city;
+pub mod cli;
+pub mod cmd;
+pub mod doctor;
+pub mod envfile;
+pub mod exit;
+pub mod fsx;
+pub mod lan;
+pub mod pki;
+pub mod render;
+pub mod secrets;
+pub mod state;
+pub mod turn;

@@ -1,0 +1,1 @@
+//! The local root CA and the mobile-ready server certificate (placeholder).

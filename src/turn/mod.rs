@@ -1,0 +1,1 @@
+//! STUN/TURN codec, credentials and probe (placeholder).

@@ -1,0 +1,16 @@
+//! The one integration-test binary: a module per area, sharing the fixtures in `common`.
+//! Tests run the real `cityd` binary and real tools (openssl, coturn); missing tools fail loudly.
+
+mod common;
+// city description, `config check|show`
+mod config;
+// the vault: shapes, crash safety, concurrency, import-env
+mod secrets;
+// root CA and server certificate, checked by openssl and a TLS handshake
+mod pki;
+// env file and coturn config renderers
+mod render;
+// doctor findings on blog-style files and on the city's own state
+mod doctor;
+// STUN/TURN codec vectors, credentials, probe against real coturn
+mod turn;
