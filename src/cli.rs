@@ -59,6 +59,9 @@ pub enum Command {
     /// TURN credentials and the relay probe.
     #[command(subcommand)]
     Turn(cmd::turn::Command),
+    /// Prove the running city works: TLS by LAN IP, webhook delivery.
+    #[command(subcommand)]
+    Verify(cmd::verify::Command),
 }
 
 /// What every command may need, resolved lazily so `--help`-level commands touch nothing.
@@ -98,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::Render(args) => cmd::render::run(&ctx, args),
         Command::Doctor(args) => cmd::doctor::run(&ctx, args),
         Command::Turn(c) => cmd::turn::run(&ctx, c),
+        Command::Verify(c) => cmd::verify::run(&ctx, c),
     };
     match result {
         Ok(code) => code,
