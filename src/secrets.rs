@@ -34,7 +34,7 @@ pub enum VaultError {
     )]
     Missing { name: String, path: PathBuf },
     #[error(
-        "cannot read secret file {path}: {source}; the user running cityd must own it (cityd writes 0600 files in a 0700 directory)"
+        "cannot read secret file {path}: {source}; the user running cityd must own it and be able to search its directory and the parents (cityd writes 0600 files in a 0700 directory), or pass another --state-dir"
     )]
     Read {
         path: PathBuf,
