@@ -5,8 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-
 use crate::cli::Context;
 use crate::exit::{self, Failure};
 use crate::secrets::import_env::{self, ImportError, ImportReport};
@@ -65,12 +63,14 @@ pub enum Command {
 }
 
 /// Bad input (wrong shapes, unknown names, conflicts, unusable state) exits 2, failed operations 1.
+/// The message already names the cause, so it is printed once rather than with its source chain.
 fn vault_error(e: VaultError) -> anyhow::Error {
-    if e.is_bad_input() {
-        Failure::new(exit::BAD_INPUT, e.to_string()).into()
+    let code = if e.is_bad_input() {
+        exit::BAD_INPUT
     } else {
-        e.into()
-    }
+        exit::FAILED
+    };
+    Failure::new(code, e.to_string()).into()
 }
 
 pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
@@ -150,11 +150,15 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
                 }
                 Err(Failure::new(exit::BAD_INPUT, ImportError::Refused(report).to_string()).into())
             }
-            Err(ImportError::Vault(e)) => Err(vault_error(e)).context("secrets import-env"),
-            Err(e) if e.is_bad_input() => {
-                Err(Failure::new(exit::BAD_INPUT, e.to_string())).context("secrets import-env")
+            Err(ImportError::Vault(e)) => Err(vault_error(e)),
+            Err(e) => {
+                let code = if e.is_bad_input() {
+                    exit::BAD_INPUT
+                } else {
+                    exit::FAILED
+                };
+                Err(Failure::new(code, e.to_string()).into())
             }
-            Err(e) => Err(e).context("secrets import-env"),
         },
     }
 }
