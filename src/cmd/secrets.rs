@@ -18,6 +18,16 @@ pub enum Command {
     /// letters and digits only. An existing secret of the wrong shape is an error naming the file and
     /// the rule; it is never replaced, and nothing else is created until it is fixed. Concurrent runs
     /// are serialised by a lock; a killed run leaves every secret absent or complete.
+    ///
+    /// Secrets and their rules (generated values have the minimum length):
+    ///   turn-static-auth-secret          64 lowercase hex digits
+    ///   mattermost-at-rest-encrypt-key   at least 32 letters or digits (Mattermost refuses less)
+    ///   mattermost-public-link-salt      at least 32 letters or digits (Mattermost refuses less)
+    ///   gitlab-plugin-encryption-key     exactly 32 letters or digits (AES-256 key)
+    ///   jenkins-plugin-encryption-key    exactly 32 letters or digits (AES-256 key)
+    ///   gitlab-plugin-webhook-secret     64 lowercase hex digits
+    ///   sonarqube-webhook-secret         64 lowercase hex digits
+    ///   mattermost-db-password           at least 32 letters or digits (the blog's is 64 hex)
     #[command(verbatim_doc_comment)]
     Ensure {
         /// Show what would be created without writing anything (not even the directory).

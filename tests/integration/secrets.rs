@@ -959,3 +959,20 @@ fn an_unreadable_state_dir_is_an_error_naming_the_path_and_the_fix() {
         "something was written"
     );
 }
+
+/// A secret others can read is reported with the fix; ensure never changes modes behind the user's back.
+#[test]
+fn loose_modes_are_reported_and_left_alone() {
+    let s = Scratch::new();
+    ok(&s, &["secrets", "ensure"]);
+    let key = secrets_dir(&s).join("gitlab-plugin-encryption-key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = ok(&s, &["secrets", "ensure"]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("chmod 600 {}", key.display())),
+        "{err}"
+    );
+    assert!(text(&out.stdout).contains("no changes"));
+    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o644);
+}
