@@ -10,6 +10,7 @@ have openssl || need_pkgs+=(openssl)
 have turnserver || need_pkgs+=(coturn)
 have ip || need_pkgs+=(iproute2)
 have iptables || need_pkgs+=(iptables)
+have setpriv || need_pkgs+=(util-linux)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root or: apt-get install ${need_pkgs[*]}" >&2
