@@ -110,22 +110,22 @@ rec {
 
   mattermostHost = s: if s.mattermost.host != null then s.mattermost.host else "mattermost.${s.domain}";
 
-  # The address the container (and cityd) reach PostgreSQL on: the first IPv4 LAN address, which
-  # the city certificate names in its SANs, so `sslmode=verify-full` holds.
-  databaseHost =
+  # The host's main LAN address: the first IPv4 one (phones and most labs are IPv4), else the first.
+  primaryAddress =
     s:
-    if s.database.host != null then
-      s.database.host
+    let
+      v4 = builtins.filter isIPv4 s.lan.addresses;
+    in
+    if v4 != [ ] then
+      builtins.head v4
+    else if s.lan.addresses != [ ] then
+      builtins.head s.lan.addresses
     else
-      let
-        v4 = builtins.filter isIPv4 s.lan.addresses;
-      in
-      if v4 != [ ] then
-        builtins.head v4
-      else if s.lan.addresses != [ ] then
-        builtins.head s.lan.addresses
-      else
-        "127.0.0.1";
+      "127.0.0.1";
+
+  # The address the container reaches PostgreSQL on: by default the primary LAN address, which the
+  # city certificate names in its SANs, so `sslmode=verify-full` holds.
+  databaseHost = s: if s.database.host != null then s.database.host else primaryAddress s;
 
   # The city description cityd reads (JSON; `City::from_toml` accepts JSON). No secret in it.
   city =
