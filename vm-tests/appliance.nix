@@ -49,7 +49,9 @@
           assert_firewall_opens(rules, "tcp", "${port cfg.database.port}", interface="${bridge}")
           assert "--dport ${port cfg.mattermost.metricsPort} " not in rules, rules
           # Metrics are published on loopback only, PostgreSQL not at all towards the LAN.
-          server.wait_until_succeeds("ss -ltnH 'sport = :${port cfg.mattermost.metricsPort}' | grep -q '127.0.0.1:${port cfg.mattermost.metricsPort}'")
+          published = server.succeed("${backend} port mattermost")
+          assert "-> 127.0.0.1:${port cfg.mattermost.metricsPort}" in published, published
+          assert "0.0.0.0:${port cfg.mattermost.metricsPort}" not in published, published
           phone.fail(f"nc -z -w 3 {IP} ${port cfg.mattermost.metricsPort}")
           phone.fail(f"nc -z -w 3 {IP} ${port cfg.database.port}")
 
