@@ -1,10 +1,9 @@
 # The city description as a JSON file in the store, validated at build time by the very cityd that
 # will read it (`cityd config check`): a bad option value fails `nixos-rebuild`, not the boot.
-{
-  config,
-  lib,
-  pkgs,
-  ...
+{ config
+, lib
+, pkgs
+, ...
 }:
 let
   cfg = config.services.cityd;
@@ -25,9 +24,11 @@ in
 {
   config = lib.mkIf cfg.enable {
     services.cityd.cityFile = checkedCityFile;
-    assertions = map (message: {
-      assertion = false;
-      inherit message;
-    }) (cityLib.problems cfg);
+    assertions = map
+      (message: {
+        assertion = false;
+        inherit message;
+      })
+      (cityLib.problems cfg);
   };
 }

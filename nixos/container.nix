@@ -1,11 +1,10 @@
 # The Mattermost container via virtualisation.oci-containers, as `cityd up` runs it on a Docker
 # host: pinned image, the env file cityd renders at run time, host directories owned by the image's
 # UID, the certificate copied for that UID, ports on the LAN address and metrics on loopback only.
-{
-  config,
-  lib,
-  pkgs,
-  ...
+{ config
+, lib
+, pkgs
+, ...
 }:
 let
   cfg = config.services.cityd;

@@ -1,9 +1,8 @@
 # coturn on the host network: TURN REST authentication with the vault's secret (a systemd
 # credential, never the store), the relay range, and the peer policy shared with `cityd render coturn`.
-{
-  config,
-  lib,
-  ...
+{ config
+, lib
+, ...
 }:
 let
   cfg = config.services.cityd;

@@ -92,11 +92,13 @@ rec {
       name = defaultCity.team.name;
       displayName = defaultCity.team.display_name;
     };
-    channels = map (c: {
-      name = c.name;
-      displayName = c.display_name;
-      purpose = c.purpose or "";
-    }) defaultCity.channels;
+    channels = map
+      (c: {
+        name = c.name;
+        displayName = c.display_name;
+        purpose = c.purpose or "";
+      })
+      defaultCity.channels;
     plugins.jenkins = null;
     integrations = { };
     database = {
@@ -156,11 +158,13 @@ rec {
         name = s.team.name;
         display_name = s.team.displayName;
       };
-      channels = map (c: {
-        name = c.name;
-        display_name = c.displayName;
-        purpose = c.purpose;
-      }) s.channels;
+      channels = map
+        (c: {
+          name = c.name;
+          display_name = c.displayName;
+          purpose = c.purpose;
+        })
+        s.channels;
       database = {
         host = databaseHost s;
         port = s.database.port;
@@ -189,10 +193,12 @@ rec {
       else
         [ ]
     )
-    ++ map (
-      a:
-      "services.cityd.lan.addresses contains \"${a}\", which is not an IP address: give literal addresses (interface names and \"auto\" are resolved only at run time, too late for the coturn peer policy)"
-    ) (builtins.filter (a: !isIP a) s.lan.addresses);
+    ++ map
+      (
+        a:
+        "services.cityd.lan.addresses contains \"${a}\", which is not an IP address: give literal addresses (interface names and \"auto\" are resolved only at run time, too late for the coturn peer policy)"
+      )
+      (builtins.filter (a: !isIP a) s.lan.addresses);
 
   # Host firewall, exactly the ports phones and browsers need. The metrics port stays closed (it is
   # published on 127.0.0.1 only), and so does PostgreSQL except from the container bridge.
@@ -275,10 +281,12 @@ rec {
     };
     # The container connects over TCP with the password `cityd db ensure` sets from the vault.
     authentication = builtins.concatStringsSep "\n" (
-      map (
-        from:
-        "${if s.database.tls then "hostssl" else "host"} ${s.database.name} ${s.database.name} ${from} scram-sha-256"
-      ) s.database.allowFrom
+      map
+        (
+          from:
+          "${if s.database.tls then "hostssl" else "host"} ${s.database.name} ${s.database.name} ${from} scram-sha-256"
+        )
+        s.database.allowFrom
     );
   };
 
@@ -288,10 +296,12 @@ rec {
     # Rendered at run time by cityd-render.service, outside the store, mode 0600.
     environmentFiles = [ paths.envFile ];
     ports =
-      map (
-        a:
-        "${if isIPv6 a then "[${a}]" else a}:${toString s.mattermost.port}:${toString s.mattermost.port}/tcp"
-      ) s.lan.addresses
+      map
+        (
+          a:
+          "${if isIPv6 a then "[${a}]" else a}:${toString s.mattermost.port}:${toString s.mattermost.port}/tcp"
+        )
+        s.lan.addresses
       ++ [
         "${toString s.mattermost.callsPort}:${toString s.mattermost.callsPort}/tcp"
         "${toString s.mattermost.callsPort}:${toString s.mattermost.callsPort}/udp"
@@ -316,8 +326,8 @@ rec {
   # cityd's oneshot units, in the order they must run. Each `args` list follows the global options
   # `--city <file> --state-dir <dir>`; `after` names what must have succeeded first.
   units =
-    {
-      backend ? "podman",
+    { backend ? "podman"
+    ,
     }:
     let
       containerUnit = "${backend}-mattermost.service";

@@ -1,9 +1,9 @@
 # The cityd package: the crate built by rustPlatform with its dependencies vendored from Cargo.lock
 # (each crate's checksum is already in the lock, so no cargoHash). Unit tests run in the build;
 # the integration tests that need no root run in the flake's `cityd-integration` check.
-{
-  lib,
-  rustPlatform,
+{ lib
+, rustPlatform
+,
 }:
 let
   root = ../.;

@@ -1,11 +1,10 @@
 # PostgreSQL 17 with Mattermost as a tenant: database and owner role declared here, the role's
 # password set from the vault by cityd-db.service, TLS with the city certificate handed over as
 # systemd credentials (the key never leaves root-only files otherwise).
-{
-  config,
-  lib,
-  pkgs,
-  ...
+{ config
+, lib
+, pkgs
+, ...
 }:
 let
   cfg = config.services.cityd;

@@ -1,11 +1,9 @@
 # cityd's own oneshot units, chained secrets -> pki -> render -> db -> container -> wire. Each runs
 # `cityd --city <store file> --state-dir /var/lib/cityd <verb>`; secrets stay in the state directory
 # (0700, files 0600) and reach other services only as files or systemd credentials.
-{
-  config,
-  lib,
-  pkgs,
-  ...
+{ config
+, lib
+, ...
 }:
 let
   cfg = config.services.cityd;

@@ -295,7 +295,7 @@ let
       && builtins.elem "allowed-peer-ip=192.168.1.20" lines
       && builtins.elem "allowed-peer-ip=2001:db8::20" lines
       && builtins.length (builtins.filter (lib.hasPrefix "denied-peer-ip=") lines)
-        == builtins.length cityLib.peerPolicy.denied;
+      == builtins.length cityLib.peerPolicy.denied;
     "firewall: TCP 8065 8444 3478, UDP 8444 3478 and the relay range, never 8067" =
       c.networking.firewall.allowedTCPPorts == [
         8065

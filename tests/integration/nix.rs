@@ -553,12 +553,19 @@ fn the_flake_outputs_are_the_documented_ones() {
         "checks,devShells,formatter,legacyPackages,nixosModules,packages"
     );
     let doc = std::fs::read_to_string(repo().join("docs/nixos.md")).expect("docs/nixos.md");
-    let documented: BTreeSet<String> = doc
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .filter(|s| {
-            [
+    // Inline code spans outside fenced blocks that name a flake output.
+    let mut documented = BTreeSet::new();
+    let mut fenced = false;
+    for line in doc.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        for span in line.split('`').skip(1).step_by(2) {
+            let output = [
                 "packages.",
                 "checks.",
                 "devShells.",
@@ -567,10 +574,12 @@ fn the_flake_outputs_are_the_documented_ones() {
                 "formatter.",
             ]
             .iter()
-            .any(|p| s.starts_with(p))
-        })
-        .map(str::to_string)
-        .collect();
+            .any(|p| span.starts_with(p));
+            if output {
+                documented.insert(span.to_string());
+            }
+        }
+    }
     let actual: BTreeSet<String> = outputs.into_iter().collect();
     assert_eq!(
         actual, documented,
