@@ -102,6 +102,12 @@
         };
       });
 
-      formatter = forAllSystems (pkgs: pkgs.nixpkgs-fmt);
+      # `nix fmt` passes no path since Nix 2.25; format the whole tree then.
+      formatter = forAllSystems (
+        pkgs:
+        pkgs.writeShellScriptBin "cityd-nix-fmt" ''
+          exec ${pkgs.nixpkgs-fmt}/bin/nixpkgs-fmt "''${@:-.}"
+        ''
+      );
     };
 }

@@ -38,13 +38,18 @@ in
       inherit after;
       # The image runs as UID 2000 and cannot read the root-only PKI directory: hand it copies, and
       # a CA bundle with the city CA added so outgoing TLS to the lab's services verifies.
-      preStart = ''
-        install -d -m 0750 -o ${uid} -g ${uid} ${lib.escapeShellArgs spec.ownedDirs}
-        install -m 0400 -o ${uid} -g ${uid} ${paths.serverCert} ${paths.serverKey} ${paths.caCert} ${paths.mattermostDirs.certs}/
-        cat ${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt ${paths.caCert} > ${paths.mattermostDirs.certs}/ca-bundle.crt.new
-        chmod 0444 ${paths.mattermostDirs.certs}/ca-bundle.crt.new
-        mv ${paths.mattermostDirs.certs}/ca-bundle.crt.new ${paths.mattermostDirs.certs}/ca-bundle.crt
-      '';
+      preStart =
+        let
+          bin = "${pkgs.coreutils}/bin";
+          certs = paths.mattermostDirs.certs;
+        in
+        ''
+          ${bin}/install -d -m 0750 -o ${uid} -g ${uid} ${lib.escapeShellArgs spec.ownedDirs}
+          ${bin}/install -m 0400 -o ${uid} -g ${uid} ${paths.serverCert} ${paths.serverKey} ${paths.caCert} ${certs}/
+          ${bin}/cat ${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt ${paths.caCert} > ${certs}/ca-bundle.crt.new
+          ${bin}/chmod 0444 ${certs}/ca-bundle.crt.new
+          ${bin}/mv ${certs}/ca-bundle.crt.new ${certs}/ca-bundle.crt
+        '';
       # A new city may render a new env file: restart the container with it.
       restartTriggers = [ cfg.cityFile ];
     };

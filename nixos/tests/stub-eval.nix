@@ -20,6 +20,7 @@ let
       fakeDrv name // { inherit env script; };
     postgresql_17 = fakeDrv "postgresql-17";
     cacert = fakeDrv "nss-cacert";
+    coreutils = fakeDrv "coreutils";
   };
 
   firewallRules = {
@@ -233,23 +234,33 @@ let
     };
   };
 
-  eval = lib.evalModules {
-    specialArgs = { inherit pkgs; };
-    modules = [
-      stubs
-      ../module.nix
-      {
-        services.cityd = {
-          enable = true;
-          package = fakeDrv "cityd";
-          lan.addresses = [
-            "192.168.1.20"
-            "2001:db8::20"
-          ];
-        };
-      }
-    ];
-  };
+  evalWith =
+    extra:
+    lib.evalModules {
+      specialArgs = { inherit pkgs; };
+      modules = [
+        stubs
+        ../module.nix
+        {
+          services.cityd = {
+            enable = true;
+            package = fakeDrv "cityd";
+            lan.addresses = [
+              "192.168.1.20"
+              "2001:db8::20"
+            ];
+          };
+        }
+        extra
+      ];
+    };
+  eval = evalWith { };
+  # Docker instead of podman, and the city's ports opened on one interface only.
+  docker =
+    (evalWith {
+      virtualisation.oci-containers.backend = "docker";
+      services.cityd.lan.interface = "enp3s0";
+    }).config;
   c = eval.config;
   cityLib = import ../lib.nix;
   svc = c.systemd.services;
@@ -322,7 +333,9 @@ let
       && builtins.elem "192.168.1.20:8065:8065/tcp" mm.ports
       && builtins.elem "127.0.0.1:8067:8067/tcp" mm.ports
       && builtins.elem "8444:8444/udp" mm.ports
-      && builtins.elem "/var/lib/cityd/mattermost/run:/mattermost/run:rw" mm.volumes;
+      && builtins.elem "/var/lib/cityd/mattermost/run:/mattermost/run:rw" mm.volumes
+      && lib.hasInfix "install -m 0400 -o 2000 -g 2000 /var/lib/cityd/pki/server.pem /var/lib/cityd/pki/server.key /var/lib/cityd/pki/ca.pem /var/lib/cityd/mattermost/certs/" svc.podman-mattermost.preStart
+      && builtins.elem "d /var/lib/cityd/mattermost/config 0750 2000 2000 -" c.systemd.tmpfiles.rules;
     "units run secrets -> pki -> render -> db -> container -> wire" =
       c.services.cityd.unitOrder == [
         "cityd-secrets.service"
@@ -342,6 +355,26 @@ let
         "cityd-db.service"
       ]
       && svc.cityd-wire.requires == [ "podman-mattermost.service" ];
+    "docker backend and a LAN interface: same chain, rules on that interface, PostgreSQL on docker0" =
+      docker.services.cityd.unitOrder == [
+        "cityd-secrets.service"
+        "cityd-pki.service"
+        "cityd-render.service"
+        "cityd-db.service"
+        "docker-mattermost.service"
+        "cityd-wire.service"
+      ]
+      && docker.systemd.services.docker-mattermost.requires == [
+        "cityd-render.service"
+        "cityd-db.service"
+      ]
+      && docker.networking.firewall.allowedTCPPorts == [ ]
+      && docker.networking.firewall.interfaces.enp3s0.allowedTCPPorts == [
+        8065
+        8444
+        3478
+      ]
+      && docker.networking.firewall.interfaces.docker0.allowedTCPPorts == [ 5432 ];
     "each unit runs exactly the contract's command" =
       svc.cityd-secrets.serviceConfig.ExecStart
       == "/nix/store/00000000000000000000000000000000-cityd/bin/cityd --city /nix/store/00000000000000000000000000000000-cityd-city.json --state-dir /var/lib/cityd secrets ensure"
