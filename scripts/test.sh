@@ -12,6 +12,7 @@ have ip || need_pkgs+=(iproute2)
 have iptables || need_pkgs+=(iptables)
 have nix-instantiate || need_pkgs+=(nix-bin)
 have python3 || need_pkgs+=(python3)
+have pyflakes3 || need_pkgs+=(python3-pyflakes)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root or: apt-get install ${need_pkgs[*]}" >&2

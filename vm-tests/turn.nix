@@ -45,7 +45,7 @@
           assert "403" in out, out
 
       with subtest("a wrong secret gets the 401 diagnosis"):
-          phone.succeed(f"mkdir -p -m 0700 /root/wrong/secrets && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > /root/wrong/secrets/turn-static-auth-secret && chmod 0600 /root/wrong/secrets/turn-static-auth-secret")
+          phone.succeed("mkdir -p -m 0700 /root/wrong/secrets && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > /root/wrong/secrets/turn-static-auth-secret && chmod 0600 /root/wrong/secrets/turn-static-auth-secret")
           rc, out = phone.execute(cityd(PHONE_CITY, "/root/wrong", "turn probe --server ${turn} --peer ${ip}:40000") + " 2>&1")
           print(out)
           assert rc not in (0, 1, 2), f"expected the probe's own 401 exit code, got {rc}"
