@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 fmt_version=1.3.0
 export NIX_CONFIG="build-users-group ="
-cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+cargo_bin="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"
 export PATH="$cargo_bin:$PATH"
 
 module_eval=""
