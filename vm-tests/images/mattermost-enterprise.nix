@@ -16,7 +16,8 @@ let
   unpinned = pkgs.lib.hasPrefix "PLACEHOLDER" pin.imageDigest || pkgs.lib.hasPrefix "PLACEHOLDER" pin.hash;
 in
 {
-  image = "${pin.imageName}:${pin.finalImageTag}";
+  # Fully qualified on both sides, so podman finds the loaded image instead of resolving a short name.
+  image = "docker.io/${pin.imageName}:${pin.finalImageTag}";
   imageFile =
     if unpinned then
       throw "vm-tests/images/mattermost-enterprise.nix: the Enterprise image is not pinned yet; run `nix-prefetch-docker --image-name ${pin.imageName} --image-tag ${pin.finalImageTag}` on a networked machine and fill in imageDigest and hash"
@@ -28,7 +29,7 @@ in
           hash
           finalImageTag
           ;
-        finalImageName = pin.imageName;
+        finalImageName = "docker.io/${pin.imageName}";
         arch = "amd64";
       };
   # PostgreSQL, the real server and its plugins need more room than the double.
