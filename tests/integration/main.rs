@@ -14,3 +14,5 @@ mod render;
 mod doctor;
 // STUN/TURN codec vectors, credentials, probe against real coturn
 mod turn;
+// the flake and NixOS module: parse, evaluate the module's logic, compare with the binary
+mod nix;
