@@ -19,7 +19,7 @@ mod trust;
 
 use std::fs::File;
 use std::net::IpAddr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -98,11 +98,31 @@ pub enum CaAction {
     Recertified,
 }
 
+impl CaAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaAction::Kept => "kept",
+            CaAction::Created => "created",
+            CaAction::Adopted => "adopted",
+            CaAction::Recertified => "recertified",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerAction {
     Kept,
     Issued,
+}
+
+impl ServerAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerAction::Kept => "kept",
+            ServerAction::Issued => "issued",
+        }
+    }
 }
 
 /// One file `ensure` wrote (or, in a dry run, would write).
@@ -201,6 +221,15 @@ pub fn ca_certificate(state: &StateDir) -> Result<Option<Vec<u8>>, PkiError> {
     }
 }
 
+/// The first certificate of a PEM (or DER) file, e.g. a CA given with `cityd verify tls --ca`.
+pub fn read_certificate(path: &Path) -> Result<Vec<u8>, PkiError> {
+    let bytes = std::fs::read(path).map_err(|source| PkiError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(pem::certificates(path, &bytes)?.swap_remove(0))
+}
+
 /// Reads a file, `None` when it does not exist; any other failure names the file.
 pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, PkiError> {
     match std::fs::read(path) {
@@ -219,6 +248,7 @@ fn lock(dir: &Path) -> Result<File, PkiError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(files::KEY_MODE)
         .open(&path)
         .map_err(|source| PkiError::Lock {
             path: path.clone(),

@@ -113,8 +113,13 @@ impl TlsProbe {
                 });
             }
         }
+        // Flush our Finished and a close_notify without waiting for anything more from the server.
         conn.send_close_notify();
-        let _ = conn.complete_io(&mut sock);
+        while conn.wants_write() {
+            if conn.write_tls(&mut sock).is_err() {
+                break;
+            }
+        }
         Ok(conn)
     }
 }
