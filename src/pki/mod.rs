@@ -418,10 +418,8 @@ impl Plan {
         };
         let (ca, ca_action, ca_why, ca_cert_is_new) = match (state_ca, state_key, adopted) {
             (Some(der), Some(key), adopted) => {
-                if let Some(a) = adopted {
-                    if a.cert_der != der {
-                        return Err(conflict(fingerprint(&der), a));
-                    }
+                if let Some(a) = adopted.filter(|a| a.cert_der != der) {
+                    return Err(conflict(fingerprint(&der), a));
                 }
                 let ca = Ca::from_parts(der, key, &path(files::CA_PEM), &path(files::CA_KEY), now)?;
                 let why = match adopted {
