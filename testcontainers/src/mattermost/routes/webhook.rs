@@ -336,7 +336,7 @@ fn slack_links_to_markdown(text: &str) -> String {
     while let Some(start) = rest.find('<') {
         out.push_str(&rest[..start]);
         let after = &rest[start + 1..];
-        let url_end = after.find(|c| matches!(c, '\n' | '<' | '|' | '>'));
+        let url_end = after.find(['\n', '<', '|', '>']);
         let rewritten = url_end
             .filter(|&i| i > 0 && after[i..].starts_with('|'))
             .and_then(|i| {
