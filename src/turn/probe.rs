@@ -529,7 +529,8 @@ impl Probe<'_> {
             .unwrap_or((0, "error response without ERROR-CODE".into()));
         self.facts.error_code = Some(code);
         self.facts.reason = Some(reason.clone());
-        let signed = if answer.signed {
+        // Challenges are unsigned by design; any other unsigned error could be forged, so say so.
+        let signed = if answer.signed || matches!(code, 401 | 438) {
             ""
         } else {
             " (unauthenticated error)"
