@@ -54,6 +54,32 @@ pub struct City {
     pub channels: Vec<Channel>,
     #[serde(default)]
     pub plugins: Plugins,
+    #[serde(default)]
+    pub database: Database,
+}
+
+/// Where Mattermost's PostgreSQL tenant lives, as seen from the Mattermost container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+    pub user: String,
+    /// Connect with TLS and verify the server against the city CA (`sslmode=verify-full`).
+    pub tls: bool,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self {
+            host: "postgres".into(),
+            port: 5432,
+            name: "mattermost".into(),
+            user: "mattermost".into(),
+            tls: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -429,6 +455,29 @@ impl City {
                 self.mattermost.local_socket_dir.clone(),
                 "must be an absolute path inside the container",
             );
+        }
+        if !is_dns_name(&self.database.host) && self.database.host.parse::<IpAddr>().is_err() {
+            bad(
+                "database.host",
+                self.database.host.clone(),
+                "must be a hostname or an IP address",
+            );
+        }
+        for (field, value) in [
+            ("database.name", &self.database.name),
+            ("database.user", &self.database.user),
+        ] {
+            if value.is_empty()
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                bad(
+                    field,
+                    value.clone(),
+                    "must be a PostgreSQL identifier of a-z, 0-9 and '_'",
+                );
+            }
         }
         if let Some(j) = &self.plugins.jenkins {
             if !j.sri.starts_with("sha256-") {

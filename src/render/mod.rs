@@ -1,1 +1,27 @@
-//! Pure renderers (placeholder).
+//! Pure renderers: the city plus its secrets and LAN addresses in, file contents out. No I/O here;
+//! `cmd::render` reads the inputs and writes the files.
+
+pub mod container;
+pub mod coturn;
+pub mod mattermost_env;
+
+use std::net::IpAddr;
+
+use crate::city::City;
+
+/// Everything a renderer may read. Secrets are borrowed so nothing copies them around.
+pub struct Inputs<'a> {
+    pub city: &'a City,
+    /// The resolved LAN addresses, in the order the city gave them.
+    pub lan: &'a [IpAddr],
+    /// Where the description came from, named in the header of rendered files.
+    pub origin: &'a str,
+}
+
+/// `host` for use in a URL: IPv6 in brackets.
+pub fn url_host(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
