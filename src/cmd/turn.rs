@@ -1,6 +1,7 @@
 //! `cityd turn creds` (TURN REST credentials from the vault's static auth secret) and
 //! `cityd turn probe` (proves the relay works end to end, with a verdict and an exit code per failure).
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -188,7 +189,7 @@ fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
     let cred = RestCredential::for_ttl(secret.expose(), &args.user, ttl)
         .map_err(|e| bad_input(e.to_string()))?;
     let urls = turn_urls(&city)?;
-    let out = CredsOutput {
+    let creds = CredsOutput {
         username: cred.username.clone(),
         password: cred.password.clone(),
         ttl_seconds: ttl.as_secs(),
@@ -203,33 +204,41 @@ fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
         },
     };
     if args.json {
-        crate::cmd::print_json(&out)?;
+        crate::cmd::print_json(&creds)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "TURN credentials for user {:?}, valid until {} ({} s)",
-        args.user, out.expires_at_utc, out.ttl_seconds
-    );
-    println!("  username: {}", out.username);
-    println!("  password: {}", out.password);
-    println!(
+        args.user, creds.expires_at_utc, creds.ttl_seconds
+    )?;
+    writeln!(out, "  username: {}", creds.username)?;
+    writeln!(out, "  password: {}", creds.password)?;
+    writeln!(
+        out,
         "  realm:    {} (coturn's; clients do not need it)",
-        out.realm
-    );
-    println!();
-    println!(
+        creds.realm
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
         "TURN servers to paste into a WebRTC test page (e.g. Trickle ICE), with the username and password above:"
-    );
-    for url in &out.urls {
-        println!("  {url}");
+    )?;
+    for url in &creds.urls {
+        writeln!(out, "  {url}")?;
     }
-    println!();
-    println!("The same as an RTCIceServer for `new RTCPeerConnection({{iceServers: [...]}})`:");
-    println!("  {}", serde_json::to_string(&out.ice_server)?);
-    println!();
-    println!(
+    writeln!(out)?;
+    writeln!(
+        out,
+        "The same as an RTCIceServer for `new RTCPeerConnection({{iceServers: [...]}})`:"
+    )?;
+    writeln!(out, "  {}", serde_json::to_string(&creds.ice_server)?)?;
+    writeln!(out)?;
+    writeln!(
+        out,
         "A relay works when the page lists a candidate of type \"relay\"; `cityd turn probe` checks the same without a browser."
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -309,18 +318,20 @@ fn probe_cmd(ctx: &Context, args: ProbeArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         crate::cmd::print_json(&report)?;
     } else {
-        print_report(&report);
+        print_report(&report)?;
     }
     Ok(ExitCode::from(report.exit_code))
 }
 
-fn print_report(r: &ProbeReport) {
-    println!(
+fn print_report(r: &ProbeReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "TURN probe of {} over {} (username {})",
         r.server,
         r.transport.name(),
         r.username
-    );
+    )?;
     for s in &r.steps {
         let status = match s.status {
             StepStatus::Ok => "ok",
@@ -331,18 +342,21 @@ fn print_report(r: &ProbeReport) {
             .latency_ms
             .map(|l| format!("{l:>9.3} ms"))
             .unwrap_or_else(|| format!("{:>12}", "-"));
-        println!("  {status:<7} {:<19} {latency}  {}", s.name, s.detail);
+        writeln!(out, "  {status:<7} {:<19} {latency}  {}", s.name, s.detail)?;
     }
     let show = |a: Option<SocketAddr>| a.map_or_else(|| "-".to_string(), |a| a.to_string());
-    println!(
+    writeln!(
+        out,
         "mapped address:  {} (this client as the server sees it)",
         show(r.mapped)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "relayed address: {} (where peers send to reach this client)",
         show(r.relayed)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "peer:            {}{}",
         show(r.peer),
         if r.own_peer {
@@ -350,13 +364,15 @@ fn print_report(r: &ProbeReport) {
         } else {
             ""
         }
-    );
+    )?;
     for w in &r.warnings {
-        println!("warning: {w}");
+        writeln!(out, "warning: {w}")?;
     }
-    println!(
+    writeln!(
+        out,
         "verdict: {} (exit {}, {:.1} ms)",
         r.summary, r.exit_code, r.total_ms
-    );
-    println!("{}", r.diagnosis);
+    )?;
+    writeln!(out, "{}", r.diagnosis)?;
+    Ok(())
 }
