@@ -107,6 +107,9 @@ pub struct ProbeReport {
     pub relayed: Option<SocketAddr>,
     pub peer: Option<SocketAddr>,
     pub own_peer: bool,
+    /// For the probe's own peer: where relayed datagrams came from (the relayed address when
+    /// all is well; empty when the relay never reached the peer).
+    pub peer_heard_from: Vec<SocketAddr>,
     pub realm: Option<String>,
     pub server_software: Option<String>,
     pub lifetime_seconds: Option<u32>,
@@ -162,6 +165,7 @@ pub async fn run(cfg: &ProbeConfig, progress: Progress) -> ProbeReport {
         relayed: probe.facts.relayed,
         peer: probe.facts.peer,
         own_peer: cfg.peer == PeerSpec::Own,
+        peer_heard_from: probe.facts.peer_heard_from.clone(),
         realm: probe.facts.realm.clone(),
         server_software: probe.server_software.clone(),
         lifetime_seconds: probe.lifetime,

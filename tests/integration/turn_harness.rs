@@ -265,8 +265,16 @@ impl Netns {
         run(Command::new("ip").arg("-n").arg(&self.name).args(args));
     }
 
+    /// Sets a sysctl of this namespace (/proc/sys/net is per namespace); no procps needed.
     pub fn sysctl(&self, key: &str, value: &str) {
-        self.exec(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.exec(&["sh", "-c", &format!("echo {value} > {path}")]);
+        assert_eq!(
+            self.exec(&["cat", &path]).trim(),
+            value,
+            "{key} in {}",
+            self.name
+        );
     }
 
     /// A command that runs `program` inside the namespace.
