@@ -336,7 +336,6 @@ fn print_report(r: &ProbeReport) -> std::io::Result<()> {
         let status = match s.status {
             StepStatus::Ok => "ok",
             StepStatus::Failed => "FAILED",
-            StepStatus::Skipped => "skipped",
         };
         let latency = s
             .latency_ms

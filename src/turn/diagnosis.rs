@@ -153,8 +153,10 @@ pub fn explain(verdict: Verdict, f: &Facts) -> String {
         Verdict::ServerRefused => format!(
             "The server answered {} {} ({}). See RFC 8656 §19: 437 means an allocation already \
              exists on this 5-tuple (or none does), 441 that the credentials differ from the \
-             allocation's, 442 that the relay transport is not allowed (no-udp-relay), 508 that \
-             the server has no relay port left (min-port..max-port is exhausted).",
+             allocation's, 440 that the server has no relay address of the peer's family (an \
+             IPv6 peer needs an IPv6 relay), 442 that the relay transport is not allowed \
+             (no-udp-relay), 508 that the server has no relay port left (min-port..max-port is \
+             exhausted).",
             f.error_code
                 .map_or_else(|| "an error".into(), |c| c.to_string()),
             f.reason.as_deref().unwrap_or(""),

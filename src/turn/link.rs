@@ -40,6 +40,16 @@ pub enum LinkError {
     Io(io::Error),
 }
 
+impl LinkError {
+    /// No route to the server: as good as no answer, from the user's point of view.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, LinkError::Io(e) if matches!(
+            e.kind(),
+            io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable
+        ))
+    }
+}
+
 impl From<io::Error> for LinkError {
     fn from(e: io::Error) -> Self {
         match e.kind() {

@@ -81,7 +81,6 @@ pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 pub enum StepStatus {
     Ok,
     Failed,
-    Skipped,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -289,7 +288,7 @@ impl Probe<'_> {
                 ));
             }
             Ok(Err(e)) => {
-                let verdict = if self.cfg.transport == Transport::Tcp {
+                let verdict = if self.cfg.transport == Transport::Tcp || e.is_unreachable() {
                     Verdict::NoAnswer
                 } else {
                     Verdict::ProbeFailed
@@ -518,6 +517,9 @@ impl Probe<'_> {
                     Verdict::NoAnswer,
                     "the server closed the TCP connection without answering".into(),
                 )
+            }
+            TxError::Link(e) if e.is_unreachable() => {
+                self.fail(name, None, Verdict::NoAnswer, e.to_string())
             }
             TxError::Link(e) => self.fail(name, None, Verdict::ProbeFailed, e.to_string()),
             TxError::Unusable(text) => self.fail(name, None, Verdict::ProbeFailed, text),
@@ -768,7 +770,7 @@ impl Probe<'_> {
             format!("channel 0x{channel:04x} bound to {peer}"),
         );
 
-        self.channel_round_trip(channel, peer).await
+        self.channel_round_trip(channel).await
     }
 
     async fn send_data_round_trip(&mut self, peer: SocketAddr) -> Result<(), Verdict> {
@@ -797,7 +799,7 @@ impl Probe<'_> {
             .await
     }
 
-    async fn channel_round_trip(&mut self, channel: u16, peer: SocketAddr) -> Result<(), Verdict> {
+    async fn channel_round_trip(&mut self, channel: u16) -> Result<(), Verdict> {
         let payload = format!("cityd-probe channel {:016x}!", rand::random::<u64>()).into_bytes();
         let message = ChannelData {
             channel,
@@ -817,7 +819,6 @@ impl Probe<'_> {
         if result.is_ok() {
             self.facts.channel_step = false;
         }
-        let _ = peer;
         result
     }
 
