@@ -16,3 +16,7 @@ mod doctor;
 mod turn;
 // the flake and NixOS module: parse, evaluate the module's logic, compare with the binary
 mod nix;
+// coturn and namespace fixtures for the TURN tests
+mod turn_harness;
+// TURN in network namespaces: the rendered coturn config, the double-NAT lab
+mod turn_lab;
