@@ -253,7 +253,7 @@ impl HttpClient {
         path_and_query: &str,
         auth: &Auth,
         body: Body,
-        headers: &[(&str, String)],
+        headers: &[(String, String)],
     ) -> Result<Response, HttpError> {
         if let Some(secret) = auth.secret() {
             self.redact(secret);
@@ -281,7 +281,7 @@ impl HttpClient {
             ),
         };
         for (name, value) in headers {
-            request = request.header(*name, sensitive(value));
+            request = request.header(name.as_str(), sensitive(value));
         }
         request = match body {
             Body::Empty => request,
