@@ -14,3 +14,5 @@ mod render;
 mod doctor;
 // STUN/TURN codec vectors, credentials, probe against real coturn
 mod turn;
+// `connect jenkins|gitlab|sonarqube` against the product doubles
+mod connect;
