@@ -403,6 +403,36 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_sonarqube_would_refuse_is_stopped_before_any_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(&crate::state::StateDir::at(dir.path().join("s")).unwrap());
+        let target = SonarTarget {
+            api_url: "http://127.0.0.1:9".into(),
+            token: Secret::new("t".into()),
+            token_path: "/v/token".into(),
+            project: None,
+            name: "cityd-relay".into(),
+            relay_url: "http://203.0.113.1:9180/sonarqube".into(),
+            secret: Secret::new("fifteen-chars-x".into()),
+            secret_path: "/v/sonarqube-webhook-secret".into(),
+            ca_pem: None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (report, result) = runtime.block_on(connect(&target, &records, false));
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, SonarError::SecretLength { len: 15, .. }),
+            "{err}"
+        );
+        assert!(err.is_bad_input());
+        assert!(!err.to_string().contains("fifteen"));
+        assert_eq!(report.requests.total, 0);
+    }
+
+    #[test]
     fn relay_urls_bracket_ipv6() {
         assert_eq!(
             default_relay_url("192.168.1.20".parse().unwrap(), 9180),

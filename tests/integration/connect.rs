@@ -452,7 +452,9 @@ fn jenkins_corrects_the_blogs_team_at_channel_room_and_keeps_its_comments() {
     // icon); the room's trailing comment stays on its line.
     assert_keeps_lines(&before, &after, |l| {
         let t = l.trim_start();
-        ["room:", "icon:", "buildServerUrl:"].iter().any(|k| t.starts_with(k))
+        ["room:", "icon:", "buildServerUrl:"]
+            .iter()
+            .any(|k| t.starts_with(k))
     });
     assert!(after.contains("    endpoint: \"${MATTERMOST_JENKINS_WEBHOOK_URL}\"\n"));
     assert!(
@@ -1063,4 +1065,103 @@ fn sonarqube_tokens_without_administer_or_unknown_are_explained() {
         run.stderr
     );
     assert!(!run.stderr.contains("squ_unknown"));
+}
+
+// ---- docs/Jenkinsfile.example ----------------------------------------------------------------
+
+/// The top-level `name:` arguments of every `mattermostSend(...)` call, read with a scanner that
+/// skips parentheses and commas inside string literals.
+fn mattermost_send_calls(text: &str) -> Vec<Vec<(String, String)>> {
+    let mut calls = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("mattermostSend(") {
+        let body = &rest[start + "mattermostSend(".len()..];
+        let (mut depth, mut quote, mut end) = (1usize, None::<char>, None);
+        let mut args = vec![String::new()];
+        for (i, c) in body.char_indices() {
+            match quote {
+                Some(q) => {
+                    if c == q {
+                        quote = None;
+                    }
+                }
+                None => match c {
+                    '"' | '\'' => quote = Some(c),
+                    '(' | '[' | '{' => depth += 1,
+                    ')' | ']' | '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(i);
+                            break;
+                        }
+                    }
+                    ',' if depth == 1 => {
+                        args.push(String::new());
+                        continue;
+                    }
+                    _ => {}
+                },
+            }
+            args.last_mut().unwrap().push(c);
+        }
+        let end = end.expect("a closed mattermostSend call");
+        calls.push(
+            args.iter()
+                .filter_map(|a| {
+                    let (k, v) = a.split_once(':')?;
+                    Some((k.trim().to_string(), v.trim().to_string()))
+                })
+                .collect(),
+        );
+        rest = &body[end..];
+    }
+    calls
+}
+
+#[test]
+fn the_jenkinsfile_example_routes_builds_and_alerts_with_documented_parameters_only() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/Jenkinsfile.example"),
+    )
+    .unwrap();
+    // The Mattermost Notification plugin's mattermostSend parameters (integrations.md §3.1).
+    let known = [
+        "message",
+        "text",
+        "color",
+        "channel",
+        "endpoint",
+        "icon",
+        "failOnError",
+    ];
+    let calls = mattermost_send_calls(&text);
+    assert_eq!(calls.len(), 5, "{calls:?}");
+    let mut channels = Vec::new();
+    for call in &calls {
+        let names: Vec<&str> = call.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(names.contains(&"message"), "message is required: {names:?}");
+        for name in &names {
+            assert!(
+                known.contains(name),
+                "unknown mattermostSend parameter {name}"
+            );
+        }
+        let channel = &call.iter().find(|(k, _)| k == "channel").unwrap().1;
+        assert!(
+            !channel.contains('@'),
+            "x@y is username@channel, never team@channel: {channel}"
+        );
+        channels.push(channel.trim_matches('\'').to_string());
+        // Posting outside #builds needs that channel's own webhook: hooks are locked to a channel.
+        if channel != "'builds'" {
+            assert!(names.contains(&"endpoint"), "{call:?}");
+        }
+    }
+    assert_eq!(channels.iter().filter(|c| *c == "builds").count(), 4);
+    assert_eq!(channels.iter().filter(|c| *c == "alerts").count(), 1);
+    assert!(text.contains("waitForQualityGate()"));
+    assert!(
+        !text.contains("/hooks/"),
+        "no webhook URL is written into a Jenkinsfile"
+    );
 }
