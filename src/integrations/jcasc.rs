@@ -449,6 +449,48 @@ mod tests {
             prop_assert!(again.is_unchanged());
         }
 
+        /// Files in either house style (2 or 4 spaces), with a notifier holding any subset of the
+        /// settings (some already right, some stale, plus a key cityd does not own): every line
+        /// cityd does not own survives, the result reads back as wanted, and a second edit is a no-op.
+        #[test]
+        fn existing_notifiers_in_any_indentation_converge(
+            indent in prop_oneof![Just(2usize), Just(4usize)],
+            present in proptest::collection::vec((0usize..4, proptest::bool::ANY), 0..4),
+            comment_between in proptest::bool::ANY,
+            trailing in proptest::bool::ANY,
+        ) {
+            let pad = " ".repeat(indent);
+            let w = want();
+            let pairs = w.pairs();
+            let mut text = format!("jenkins:\n{pad}numExecutors: 0\nunclassified:\n{pad}location:\n{pad}{pad}url: \"u\"\n");
+            text.push_str(&format!("{pad}{NOTIFIER}:\n{pad}{pad}useCustomProxy: false  # direct\n"));
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, right) in present {
+                if !seen.insert(i) { continue; }
+                let (key, value) = pairs[i];
+                let value = if right { value.to_string() } else { "stale".to_string() };
+                text.push_str(&format!("{pad}{pad}{key}: \"{value}\"\n"));
+                if comment_between {
+                    text.push_str(&format!("{pad}{pad}# after {key}\n"));
+                }
+            }
+            if trailing {
+                text.push_str("tool:\n  git: {}\n");
+            }
+            let edit = set_mattermost_notifier(&text, &w).unwrap();
+            let owned = |l: &str| pairs.iter().any(|(k, _)| l.trim_start().starts_with(&format!("{k}:")));
+            let mut out = edit.text.lines();
+            for line in text.lines().filter(|l| !owned(l)) {
+                prop_assert!(out.any(|l| l == line), "lost {:?} in\n{}", line, edit.text);
+            }
+            let got = read_mattermost_notifier(&edit.text).unwrap().unwrap();
+            for (key, value) in pairs {
+                prop_assert!(got.contains(&(key.to_string(), value.to_string())), "{key} in\n{}", edit.text);
+            }
+            prop_assert!(got.contains(&("useCustomProxy".to_string(), "false".to_string())));
+            prop_assert!(set_mattermost_notifier(&edit.text, &w).unwrap().is_unchanged());
+        }
+
         /// Arbitrary input never panics: it is edited or refused.
         #[test]
         fn arbitrary_text_never_panics(text in "[a-z:#\\- \n\"'{}\\[\\],]{0,120}") {
