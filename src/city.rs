@@ -827,14 +827,14 @@ impl Integrations {
             ("integrations.jenkins.env_file", &j.env_file),
             ("integrations.jenkins.jcasc_file", &j.jcasc_file),
         ] {
-            if let Some(path) = path {
-                if !path.is_absolute() {
-                    bad(
-                        field,
-                        path.display().to_string(),
-                        "must be an absolute path",
-                    );
-                }
+            if let Some(path) = path
+                && !path.is_absolute()
+            {
+                bad(
+                    field,
+                    path.display().to_string(),
+                    "must be an absolute path",
+                );
             }
         }
         let docker_name = |n: &str| {
@@ -876,14 +876,14 @@ impl Integrations {
                 );
             }
         }
-        if let Some(icon) = &j.icon {
-            if !is_http_url(icon) {
-                bad(
-                    "integrations.jenkins.icon",
-                    icon.clone(),
-                    "must be an http(s) URL",
-                );
-            }
+        if let Some(icon) = &j.icon
+            && !is_http_url(icon)
+        {
+            bad(
+                "integrations.jenkins.icon",
+                icon.clone(),
+                "must be an http(s) URL",
+            );
         }
         if let Some(project) = &g.project {
             let ok = project.contains('/')
@@ -937,23 +937,23 @@ impl Integrations {
                 "must be 1-100 characters (SonarQube's limit)",
             );
         }
-        if let Some(project) = &s.project {
-            if project.is_empty() || project.len() > 400 {
-                bad(
-                    "integrations.sonarqube.project",
-                    format!("{project:?}"),
-                    "must be a project key of 1-400 characters",
-                );
-            }
+        if let Some(project) = &s.project
+            && (project.is_empty() || project.len() > 400)
+        {
+            bad(
+                "integrations.sonarqube.project",
+                format!("{project:?}"),
+                "must be a project key of 1-400 characters",
+            );
         }
-        if let Some(url) = &s.relay_url {
-            if !is_http_url(url) || url.len() > 512 {
-                bad(
-                    "integrations.sonarqube.relay_url",
-                    url.clone(),
-                    "must be an http(s) URL of at most 512 characters, e.g. http://192.168.1.20:9180/sonarqube",
-                );
-            }
+        if let Some(url) = &s.relay_url
+            && (!is_http_url(url) || url.len() > 512)
+        {
+            bad(
+                "integrations.sonarqube.relay_url",
+                url.clone(),
+                "must be an http(s) URL of at most 512 characters, e.g. http://192.168.1.20:9180/sonarqube",
+            );
         }
         out
     }

@@ -515,19 +515,19 @@ async fn put_integration(
         None => {}
     }
     for (key, value) in &params {
-        if let Some(event) = key.strip_suffix("_events") {
-            if EVENTS.contains(&event) {
-                match to_bool(value) {
-                    Some(b) => {
-                        integration.events.insert(key.clone(), b);
-                    }
-                    None => {
-                        return (
-                            StatusCode::BAD_REQUEST,
-                            axum::Json(json!({ "error": format!("{key} is invalid") })),
-                        )
-                            .into_response();
-                    }
+        if let Some(event) = key.strip_suffix("_events")
+            && EVENTS.contains(&event)
+        {
+            match to_bool(value) {
+                Some(b) => {
+                    integration.events.insert(key.clone(), b);
+                }
+                None => {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({ "error": format!("{key} is invalid") })),
+                    )
+                        .into_response();
                 }
             }
         }

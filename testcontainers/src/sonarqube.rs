@@ -326,6 +326,8 @@ fn caller(world: &World, headers: &HeaderMap) -> Option<Caller> {
     }
 }
 
+/// `Err` carries the refusal to send as is.
+#[allow(clippy::result_large_err)]
 fn authorize(world: &World, headers: &HeaderMap) -> Result<(), Response> {
     match caller(world, headers) {
         None => Err(StatusCode::UNAUTHORIZED.into_response()),
@@ -367,10 +369,10 @@ async fn list(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -
     }
     let p = params(&uri, &Bytes::new());
     let project = p.get("project").cloned();
-    if let Some(key) = &project {
-        if !world.opts.projects.contains(key) {
-            return errors(StatusCode::NOT_FOUND, &format!("Project '{key}' not found"));
-        }
+    if let Some(key) = &project
+        && !world.opts.projects.contains(key)
+    {
+        return errors(StatusCode::NOT_FOUND, &format!("Project '{key}' not found"));
     }
     let hooks: Vec<Value> = world
         .hooks
@@ -408,7 +410,7 @@ fn url_problem(world: &World, url: &str) -> Option<String> {
     } else {
         host.parse::<IpAddr>().ok()
     };
-    let Some(ip) = ip else { return None };
+    let ip = ip?;
     let newest = world.opts.version.blocks_private_networks();
     let loopback_or_wildcard =
         ip.is_loopback() || ip.is_unspecified() || world.opts.own_addresses.contains(&ip);
@@ -476,16 +478,14 @@ async fn create(
         return r;
     }
     let secret = p.get("secret").filter(|s| !s.is_empty()).cloned();
-    if let Some(s) = &secret {
-        if let Some(r) = secret_refusal(&world, s) {
-            return r;
-        }
+    if let Some(r) = secret.as_deref().and_then(|s| secret_refusal(&world, s)) {
+        return r;
     }
     let project = p.get("project").cloned();
-    if let Some(key) = &project {
-        if !world.opts.projects.contains(key) {
-            return errors(StatusCode::NOT_FOUND, &format!("Project '{key}' not found"));
-        }
+    if let Some(key) = &project
+        && !world.opts.projects.contains(key)
+    {
+        return errors(StatusCode::NOT_FOUND, &format!("Project '{key}' not found"));
     }
     if world.hooks.iter().filter(|h| h.project == project).count() >= 10 {
         let msg = match &project {
