@@ -304,7 +304,7 @@ async fn run(
         report.push(Step::new(
             "apply",
             Action::Unchanged,
-            "Jenkins already has these settings",
+            "nothing to apply: neither file changed and no reload is pending",
         ));
         return Ok(());
     }
