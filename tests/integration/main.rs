@@ -20,3 +20,5 @@ mod nix;
 mod turn_harness;
 // TURN in network namespaces: the rendered coturn config, the double-NAT lab
 mod turn_lab;
+// `connect jenkins|gitlab|sonarqube` against the product doubles
+mod connect;
