@@ -10,6 +10,7 @@ pub mod exit;
 pub mod fsx;
 pub mod lan;
 pub mod pki;
+pub mod relay;
 pub mod render;
 pub mod secrets;
 pub mod state;
