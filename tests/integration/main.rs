@@ -14,3 +14,5 @@ mod render;
 mod doctor;
 // STUN/TURN codec vectors, credentials, probe against real coturn
 mod turn;
+// SonarQube -> Mattermost relay: payloads, HMAC, spool durability, exactly-once delivery
+mod relay;
