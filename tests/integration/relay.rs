@@ -904,6 +904,9 @@ fn ten_thousand_events_none_lost_none_duplicated_through_an_outage_and_two_sigki
         mm.double.go_down().await;
         // SIGKILL #2 while Mattermost is down.
         at_least(6_000).await;
+        let c = client();
+        let found_by_second = second.metric(&c, "cityd_relay_found_in_channel_total").await;
+        let second_log = second.log();
         tokio::task::block_in_place(|| second.kill9());
         let third = restart(2).await.unwrap();
         // Mattermost comes back.
@@ -914,7 +917,6 @@ fn ten_thousand_events_none_lost_none_duplicated_through_an_outage_and_two_sigki
         }
         assert_eq!(accepted.load(SeqCst), EVENTS, "every event got a 202");
 
-        let c = client();
         eventually("every accepted event delivered", Duration::from_secs(240), async || {
             let undelivered = third.metric(&c, "cityd_relay_undelivered").await;
             (undelivered == 0.0).then_some(())
@@ -930,14 +932,23 @@ fn ten_thousand_events_none_lost_none_duplicated_through_an_outage_and_two_sigki
         let missing = expected.iter().filter(|k| !per_key.contains_key(*k)).count();
         let twice: Vec<_> = per_key.iter().filter(|(_, n)| **n > 1).collect();
         eprintln!(
-            "relay soak: {} posts, {} distinct, {} missing, {} duplicated; {} requests failed while the relay was down, {} answered as duplicates; found in channel after restarts: {}",
+            "relay soak: {} posts, {} distinct, {} missing, {} duplicated; {} requests failed while the relay was down, {} answered as duplicates; posts found in the channel instead of reposted: {} after SIGKILL #1, {} after SIGKILL #2",
             posts.len(),
             per_key.len(),
             missing,
             twice.len(),
             failed_requests.load(SeqCst),
             duplicates.load(SeqCst),
+            found_by_second,
             third.metric(&c, "cityd_relay_found_in_channel_total").await,
+        );
+        eprintln!(
+            "relay after SIGKILL #1 (reconciliation lines):\n{}",
+            second_log
+                .lines()
+                .filter(|l| l.contains("reconcil") || l.contains("in flight"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         assert_eq!(missing, 0, "accepted events were lost");
         assert!(twice.is_empty(), "events posted more than once: {twice:?}");
