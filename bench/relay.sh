@@ -4,12 +4,12 @@
 # synchronously), under the same load from bench/relay_load.rs, posting to the same webhook sink,
 # on the same machine. Prints a Markdown table for docs/benchmarks.md.
 #
-# usage: bench/relay.sh            (EVENTS=50000 CONCURRENCY=64 RUNS=3 by default)
+# usage: bench/relay.sh            (EVENTS=20000 LEVELS="16 64" RUNS=3 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-EVENTS=${EVENTS:-50000}
-CONCURRENCY=${CONCURRENCY:-64}
+EVENTS=${EVENTS:-20000}
+LEVELS=${LEVELS:-"16 64"}
 RUNS=${RUNS:-3}
 SINK=127.0.0.1:18065
 RELAY=127.0.0.1:19180
@@ -41,6 +41,7 @@ wait_for() { # url, what
   echo "bench/relay.sh: $2 did not come up" >&2; exit 1
 }
 sink_count() { curl -sf "http://$SINK/count"; }
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
@@ -53,8 +54,20 @@ load() { # url, events
     --events "$2" --concurrency "$CONCURRENCY"
 }
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), spool on $(df --output=source "$work" | tail -1)" >&2
-echo "load: $EVENTS events per run, $CONCURRENCY concurrent connections, $RUNS runs each; best run reported" >&2
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), spool on $(df --output=source "$work" | tail -1), load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "load: $EVENTS events per run, concurrency levels $LEVELS, $RUNS runs each; best run reported" >&2
+
+best_of() { # url, label -> prints the best run's JSON line (highest rate)
+  local best="" result
+  for run in $(seq 1 "$RUNS"); do
+    result=$(load "$1" "$EVENTS")
+    echo "$2 run $run: $result (load average $(cut -d' ' -f1 /proc/loadavg))" >&2
+    if [ -z "$best" ] || [ "$(field "$result" events_per_second | cut -d. -f1)" -gt "$(field "$best" events_per_second | cut -d. -f1)" ]; then
+      best=$result
+    fi
+  done
+  echo "$best"
+}
 
 # --- cityd relay ---------------------------------------------------------------------------------
 "$BIN" --state-dir "$work/state" relay serve --listen "$RELAY" --metrics "$RELAY_METRICS" \
@@ -63,21 +76,24 @@ echo "load: $EVENTS events per run, $CONCURRENCY concurrent connections, $RUNS r
 relay_pid=$!
 pids+=($relay_pid)
 wait_for "http://$RELAY/healthz" "the relay"
-load "http://$RELAY/sonarqube" 2000 >/dev/null # warm-up
-best_relay=""
-for run in $(seq 1 "$RUNS"); do
-  before=$(sink_count)
-  start=$(date +%s.%N)
-  result=$(load "http://$RELAY/sonarqube" "$EVENTS")
-  # Delivery to the sink continues after the 202s: wait until every event of this run is posted.
-  until [ "$(( $(sink_count) - before ))" -ge "$EVENTS" ]; do sleep 0.05; done
-  delivered=$(python3 -c "import sys; print(round($EVENTS / ($(date +%s.%N) - $start)))")
-  echo "relay run $run: $result delivered_per_second=$delivered" >&2
-  if [ -z "$best_relay" ] || [ "$(field "$result" events_per_second | cut -d. -f1)" -gt "$(field "$best_relay" events_per_second | cut -d. -f1)" ]; then
-    best_relay=$result; best_relay_delivered=$delivered
-  fi
+CONCURRENCY=64 load "http://$RELAY/sonarqube" 2000 >/dev/null # warm-up
+declare -A relay_best
+for level in $LEVELS; do
+  CONCURRENCY=$level
+  relay_best[$level]=$(best_of "http://$RELAY/sonarqube" "relay c=$level")
 done
+# End to end: 202s received and every event posted to the sink.
+CONCURRENCY=64
+until [ "$(curl -sf "http://$RELAY_METRICS/metrics" | awk '/^cityd_relay_undelivered / {print $2}')" = 0 ]; do sleep 0.05; done
+before=$(sink_count)
+start=$(date +%s.%N)
+load "http://$RELAY/sonarqube" "$EVENTS" >/dev/null
+until [ "$(( $(sink_count) - before ))" -ge "$EVENTS" ]; do sleep 0.02; done
+delivered=$(python3 -c "print(round($EVENTS / ($(date +%s.%N) - $start)))")
 relay_rss=$(peak_rss_mb "$relay_pid")
+relay_cpu=$(cpu_seconds "$relay_pid")
+level_count=$(wc -w <<<"$LEVELS")
+relay_events=$(( 2000 + level_count * RUNS * EVENTS + EVENTS ))
 kill -TERM "$relay_pid"; wait "$relay_pid" || true
 
 # --- Python translator ---------------------------------------------------------------------------
@@ -85,28 +101,28 @@ python3 bench/relay_py_translator.py "$PYPORT" "$work/secret" "$hook" >/dev/null
 py_pid=$!
 pids+=($py_pid)
 for _ in $(seq 1 500); do (echo >"/dev/tcp/127.0.0.1/$PYPORT") 2>/dev/null && break; sleep 0.02; done
-load "http://127.0.0.1:$PYPORT/sonarqube" 2000 >/dev/null # warm-up
-best_py=""
-for run in $(seq 1 "$RUNS"); do
-  result=$(load "http://127.0.0.1:$PYPORT/sonarqube" "$EVENTS")
-  echo "python run $run: $result" >&2
-  if [ -z "$best_py" ] || [ "$(field "$result" events_per_second | cut -d. -f1)" -gt "$(field "$best_py" events_per_second | cut -d. -f1)" ]; then
-    best_py=$result
-  fi
+CONCURRENCY=64 load "http://127.0.0.1:$PYPORT/sonarqube" 2000 >/dev/null # warm-up
+declare -A py_best
+for level in $LEVELS; do
+  CONCURRENCY=$level
+  py_best[$level]=$(best_of "http://127.0.0.1:$PYPORT/sonarqube" "python c=$level")
 done
 py_rss=$(peak_rss_mb "$py_pid")
+py_cpu=$(cpu_seconds "$py_pid")
+py_events=$(( 2000 + level_count * RUNS * EVENTS ))
 kill "$py_pid"; wait "$py_pid" 2>/dev/null || true
 
-r_rate=$(field "$best_relay" events_per_second); p_rate=$(field "$best_py" events_per_second)
-r_p50=$(field "$best_relay" p50_ms); p_p50=$(field "$best_py" p50_ms)
-r_p99=$(field "$best_relay" p99_ms); p_p99=$(field "$best_py" p99_ms)
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
-cat <<EOF
-| | events accepted/s | p50 | p99 | peak RSS | errors | durable before 2xx |
-|---|---:|---:|---:|---:|---:|---|
-| cityd relay (spool + fdatasync, group commit) | $r_rate | ${r_p50} ms | ${r_p99} ms | ${relay_rss} MB | $(field "$best_relay" errors) | yes |
-| Python stdlib translator (forwards, no spool) | $p_rate | ${p_p50} ms | ${p_p99} ms | ${py_rss} MB | $(field "$best_py" errors) | no |
-| ratio relay / Python | $(ratio "$r_rate" "$p_rate") | $(ratio "$r_p50" "$p_p50") | $(ratio "$r_p99" "$p_p99") | $(ratio "$relay_rss" "$py_rss") | | |
-
-relay end-to-end (202 received and posted to the sink): $best_relay_delivered events/s
-EOF
+echo "| | concurrency | events accepted/s | p50 | p99 | errors |"
+echo "|---|---:|---:|---:|---:|---:|"
+for level in $LEVELS; do
+  r=${relay_best[$level]}; p=${py_best[$level]}
+  echo "| cityd relay (spool + fdatasync before 202) | $level | $(field "$r" events_per_second) | $(field "$r" p50_ms) ms | $(field "$r" p99_ms) ms | $(field "$r" errors) |"
+  echo "| Python stdlib translator (no spool) | $level | $(field "$p" events_per_second) | $(field "$p" p50_ms) ms | $(field "$p" p99_ms) ms | $(field "$p" errors) |"
+  echo "| ratio relay / Python | $level | $(ratio "$(field "$r" events_per_second)" "$(field "$p" events_per_second)") | $(ratio "$(field "$r" p50_ms)" "$(field "$p" p50_ms)") | $(ratio "$(field "$r" p99_ms)" "$(field "$p" p99_ms)") | |"
+done
+echo
+per_event() { python3 -c "print(f'{$1 * 1e6 / $2:.0f}')"; }
+relay_us=$(per_event "$relay_cpu" "$relay_events"); py_us=$(per_event "$py_cpu" "$py_events")
+echo "CPU per event (user+sys of the server process, whole run): relay ${relay_us} µs (accept, sync, render, post), Python ${py_us} µs (accept, render, post) — $(ratio "$py_us" "$relay_us") less for the relay"
+echo "peak RSS: relay ${relay_rss} MB, Python ${py_rss} MB ($(ratio "$relay_rss" "$py_rss")); relay end to end (202 + posted to the sink, c=64): $delivered events/s; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

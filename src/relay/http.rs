@@ -195,18 +195,15 @@ async fn sonarqube(
         Ok(a) => a,
         Err(rejection) => return refuse(&app, rejection),
     };
-    match app.spool.append(admitted.key.clone(), body).await {
+    let key = admitted.key.clone();
+    match app.spool.append(key, body).await {
         Ok(appended) => {
             let duplicate = matches!(appended, Appended::Duplicate);
-            let answer = serde_json::json!({
-                "accepted": true,
-                "duplicate": duplicate,
-                "key": admitted.key,
-            });
+            let key = serde_json::Value::String(admitted.key);
             (
                 StatusCode::ACCEPTED,
                 [(header::CONTENT_TYPE, "application/json")],
-                answer.to_string(),
+                format!("{{\"accepted\":true,\"duplicate\":{duplicate},\"key\":{key}}}"),
             )
                 .into_response()
         }

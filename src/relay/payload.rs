@@ -181,20 +181,46 @@ pub fn dedup_key(event: &WebhookEvent, body: &[u8]) -> String {
 }
 
 /// A string field that may arrive as a string, a number or a boolean; null counts as absent.
+/// A direct visitor (not an untagged enum, which buffers every value) keeps parsing cheap.
 fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Loose {
-        Text(String),
-        Number(serde_json::Number),
-        Flag(bool),
+    d.deserialize_option(LooseText)
+}
+
+struct LooseText;
+
+impl<'de> serde::de::Visitor<'de> for LooseText {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string, a number, a boolean or null")
     }
-    Ok(match Option::<Loose>::deserialize(d)? {
-        None => None,
-        Some(Loose::Text(s)) => Some(s),
-        Some(Loose::Number(n)) => Some(n.to_string()),
-        Some(Loose::Flag(b)) => Some(b.to_string()),
-    })
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(LooseText)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
 }
 
 fn required_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
