@@ -49,3 +49,35 @@ impl MattermostDouble {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DoubleOptions, MattermostDouble};
+
+    #[tokio::test]
+    async fn down_refuses_connections_and_back_serves_the_same_state_on_the_same_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("mm.sock");
+        let mut double = MattermostDouble::start(DoubleOptions {
+            socket_path: Some(socket.clone()),
+            tcp: true,
+            config: serde_json::Value::Null,
+        })
+        .await
+        .unwrap();
+        let addr = double.tcp_addr.unwrap();
+        let before = double.snapshot();
+        double.go_down().await;
+        assert!(double.is_down());
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+        assert!(tokio::net::UnixStream::connect(&socket).await.is_err());
+        double.come_back().await.unwrap();
+        assert!(!double.is_down());
+        tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::net::UnixStream::connect(&socket).await.unwrap();
+        assert_eq!(double.base_url(), Some(format!("http://{addr}")));
+        assert_eq!(double.snapshot(), before);
+        assert!(double.come_back().await.is_err(), "already serving");
+        double.stop().await;
+    }
+}
