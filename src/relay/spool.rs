@@ -220,11 +220,12 @@ pub fn open(options: SpoolOptions, metrics: Arc<Metrics>) -> Result<Opened, Spoo
     })
 }
 
-/// An undelivered event: where its body is, and whether a post may be out.
+/// An undelivered event: where its key and body are, and whether a post may be out. The key and
+/// body stay on disk (read back when the event is posted) so a long outage costs little memory.
 #[derive(Debug)]
 struct Live {
     key_id: KeyId,
-    key: Box<str>,
+    key_len: u16,
     received_ms: u64,
     body_at: u64,
     body_len: u32,
@@ -458,7 +459,7 @@ impl Log {
                         seq,
                         Live {
                             key_id,
-                            key: key.into(),
+                            key_len: key.len() as u16,
                             received_ms,
                             body_at: located.body_at.unwrap_or(0),
                             body_len: body.len() as u32,
@@ -490,24 +491,35 @@ impl Log {
         metrics.oldest_undelivered_ms.store(oldest, Relaxed);
     }
 
-    fn read_body(&self, live: &Live) -> Result<Vec<u8>, SpoolError> {
-        let mut body = vec![0u8; live.body_len as usize];
+    /// Reads an event's key and body with one read: in an `Accepted` record the key, the body
+    /// length and the body are contiguous.
+    fn read_event(&self, live: &Live) -> Result<(String, Vec<u8>), SpoolError> {
+        let key_len = live.key_len as usize;
+        let start = live.body_at - 4 - key_len as u64;
+        let mut bytes = vec![0u8; key_len + 4 + live.body_len as usize];
         self.file
-            .read_exact_at(&mut body, live.body_at)
+            .read_exact_at(&mut bytes, start)
             .map_err(io_at(&self.path))?;
-        Ok(body)
+        let body = bytes.split_off(key_len + 4);
+        bytes.truncate(key_len);
+        let key = String::from_utf8(bytes).map_err(|_| SpoolError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other("a stored key is not UTF-8 (the file changed under us)"),
+        })?;
+        Ok((key, body))
     }
 
     fn stored(&self, seq: u64) -> Result<Option<Stored>, SpoolError> {
         let Some(live) = self.live.get(&seq) else {
             return Ok(None);
         };
+        let (key, body) = self.read_event(live)?;
         Ok(Some(Stored {
             seq,
-            key: live.key.to_string(),
+            key,
             received_ms: live.received_ms,
             in_flight_ms: live.in_flight_ms,
-            body: self.read_body(live)?,
+            body,
         }))
     }
 
@@ -531,6 +543,8 @@ impl Log {
                 }
             }
             buf.clear();
+            // A burst can grow the batch buffer to megabytes; do not keep that for good.
+            buf.shrink_to(1 << 20);
             let result = self.commit(&mut batch, &mut buf, &new_events, metrics);
             if let Err(error) = result {
                 // After a failed write or sync the file's state is unknown (fsync errors are not
@@ -572,6 +586,7 @@ impl Log {
                     received_ms,
                     reply,
                 } => {
+                    let key = bounded_key(key);
                     let key_id = KeyId::of(&key);
                     if self.dedup.contains(&key_id) || !batch_keys.insert(key_id) {
                         answers.push(Answer::Append(reply, Appended::Duplicate));
@@ -594,7 +609,7 @@ impl Log {
                         seq,
                         Live {
                             key_id,
-                            key: key.into_boxed_str(),
+                            key_len: key.len() as u16,
                             received_ms,
                             body_at: frame_at + body_rel,
                             body_len: body.len() as u32,
@@ -720,13 +735,13 @@ impl Log {
         }
         let mut moved: HashMap<u64, u64> = HashMap::with_capacity(self.live.len());
         for (&seq, live) in &self.live {
-            let body = self.read_body(live)?;
+            let (key, body) = self.read_event(live)?;
             let frame_at = pos + buf.len() as u64;
             let rel = record::encode(
                 &Record::Accepted {
                     seq,
                     received_ms: live.received_ms,
-                    key: &live.key,
+                    key: &key,
                     body: &body,
                 },
                 &mut buf,
@@ -764,6 +779,21 @@ impl Log {
             "compacted the spool"
         );
         Ok(())
+    }
+}
+
+/// Keys are short (`task:<id>`, `body-sha256:<hex>`); a longer one is replaced by its digest so
+/// it always fits the record's 16-bit length.
+fn bounded_key(key: String) -> String {
+    const MAX_KEY: usize = 1024;
+    if key.len() <= MAX_KEY {
+        key
+    } else {
+        use sha2::Digest;
+        format!(
+            "key-sha256:{}",
+            hex::encode(sha2::Sha256::digest(key.as_bytes()))
+        )
     }
 }
 
@@ -964,6 +994,26 @@ mod tests {
             );
             let loaded = spool.load(vec![4]).await.unwrap();
             assert!(String::from_utf8_lossy(&loaded[0].body).starts_with("{\"event\":3,"));
+        });
+        drop(spool);
+        close(opened);
+    }
+
+    #[test]
+    fn an_overlong_key_is_stored_as_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = open_at(dir.path());
+        let spool = opened.spool.clone();
+        rt().block_on(async {
+            let long = "k".repeat(70_000);
+            spool.append(long.clone(), "b".into()).await.unwrap();
+            let stored = spool.load(vec![1]).await.unwrap();
+            assert!(stored[0].key.starts_with("key-sha256:"));
+            assert_eq!(stored[0].body, b"b");
+            assert_eq!(
+                spool.append(long, "b".into()).await.unwrap(),
+                Appended::Duplicate
+            );
         });
         drop(spool);
         close(opened);
