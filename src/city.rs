@@ -59,6 +59,8 @@ pub struct City {
     /// How cityd reaches Jenkins, GitLab and SonarQube for `cityd connect` (tokens come from the vault).
     #[serde(default)]
     pub integrations: Integrations,
+    #[serde(default)]
+    pub relay: Relay,
 }
 
 /// Where Mattermost's PostgreSQL tenant lives, as seen from the Mattermost container.
@@ -492,6 +494,67 @@ impl City {
             }
         }
         out.extend(self.integrations.problems(&self.team.name, &self.channels));
+        out.extend(self.relay.problems());
+        out
+    }
+}
+
+/// The SonarQube -> Mattermost alert relay (`cityd relay serve`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Relay {
+    /// Where SonarQube's webhook reaches the relay (`POST /sonarqube`).
+    pub listen: SocketAddr,
+    /// Prometheus listener; must stay on loopback.
+    pub metrics: SocketAddr,
+    /// Also post passed quality gates (to `#builds`); failures always go to `#alerts`.
+    pub post_passes: bool,
+    /// Public SonarQube root for the links in messages, e.g. `https://sonarqube.cicd.local`.
+    /// Unset: the links SonarQube put in the payload (its `sonar.core.serverBaseURL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard_url: Option<String>,
+}
+
+impl Default for Relay {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9180)),
+            metrics: SocketAddr::from(([127, 0, 0, 1], 9181)),
+            post_passes: false,
+            dashboard_url: None,
+        }
+    }
+}
+
+impl Relay {
+    fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if !self.metrics.ip().is_loopback() {
+            out.push(Problem {
+                field: "relay.metrics".into(),
+                value: self.metrics.to_string(),
+                rule: "must be a loopback address (127.0.0.1:9181): metrics are unauthenticated"
+                    .into(),
+            });
+        }
+        if self.listen == self.metrics {
+            out.push(Problem {
+                field: "relay.listen".into(),
+                value: self.listen.to_string(),
+                rule: "must differ from relay.metrics".into(),
+            });
+        }
+        if let Some(url) = &self.dashboard_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.contains(char::is_whitespace);
+            if !ok {
+                out.push(Problem {
+                    field: "relay.dashboard_url".into(),
+                    value: url.clone(),
+                    rule: "must be an http(s) URL such as https://sonarqube.cicd.local".into(),
+                });
+            }
+        }
         out
     }
 }

@@ -65,6 +65,9 @@ pub enum Command {
     /// Connect Jenkins, GitLab and SonarQube to the city's Mattermost channels.
     #[command(subcommand)]
     Connect(cmd::connect::Command),
+    /// The SonarQube -> Mattermost alert relay (a long-running service).
+    #[command(subcommand)]
+    Relay(cmd::relay::Command),
 }
 
 /// What every command may need, resolved lazily so `--help`-level commands touch nothing.
@@ -106,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Turn(c) => cmd::turn::run(&ctx, c),
         Command::Verify(c) => cmd::verify::run(&ctx, c),
         Command::Connect(c) => cmd::connect::run(&ctx, c),
+        Command::Relay(c) => cmd::relay::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,7 @@ pub mod fsx;
 pub mod integrations;
 pub mod lan;
 pub mod pki;
+pub mod relay;
 pub mod render;
 pub mod secrets;
 pub mod state;

@@ -4,6 +4,7 @@ pub mod config;
 pub mod connect;
 pub mod doctor;
 pub mod pki;
+pub mod relay;
 pub mod render;
 pub mod secrets;
 pub mod turn;

@@ -22,3 +22,5 @@ mod turn_harness;
 mod turn_lab;
 // `connect jenkins|gitlab|sonarqube` against the product doubles
 mod connect;
+// SonarQube -> Mattermost relay: payloads, HMAC, spool durability, exactly-once delivery
+mod relay;

@@ -17,6 +17,7 @@ mod config;
 mod errors;
 mod ids;
 mod model;
+mod outage;
 mod plugin_runtime;
 mod routes;
 mod server;

@@ -1,0 +1,217 @@
+//! The SonarQube -> Mattermost alert relay: binds its listeners, recovers the spool, runs the HTTP
+//! server and the delivery worker, and shuts all of it down in order when cancelled.
+//! Design and guarantees: docs/relay.md.
+
+pub mod deliver;
+pub mod http;
+pub mod message;
+pub mod metrics;
+pub mod payload;
+pub mod post;
+pub mod readback;
+pub mod record;
+pub mod signature;
+pub mod spool;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::secrets::Secret;
+use deliver::{DeliveryOptions, Routes, Worker};
+use message::MessageSettings;
+use metrics::Metrics;
+use post::{PostError, Poster};
+use readback::{ApiTarget, Readback};
+use signature::Verifier;
+use spool::{SpoolError, SpoolOptions};
+
+/// How long a shutdown waits for open requests before closing them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Error)]
+pub enum RelayError {
+    #[error("cannot listen on {addr} ({what}): {source}; pick a free address with {flag}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        flag: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Post(#[from] PostError),
+    #[error("the relay's {what} task failed: {reason}")]
+    Task { what: &'static str, reason: String },
+}
+
+/// Everything `serve` needs, resolved by the command from the city, the vault and the flags.
+pub struct RelayConfig {
+    pub listen: SocketAddr,
+    pub metrics: SocketAddr,
+    pub spool_dir: PathBuf,
+    pub secret: Secret,
+    pub routes: Routes,
+    pub settings: MessageSettings,
+    pub readback: Option<ApiTarget>,
+    pub ca_file: Option<PathBuf>,
+    pub post_timeout: Duration,
+    pub body_limit: usize,
+    pub concurrency: usize,
+}
+
+/// What the relay reports once it accepts events.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ready {
+    pub listen: SocketAddr,
+    pub metrics: SocketAddr,
+    pub spool: PathBuf,
+    pub pending: usize,
+    pub in_flight: usize,
+    pub truncated_bytes: u64,
+    pub remembered_keys: usize,
+}
+
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<tokio::net::TcpListener, RelayError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RelayError::Bind {
+            addr,
+            what,
+            flag,
+            source,
+        })
+}
+
+/// Runs the relay until `cancel` fires or the spool fails. `on_ready` is called once the spool is
+/// recovered and events are accepted.
+pub async fn serve(
+    config: RelayConfig,
+    cancel: CancellationToken,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), RelayError> {
+    let public = bind(config.listen, "webhook listener", "--listen").await?;
+    let private = bind(config.metrics, "metrics listener", "--metrics").await?;
+    let listen = public.local_addr().unwrap_or(config.listen);
+    let metrics_addr = private.local_addr().unwrap_or(config.metrics);
+
+    let metrics = Arc::new(Metrics::default());
+    let poster = Poster::new(config.post_timeout, config.ca_file.as_deref())?;
+    let readback = match &config.readback {
+        Some(target) => Some(Arc::new(Readback::new(
+            target.clone(),
+            config.post_timeout,
+            config.ca_file.as_deref(),
+        )?)),
+        None => None,
+    };
+
+    let options = SpoolOptions::new(config.spool_dir.clone());
+    let spool_metrics = Arc::clone(&metrics);
+    let opened = tokio::task::spawn_blocking(move || spool::open(options, spool_metrics))
+        .await
+        .map_err(|e| RelayError::Task {
+            what: "spool recovery",
+            reason: e.to_string(),
+        })??;
+
+    let app = Arc::new(http::App {
+        verifier: Verifier::new(&config.secret),
+        spool: opened.spool.clone(),
+        metrics: Arc::clone(&metrics),
+        ready: AtomicBool::new(false),
+        body_limit: config.body_limit,
+    });
+    let server = tokio::spawn(
+        axum::serve(public, http::router(Arc::clone(&app)))
+            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .into_future(),
+    );
+    let metrics_server = tokio::spawn(
+        axum::serve(private, http::metrics_router(Arc::clone(&metrics)))
+            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .into_future(),
+    );
+
+    let mut delivery = DeliveryOptions::for_post_timeout(config.post_timeout);
+    delivery.concurrency = config.concurrency.max(1);
+    let worker = Worker {
+        spool: opened.spool.clone(),
+        poster,
+        readback,
+        routes: Arc::new(config.routes),
+        settings: Arc::new(config.settings),
+        metrics: Arc::clone(&metrics),
+        options: delivery,
+    };
+    let recovered = opened.recovered.clone();
+    let worker = tokio::spawn(worker.run(opened.recovered, opened.new_events, cancel.clone()));
+    app.ready.store(true, Relaxed);
+    on_ready(&Ready {
+        listen,
+        metrics: metrics_addr,
+        spool: config.spool_dir.clone(),
+        pending: recovered.pending.len(),
+        in_flight: recovered.in_flight.len(),
+        truncated_bytes: recovered.truncated_bytes,
+        remembered_keys: recovered.remembered_keys,
+    });
+
+    // The worker returns when cancelled (after its posts in flight) or when the spool fails.
+    let worker_result = match worker.await {
+        Ok(result) => result.map_err(RelayError::from),
+        Err(e) => Err(RelayError::Task {
+            what: "delivery",
+            reason: e.to_string(),
+        }),
+    };
+    cancel.cancel();
+    app.ready.store(false, Relaxed);
+    for (what, handle) in [
+        ("webhook server", server),
+        ("metrics server", metrics_server),
+    ] {
+        let abort = handle.abort_handle();
+        match tokio::time::timeout(SHUTDOWN_GRACE, handle).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("the {what} stopped with an error: {e}"),
+            Ok(Err(e)) => tracing::warn!("the {what} task failed: {e}"),
+            Err(_) => {
+                tracing::warn!(
+                    "the {what} still had open requests after {SHUTDOWN_GRACE:?}; closing them"
+                );
+                abort.abort();
+            }
+        }
+    }
+    // Last handles gone: the writer drains what is queued and stops.
+    drop(app);
+    drop(opened.spool);
+    let writer = opened.writer;
+    let writer_result = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| RelayError::Task {
+            what: "spool writer",
+            reason: e.to_string(),
+        })?
+        .map_err(|_| RelayError::Task {
+            what: "spool writer",
+            reason: "panicked".into(),
+        })?;
+    // A writer error is the cause of any worker error; report it first.
+    writer_result?;
+    worker_result?;
+    Ok(())
+}
