@@ -94,6 +94,28 @@ pub struct ServeArgs {
     pub json: bool,
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_travel_over_https_or_to_loopback_only() {
+        for ok in [
+            "https://mm.cicd.local:8065",
+            "http://127.0.0.1:8065",
+            "http://localhost:8065/",
+            "http://[::1]:8065",
+        ] {
+            assert!(super::plain_http_is_safe(ok), "{ok}");
+        }
+        for bad in [
+            "http://192.168.1.5:8065",
+            "http://mm.cicd.local",
+            "ftp://127.0.0.1",
+        ] {
+            assert!(!super::plain_http_is_safe(bad), "{bad}");
+        }
+    }
+}
+
 pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(ctx, args),
@@ -134,6 +156,25 @@ fn read_one_line(path: &Path, what: &str) -> anyhow::Result<Secret> {
         )));
     }
     Ok(Secret::new(value.to_string()))
+}
+
+/// `https://` anything, or `http://` to this machine only (a token must not cross a network in clear).
+fn plain_http_is_safe(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -305,10 +346,17 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         &args.token_file,
     ) {
         (Some(socket), _, _) => Some(ApiTarget::Socket(socket.clone())),
-        (None, Some(url), Some(token_file)) => Some(ApiTarget::Url {
-            base: url.clone(),
-            token: read_one_line(token_file, "Mattermost token")?,
-        }),
+        (None, Some(url), Some(token_file)) => {
+            if !plain_http_is_safe(url) {
+                return Err(bad_input(format!(
+                    "--mattermost-url {url}: a token is sent only over https:// (plain http:// only to a loopback address)"
+                )));
+            }
+            Some(ApiTarget::Url {
+                base: url.clone(),
+                token: read_one_line(token_file, "Mattermost token")?,
+            })
+        }
         (None, Some(_), None) => bail!("--mattermost-url needs --token-file"),
         (None, None, _) => None,
     };

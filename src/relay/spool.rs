@@ -391,7 +391,7 @@ impl Log {
         };
         let valid_end = log.replay(file_len)?;
         let mut recovered = Recovered {
-            truncated_bytes: file_len - valid_end,
+            truncated_bytes: file_len.saturating_sub(valid_end),
             ..Recovered::default()
         };
         if valid_end < file_len {
@@ -997,6 +997,32 @@ mod tests {
         });
         drop(spool);
         close(opened);
+    }
+
+    #[test]
+    fn a_log_torn_inside_its_header_is_repaired_and_a_foreign_file_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("spool");
+        std::fs::create_dir_all(&spool_dir).unwrap();
+        std::fs::write(spool_dir.join(log_name(1)), &FILE_MAGIC[..5]).unwrap();
+        let opened = open_at(dir.path());
+        assert!(opened.recovered.pending.is_empty());
+        close(opened);
+        assert_eq!(
+            std::fs::read(spool_dir.join(log_name(1))).unwrap(),
+            FILE_MAGIC
+        );
+
+        let other = tempfile::tempdir().unwrap();
+        let spool_dir = other.path().join("spool");
+        std::fs::create_dir_all(&spool_dir).unwrap();
+        std::fs::write(
+            spool_dir.join(log_name(3)),
+            b"not a spool at all, just text",
+        )
+        .unwrap();
+        let refused = open(SpoolOptions::new(spool_dir), Arc::new(Metrics::default()));
+        assert!(matches!(refused, Err(SpoolError::NotASpool { .. })));
     }
 
     #[test]
