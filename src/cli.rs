@@ -62,6 +62,9 @@ pub enum Command {
     /// Prove the running city works: TLS by LAN IP, webhook delivery.
     #[command(subcommand)]
     Verify(cmd::verify::Command),
+    /// Connect Jenkins, GitLab and SonarQube to the city's Mattermost channels.
+    #[command(subcommand)]
+    Connect(cmd::connect::Command),
 }
 
 /// What every command may need, resolved lazily so `--help`-level commands touch nothing.
@@ -102,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(&ctx, args),
         Command::Turn(c) => cmd::turn::run(&ctx, c),
         Command::Verify(c) => cmd::verify::run(&ctx, c),
+        Command::Connect(c) => cmd::connect::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

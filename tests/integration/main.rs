@@ -14,7 +14,11 @@ mod render;
 mod doctor;
 // STUN/TURN codec vectors, credentials, probe against real coturn
 mod turn;
+// the flake and NixOS module: parse, evaluate the module's logic, compare with the binary
+mod nix;
 // coturn and namespace fixtures for the TURN tests
 mod turn_harness;
 // TURN in network namespaces: the rendered coturn config, the double-NAT lab
 mod turn_lab;
+// `connect jenkins|gitlab|sonarqube` against the product doubles
+mod connect;
