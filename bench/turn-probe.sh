@@ -119,7 +119,7 @@ stats() {
   sort -n "$1" | awk -v div="$2" '{ v[NR] = $1 } END {
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
     r = int(0.99 * NR + 0.999999); if (r < 1) r = 1; if (r > NR) r = NR
-    printf "%.2f %.2f %d", m / div, v[r] / div, NR }'
+    printf "%.2f %.2f %d\n", m / div, v[r] / div, NR }'
 }
 read -r pw_med pw_p99 pw_n < <(stats "$work/probe-wall" 1000)
 read -r pi_med pi_p99 pi_n < <(stats "$work/probe-inner" 1)

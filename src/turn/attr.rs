@@ -256,7 +256,7 @@ impl Attribute {
                 })
             }
             kind::UNKNOWN_ATTRIBUTES => {
-                if value.len() % 2 != 0 {
+                if !value.len().is_multiple_of(2) {
                     return Err(bad("odd length; it lists 16-bit types"));
                 }
                 Self::UnknownAttributes(

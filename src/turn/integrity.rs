@@ -61,7 +61,7 @@ pub fn verify_hmac_sha1(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
 
 /// Checks an HMAC-SHA256 tag, which §14.6 allows to be truncated to 16–32 bytes (a multiple of 4).
 pub fn verify_hmac_sha256(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
-    if !(16..=32).contains(&tag.len()) || tag.len() % 4 != 0 {
+    if !(16..=32).contains(&tag.len()) || !tag.len().is_multiple_of(4) {
         return false;
     }
     let mut mac =

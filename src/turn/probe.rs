@@ -608,15 +608,17 @@ impl Probe<'_> {
                 .with(Attribute::Nonce(auth.nonce.clone()));
             let answer = self.transact(&request, Some(key), label).await?;
             let stale = answer.message.error_code().is_some_and(|e| e.code == 438);
-            if stale && !stale_retried {
-                if let (Some(auth), Some(nonce)) = (self.auth.as_mut(), answer.message.nonce()) {
-                    auth.nonce = nonce.to_vec();
-                    if let Some(realm) = answer.message.realm() {
-                        auth.realm = realm.to_string();
-                    }
-                    stale_retried = true;
-                    continue;
+            // §9.2.4: a 438 carries the fresh nonce; retry once with it.
+            if stale
+                && !stale_retried
+                && let (Some(auth), Some(nonce)) = (self.auth.as_mut(), answer.message.nonce())
+            {
+                auth.nonce = nonce.to_vec();
+                if let Some(realm) = answer.message.realm() {
+                    auth.realm = realm.to_string();
                 }
+                stale_retried = true;
+                continue;
             }
             return Ok(answer);
         }
@@ -958,5 +960,194 @@ fn error_verdict(code: u16, stage: &str) -> Verdict {
         (403, "permission") => Verdict::PeerForbidden,
         (486, _) => Verdict::QuotaReached,
         _ => Verdict::ServerRefused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The probe against a scripted in-process TURN server, for paths coturn does not take on
+    //! demand: a stale nonce, a forged answer, an arbitrary error code.
+
+    use std::sync::Mutex;
+
+    use tokio::net::UdpSocket;
+
+    use super::*;
+    use crate::turn::attr::{ErrorCode, kind};
+    use crate::turn::creds::{RestCredential, rest_password};
+
+    const SECRET: &str = "fake-secret";
+    const REALM: &str = "fake.test";
+
+    #[derive(Default)]
+    struct Script {
+        /// Answer the first authenticated request with 438 and a new nonce.
+        stale_first: bool,
+        /// Precede the first Allocate success with one signed with the wrong key.
+        forge_first_success: bool,
+        /// Answer the authenticated Allocate with this error code.
+        allocate_error: Option<u16>,
+    }
+
+    /// What the fake server saw: the nonces of authenticated requests, in order.
+    type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
+
+    async fn fake_server(socket: UdpSocket, script: Script, seen: Seen) {
+        let mut buf = vec![0u8; 4096];
+        let mut stale_sent = false;
+        let mut forged = false;
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let frame = match decode_frame(&buf[..n]) {
+                Ok(f) => f,
+                Err(_) => continue,
+            };
+            let d = match frame {
+                Frame::ChannelData(cd) => {
+                    let _ = socket.send_to(&cd.encode(false).unwrap(), from).await;
+                    continue;
+                }
+                Frame::Stun(d) => d,
+            };
+            let m = &d.message;
+            let reply = |class| Message::new(m.method, class, m.transaction_id);
+            let send = |msg: Message, key: Option<[u8; 16]>| {
+                let bytes = msg.encode(key.as_ref().map(|k| &k[..]), true).unwrap();
+                let socket = &socket;
+                async move {
+                    let _ = socket.send_to(&bytes, from).await;
+                }
+            };
+            if m.class == Class::Indication && m.method == Method::SEND {
+                let data = Message::indication(Method::DATA)
+                    .with(Attribute::XorPeerAddress(m.xor_peer_address().unwrap()))
+                    .with(Attribute::Data(m.data().unwrap().to_vec()));
+                send(data, None).await;
+                continue;
+            }
+            if m.method == Method::BINDING {
+                send(
+                    reply(Class::Success).with(Attribute::XorMappedAddress(from)),
+                    None,
+                )
+                .await;
+                continue;
+            }
+            let Some(Attribute::Username(user)) = m.get(kind::USERNAME).cloned() else {
+                let challenge = reply(Class::Error)
+                    .with(Attribute::ErrorCode(ErrorCode {
+                        code: 401,
+                        reason: "Unauthorized".into(),
+                    }))
+                    .with(Attribute::Realm(REALM.into()))
+                    .with(Attribute::Nonce(b"nonce-1".to_vec()));
+                send(challenge, None).await;
+                continue;
+            };
+            let key = integrity::long_term_key(&user, REALM, &rest_password(SECRET, &user));
+            assert_eq!(d.verify_integrity(&key), IntegrityCheck::Valid);
+            seen.lock().unwrap().push(m.nonce().unwrap().to_vec());
+            if script.stale_first && !stale_sent {
+                stale_sent = true;
+                let stale = reply(Class::Error)
+                    .with(Attribute::ErrorCode(ErrorCode {
+                        code: 438,
+                        reason: "Stale nonce\0".into(),
+                    }))
+                    .with(Attribute::Realm(REALM.into()))
+                    .with(Attribute::Nonce(b"nonce-2".to_vec()));
+                send(stale, None).await;
+                continue;
+            }
+            if m.method == Method::ALLOCATE {
+                if let Some(code) = script.allocate_error {
+                    let error = reply(Class::Error).with(Attribute::ErrorCode(ErrorCode {
+                        code,
+                        reason: "Scripted".into(),
+                    }));
+                    send(error, Some(key)).await;
+                    continue;
+                }
+                let success = reply(Class::Success)
+                    .with(Attribute::XorRelayedAddress(socket.local_addr().unwrap()))
+                    .with(Attribute::XorMappedAddress(from))
+                    .with(Attribute::Lifetime(600));
+                if script.forge_first_success && !forged {
+                    forged = true;
+                    send(success.clone(), Some([7u8; 16])).await;
+                }
+                send(success, Some(key)).await;
+                continue;
+            }
+            send(reply(Class::Success), Some(key)).await;
+        }
+    }
+
+    async fn probe_fake(script: Script) -> (ProbeReport, Seen) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = socket.local_addr().unwrap();
+        let seen: Seen = Arc::default();
+        let task = tokio::spawn(fake_server(socket, script, Arc::clone(&seen)));
+        let cred = RestCredential::for_ttl(SECRET, "unit", Duration::from_secs(600)).unwrap();
+        let config = ProbeConfig {
+            server,
+            transport: Transport::Udp,
+            peer: PeerSpec::Given("127.0.0.1:9".parse().unwrap()),
+            username: cred.username,
+            password: Secret::new(cred.password),
+            timing: Timing {
+                rto: Duration::from_millis(100),
+                deadline: Duration::from_secs(20),
+                ..Timing::default()
+            },
+            software: "unit".into(),
+        };
+        let report = run(&config, Arc::new(|_: &str| {})).await;
+        task.abort();
+        (report, seen)
+    }
+
+    #[tokio::test]
+    async fn stale_nonce_is_retried_once_with_the_new_nonce() {
+        let (report, seen) = probe_fake(Script {
+            stale_first: true,
+            ..Script::default()
+        })
+        .await;
+        assert_eq!(report.verdict, Verdict::RelayWorks, "{report:#?}");
+        let nonces = seen.lock().unwrap().clone();
+        assert_eq!(nonces[0], b"nonce-1");
+        assert!(nonces[1..].iter().all(|n| n == b"nonce-2"), "{nonces:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_a_forged_integrity_is_discarded_over_udp() {
+        let (report, _) = probe_fake(Script {
+            forge_first_success: true,
+            ..Script::default()
+        })
+        .await;
+        assert_eq!(report.verdict, Verdict::RelayWorks, "{report:#?}");
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("MESSAGE-INTEGRITY did not verify")),
+            "{:?}",
+            report.warnings
+        );
+    }
+
+    #[tokio::test]
+    async fn other_error_codes_are_server_refused_with_their_code() {
+        let (report, _) = probe_fake(Script {
+            allocate_error: Some(508),
+            ..Script::default()
+        })
+        .await;
+        assert_eq!(report.verdict, Verdict::ServerRefused);
+        assert_eq!(report.exit_code, 15);
+        let failed = report.steps.last().unwrap();
+        assert_eq!((failed.name, failed.error_code), ("allocate", Some(508)));
+        assert!(report.diagnosis.contains("508"));
     }
 }

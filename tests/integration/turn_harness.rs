@@ -359,31 +359,38 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A city description whose LAN address is `lan` and TURN settings are given.
+/// The embedded default city with `lan` as its only LAN address and the given TURN settings;
+/// derived from the default so it follows the description's schema as it grows.
 pub fn city_toml(lan: &str, turn_port: u16, relay_min: u16, relay_max: u16) -> String {
-    format!(
-        r#"domain = "cicd.local"
-[lan]
-addresses = ["{lan}"]
-[mattermost]
-image = "mattermost/mattermost-enterprise-edition:11.8.5"
-port = 8065
-metrics = "127.0.0.1:8067"
-calls_port = 8444
-local_socket_dir = "/mattermost/run"
-[turn]
-port = {turn_port}
-relay_min = {relay_min}
-relay_max = {relay_max}
-credential_ttl_minutes = 240
-[team]
-name = "engineering"
-display_name = "Engineering"
-[[channels]]
-name = "town-square"
-display_name = "Town Square"
-"#
-    )
+    let mut text = String::new();
+    let mut section = String::new();
+    for line in cityd::city::DEFAULT_CITY_TOML.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            section = trimmed.to_string();
+        }
+        let key = trimmed.split('=').next().unwrap_or("").trim();
+        let replaced = match (section.as_str(), key) {
+            ("[lan]", "addresses") => format!("addresses = [\"{lan}\"]"),
+            ("[turn]", "port") => format!("port = {turn_port}"),
+            ("[turn]", "relay_min") => format!("relay_min = {relay_min}"),
+            ("[turn]", "relay_max") => format!("relay_max = {relay_max}"),
+            _ => line.to_string(),
+        };
+        text.push_str(&replaced);
+        text.push('\n');
+    }
+    for expected in [
+        format!("addresses = [\"{lan}\"]"),
+        format!("port = {turn_port}"),
+        format!("relay_min = {relay_min}"),
+    ] {
+        assert!(
+            text.contains(&expected),
+            "the default city changed shape:\n{text}"
+        );
+    }
+    text
 }
 
 /// A scratch state dir with a vault (`cityd secrets ensure`) and a city file.
