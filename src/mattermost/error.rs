@@ -143,12 +143,12 @@ pub enum ApiError {
         reason: String,
     },
     #[error(
-        "Mattermost at {target} did not become ready within {}s (GET /api/v4/system/ping): {last}. Check that the container is running (docker ps), that {what}, and raise --timeout if it is still starting",
-        waited.as_secs_f32().ceil()
+        "Mattermost at {target} did not answer GET /api/v4/system/ping with OK within {}; last problem: {last} — check that the container is running (docker ps), that {what}; raise --timeout if it is still starting",
+        human(*timeout)
     )]
     NotReady {
         target: String,
-        waited: Duration,
+        timeout: Duration,
         last: String,
         what: &'static str,
     },
@@ -171,6 +171,17 @@ impl ApiError {
             ApiError::App { error, .. } => Some(&error.id),
             _ => None,
         }
+    }
+}
+
+/// `2s`, `1.5s`, `500ms`.
+pub fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }
 

@@ -35,7 +35,7 @@ pub async fn wait_until_ready(client: &ApiClient, timeout: Duration) -> Result<(
         if waited >= timeout {
             return Err(ApiError::NotReady {
                 target: client.target().to_string(),
-                waited,
+                timeout,
                 last: problem,
                 what: match client.target() {
                     Target::Socket(_) => {
