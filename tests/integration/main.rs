@@ -14,3 +14,5 @@ mod render;
 mod doctor;
 // STUN/TURN codec vectors, credentials, probe against real coturn
 mod turn;
+// cityd wire and verify webhook against the Mattermost double
+mod wire;
