@@ -15,7 +15,7 @@ use crate::mattermost::client::RequestCounts;
 use crate::mattermost::model::Plugins;
 use crate::mattermost::plugins::{self, Action, PluginApplier};
 use crate::mattermost::ready::wait_until_ready;
-use crate::mattermost::wiring::{self, Applier, Change, Desired, Item, Plan};
+use crate::mattermost::wiring::{self, Applier, Change, Desired, Item, Kind, Plan};
 use crate::mattermost::{ApiClient, Target};
 use crate::render::container::LOCAL_SOCKET_NAME;
 use crate::secrets::{Secret, Vault};
@@ -298,15 +298,19 @@ impl Output {
 
 /// One plan line: `  create     channel         #builds (detail)`; past tense once applied.
 fn line(item: &Item, applied: bool) -> String {
-    let change = match (item.change, applied) {
-        (Change::Create, true) => "created",
-        (Change::Update, true) => "updated",
-        (c, _) => c.label(),
+    let (change, detail) = match (item.kind, item.change, applied) {
+        (Kind::Plugin, Change::Create, true) => ("enabled", "running"),
+        (Kind::PluginBundle, Change::Create | Change::Update, true) => {
+            ("uploaded", item.detail.as_str())
+        }
+        (_, Change::Create, true) => ("created", item.detail.as_str()),
+        (_, Change::Update, true) => ("updated", item.detail.as_str()),
+        (_, c, _) => (c.label(), item.detail.as_str()),
     };
-    let detail = if item.detail.is_empty() {
+    let detail = if detail.is_empty() {
         String::new()
     } else {
-        format!(" ({})", item.detail)
+        format!(" ({detail})")
     };
     format!(
         "  {change:<10} {:<15} {}{detail}",

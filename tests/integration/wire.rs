@@ -487,7 +487,18 @@ fn jenkins_plugin_settings_are_written_before_it_is_enabled() {
     lab.use_city(&city);
     lab.ensure_secrets();
     let stdout = ok(&lab.wire(&[]));
-    assert!(stdout.contains("plugin          jenkins"), "{stdout}");
+    assert!(
+        stdout.contains("uploaded   plugin bundle   jenkins (1.1.0 from "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("enabled    plugin          jenkins (running)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("updated    plugin settings jenkins (jenkinsurl, encryptionkey)"),
+        "{stdout}"
+    );
 
     let calls = plugin_requests(&lab);
     let pos = |what: &str| {
@@ -794,4 +805,133 @@ fn verify_webhook_reports_a_hook_the_server_no_longer_has() {
         !err.contains("aaaaaaaaaaaaaaaaaaaaaaaaaa"),
         "the hook id leaked: {err}"
     );
+}
+
+/// Installs a bundle the way the image's prepackaged plugins arrive: present but not enabled.
+fn preinstall(lab: &Lab, manifest: Value) {
+    use cityd::mattermost::{ApiClient, Target};
+    let client = ApiClient::new(Target::Socket(lab.socket.clone())).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        client
+            .patch_config(&json!({"PluginSettings": {"EnableUploads": true}}))
+            .await
+            .unwrap();
+        client
+            .upload_plugin(make_bundle(&manifest, &[]), "gitlab.tar.gz", true)
+            .await
+            .unwrap();
+        client
+            .patch_config(&json!({"PluginSettings": {"EnableUploads": false}}))
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn gitlab_and_jenkins_settings_share_the_plugins_map() {
+    let mut lab = Lab::with_config(json!({
+        "ServiceSettings": {"SiteURL": "https://mattermost.cicd.local:8065"},
+        "PluginSettings": {"Plugins": {"someone.else": {"keep": "me"}}},
+    }));
+    let gitlab = "com.github.manland.mattermost-plugin-gitlab";
+    preinstall(
+        &lab,
+        json!({"id": gitlab, "name": "GitLab", "version": "1.13.0"}),
+    );
+    let bundle = jenkins_bundle();
+    let city = format!(
+        "{}[plugins.gitlab]\nurl = \"https://gitlab.cicd.local\"\nenable_private_repo = true\ncode_preview = \"privateAndPublic\"\n",
+        jenkins_city(&lab, &bundle, &bundle)
+    );
+    lab.use_city(&city);
+    lab.ensure_secrets();
+
+    // Without an OAuth application the GitLab plugin is configured but not enabled.
+    let out = lab.wire(&[]);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no OAuth application in the vault"),
+        "{stderr}"
+    );
+    let snap = lab.mm.snapshot();
+    let state = |id: &str| snap.plugins.iter().find(|p| p.id == id).unwrap().state_code;
+    assert_eq!(state("jenkins"), 2);
+    assert_ne!(state(gitlab), 2);
+
+    // With one, a rerun enables it; every plugin's settings survive the whole-map patches.
+    let secrets = lab.s.state().join("secrets");
+    for (name, value) in [
+        ("gitlab-oauth-client-id", "0123456789abcdef"),
+        (
+            "gitlab-oauth-client-secret",
+            "gloas-0123456789abcdef0123456789",
+        ),
+    ] {
+        std::fs::write(secrets.join(name), format!("{value}\n")).unwrap();
+    }
+    let stdout = ok(&lab.wire(&[]));
+    assert!(
+        stdout.contains("enabled    plugin          gitlab (running)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("jenkins (running)"),
+        "jenkins was already running: {stdout}"
+    );
+    let snap = lab.mm.snapshot();
+    let state = |id: &str| snap.plugins.iter().find(|p| p.id == id).unwrap().state_code;
+    assert_eq!((state("jenkins"), state(gitlab)), (2, 2));
+    let plugins = &snap.config["PluginSettings"]["Plugins"];
+    assert_eq!(plugins["someone.else"]["keep"], "me");
+    assert_eq!(
+        plugins["jenkins"]["jenkinsurl"],
+        "https://jenkins.cicd.local:8080"
+    );
+    let g = &plugins[gitlab];
+    assert_eq!(g["gitlaburl"], "https://gitlab.cicd.local");
+    assert_eq!(g["gitlaboauthclientid"], "0123456789abcdef");
+    assert_eq!(
+        g["gitlaboauthclientsecret"],
+        "gloas-0123456789abcdef0123456789"
+    );
+    assert_eq!(
+        g["webhooksecret"],
+        lab.secret("gitlab-plugin-webhook-secret")
+    );
+    assert_eq!(
+        g["encryptionkey"],
+        lab.secret("gitlab-plugin-encryption-key")
+    );
+    assert_eq!(g["enableprivaterepo"], true);
+    assert_eq!(g["enablecodepreview"], "privateAndPublic");
+
+    let before = lab.mm.mutating_requests();
+    assert!(ok(&lab.wire(&[])).contains("no changes"));
+    assert_eq!(lab.mm.mutating_requests(), before);
+}
+
+#[test]
+fn a_prepackaged_plugin_that_is_not_installed_blocks_before_any_change() {
+    let mut lab = Lab::with_config(json!({
+        "ServiceSettings": {"SiteURL": "https://mattermost.cicd.local:8065"},
+    }));
+    lab.use_city(&format!(
+        "{}\n[plugins.gitlab]\nurl = \"https://gitlab.cicd.local\"\n",
+        cityd::city::DEFAULT_CITY_TOML
+    ));
+    lab.ensure_secrets();
+    let stderr = failed(&lab.wire(&[]));
+    assert!(
+        stderr.contains(
+            "plugin gitlab (com.github.manland.mattermost-plugin-gitlab) is not installed"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("PluginStates"), "{stderr}");
+    assert_eq!(lab.mm.mutating_requests(), 0);
 }
