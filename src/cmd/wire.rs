@@ -336,7 +336,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => value * 3600.0,
         _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 86400.0 {
+    if !seconds.is_finite() || !(0.0..=86400.0).contains(&seconds) {
         return Err(format!("{text:?} must be between 0 and 24h"));
     }
     Ok(Duration::from_secs_f64(seconds))
