@@ -64,6 +64,9 @@ pub enum Command {
     Verify(cmd::verify::Command),
     /// Converge the city's Mattermost objects: team, channels, bots, webhooks, plugins.
     Wire(cmd::wire::Args),
+    /// Connect Jenkins, GitLab and SonarQube to the city's Mattermost channels.
+    #[command(subcommand)]
+    Connect(cmd::connect::Command),
 }
 
 /// What every command may need, resolved lazily so `--help`-level commands touch nothing.
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Turn(c) => cmd::turn::run(&ctx, c),
         Command::Verify(c) => cmd::verify::run(&ctx, c),
         Command::Wire(args) => cmd::wire::run(&ctx, args),
+        Command::Connect(c) => cmd::connect::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

@@ -16,3 +16,11 @@ mod doctor;
 mod turn;
 // cityd wire and verify webhook against the Mattermost double
 mod wire;
+// the flake and NixOS module: parse, evaluate the module's logic, compare with the binary
+mod nix;
+// coturn and namespace fixtures for the TURN tests
+mod turn_harness;
+// TURN in network namespaces: the rendered coturn config, the double-NAT lab
+mod turn_lab;
+// `connect jenkins|gitlab|sonarqube` against the product doubles
+mod connect;

@@ -1,0 +1,87 @@
+//! The local root CA and the mobile-ready server certificate in `<state>/pki/`: create or adopt the CA,
+//! issue and renew the leaf only when its names or remaining days require it, and read it all back.
+//!
+//! Files (see [`files`]): `ca.pem`, `ca.crt` (DER, what a phone's installer takes), `ca.key` (0600),
+//! `server.pem` (leaf + CA), `server.key` (0600). The CA is never regenerated or replaced; a re-run
+//! that finds everything current writes nothing (same bytes, same mtime).
+//!
+//! Library entry points: [`ensure`] (converge, or plan with `dry_run`), [`inspect`] (read-only
+//! summary for `show` and `doctor`), [`wanted_sans`], [`ca_certificate`] (for `export`), and
+//! [`probe`] for TLS handshakes that trust only the city CA.
+
+mod ca;
+mod ensure;
+mod error;
+mod inspect;
+mod pem;
+pub mod probe;
+mod server;
+mod trust;
+
+use std::path::Path;
+
+pub use ca::{CA_VALIDITY_DAYS, Ca, common_name, random_serial};
+pub use ensure::{
+    AdoptCa, CaAction, EnsureOptions, EnsureReport, FileChange, ServerAction, ensure, ensure_in,
+};
+pub use error::PkiError;
+pub use inspect::{CertSummary, FileStatus, PkiSummary, SanSet, fingerprint, inspect, summarize};
+pub use pem::{Passphrase, encode as pem_encode, read_passphrase};
+pub use server::{
+    DEFAULT_VALIDITY_DAYS, Leaf, MAX_VALIDITY_DAYS, RENEW_BELOW_DAYS, check_validity_days, issue,
+    wanted_sans,
+};
+pub use trust::{explain, verify_leaf};
+
+use crate::state::StateDir;
+
+/// File names under `<state>/pki/` and the modes cityd gives them.
+pub mod files {
+    pub const CA_PEM: &str = "ca.pem";
+    pub const CA_CRT: &str = "ca.crt";
+    pub const CA_KEY: &str = "ca.key";
+    pub const SERVER_PEM: &str = "server.pem";
+    pub const SERVER_KEY: &str = "server.key";
+    /// Serialises concurrent `ensure` runs.
+    pub const LOCK: &str = ".lock";
+    pub const CERT_MODE: u32 = 0o644;
+    pub const KEY_MODE: u32 = 0o600;
+    /// Every PKI file with its mode, in the order `ensure` writes them.
+    pub const ALL: [(&str, u32); 5] = [
+        (CA_KEY, KEY_MODE),
+        (CA_PEM, CERT_MODE),
+        (CA_CRT, CERT_MODE),
+        (SERVER_KEY, KEY_MODE),
+        (SERVER_PEM, CERT_MODE),
+    ];
+}
+
+/// The DER of the CA certificate in `<state>/pki/ca.pem`, or `None` before `ensure` made one.
+pub fn ca_certificate(state: &StateDir) -> Result<Option<Vec<u8>>, PkiError> {
+    let path = state.pki_dir().join(files::CA_PEM);
+    match read_optional(&path)? {
+        Some(bytes) => Ok(Some(pem::certificates(&path, &bytes)?.swap_remove(0))),
+        None => Ok(None),
+    }
+}
+
+/// The first certificate of a PEM (or DER) file, e.g. a CA given with `cityd verify tls --ca`.
+pub fn read_certificate(path: &Path) -> Result<Vec<u8>, PkiError> {
+    let bytes = std::fs::read(path).map_err(|source| PkiError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(pem::certificates(path, &bytes)?.swap_remove(0))
+}
+
+/// Reads a file, `None` when it does not exist; any other failure names the file.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, PkiError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(PkiError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
