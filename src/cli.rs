@@ -62,6 +62,8 @@ pub enum Command {
     /// Prove the running city works: TLS by LAN IP, webhook delivery.
     #[command(subcommand)]
     Verify(cmd::verify::Command),
+    /// Converge the city's Mattermost objects: team, channels, bots, webhooks, plugins.
+    Wire(cmd::wire::Args),
     /// Connect Jenkins, GitLab and SonarQube to the city's Mattermost channels.
     #[command(subcommand)]
     Connect(cmd::connect::Command),
@@ -108,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(&ctx, args),
         Command::Turn(c) => cmd::turn::run(&ctx, c),
         Command::Verify(c) => cmd::verify::run(&ctx, c),
+        Command::Wire(args) => cmd::wire::run(&ctx, args),
         Command::Connect(c) => cmd::connect::run(&ctx, c),
         Command::Relay(c) => cmd::relay::run(&ctx, c),
     };

@@ -10,6 +10,8 @@ pub mod exit;
 pub mod fsx;
 pub mod integrations;
 pub mod lan;
+pub mod mattermost;
+pub mod nixhash;
 pub mod pki;
 pub mod relay;
 pub mod render;

@@ -14,6 +14,8 @@ mod render;
 mod doctor;
 // STUN/TURN codec vectors, credentials, probe against real coturn
 mod turn;
+// cityd wire and verify webhook against the Mattermost double
+mod wire;
 // the flake and NixOS module: parse, evaluate the module's logic, compare with the binary
 mod nix;
 // coturn and namespace fixtures for the TURN tests
