@@ -10,6 +10,7 @@ have openssl || need_pkgs+=(openssl)
 have turnserver || need_pkgs+=(coturn)
 have ip || need_pkgs+=(iproute2)
 have iptables || need_pkgs+=(iptables)
+have debootstrap || need_pkgs+=(debootstrap)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root or: apt-get install ${need_pkgs[*]}" >&2
@@ -23,4 +24,6 @@ fi
 # Debian starts coturn as a service on install; the tests run their own instances.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2>&1 || true; fi
 
+# Local images for the Docker tests (no registry here); skips images that are up to date.
+testcontainers/images/build.sh
 cargo test --workspace --locked "$@"
