@@ -10,6 +10,7 @@ have openssl || need_pkgs+=(openssl)
 have turnserver || need_pkgs+=(coturn)
 have ip || need_pkgs+=(iproute2)
 have iptables || need_pkgs+=(iptables)
+have setpriv || need_pkgs+=(util-linux)
 have debootstrap || need_pkgs+=(debootstrap)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -41,32 +41,6 @@ fn finding(
     }
 }
 
-/// The blog's `cicd.env` variable names and the vault secret each one holds.
-pub const BLOG_SECRET_VARIABLES: [(&str, SecretName); 7] = [
-    ("MATTERMOST_TURN_SECRET", SecretName::TurnStaticAuthSecret),
-    (
-        "MATTERMOST_AT_REST_KEY",
-        SecretName::MattermostAtRestEncryptKey,
-    ),
-    (
-        "MATTERMOST_PUBLIC_LINK_SALT",
-        SecretName::MattermostPublicLinkSalt,
-    ),
-    (
-        "MATTERMOST_GITLAB_PLUGIN_SECRET",
-        SecretName::GitlabPluginWebhookSecret,
-    ),
-    (
-        "MATTERMOST_GITLAB_PLUGIN_KEY",
-        SecretName::GitlabPluginEncryptionKey,
-    ),
-    (
-        "MATTERMOST_JENKINS_PLUGIN_KEY",
-        SecretName::JenkinsPluginEncryptionKey,
-    ),
-    ("MATTERMOST_DB_PASSWORD", SecretName::MattermostDbPassword),
-];
-
 fn subject(file: &str, e: &Entry) -> String {
     format!("{} (line {} of {file})", e.key, e.line)
 }
@@ -313,7 +287,7 @@ fn parse_go_bool(s: &str) -> Option<bool> {
 pub fn audit_secrets_env(file: &str, text: &str) -> Vec<Finding> {
     let entries = envfile::parse_lenient(text);
     let mut out = Vec::new();
-    for (var, name) in BLOG_SECRET_VARIABLES {
+    for (var, name) in crate::secrets::import_env::BLOG_VARIABLES {
         let Some(e) = entries.iter().find(|e| e.key == var) else {
             out.push(finding(
                 Severity::Warning,

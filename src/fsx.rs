@@ -114,20 +114,24 @@ pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError
     }
 }
 
-/// Removes temp files a killed run left behind in `dir`. They never hold a finished value.
-pub fn remove_stale_temps(dir: &Path) {
+/// Removes temp files a killed run left behind in `dir` and returns how many. They never hold a
+/// finished value. Call it only while holding the lock that serialises writers of `dir`.
+pub fn remove_stale_temps(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return 0;
     };
+    let mut removed = 0;
     for entry in entries.flatten() {
         if entry
             .file_name()
             .to_string_lossy()
             .starts_with(".cityd-tmp-")
+            && std::fs::remove_file(entry.path()).is_ok()
         {
-            let _ = std::fs::remove_file(entry.path());
+            removed += 1;
         }
     }
+    removed
 }
 
 #[cfg(test)]

@@ -1,41 +1,86 @@
 //! `cityd secrets ensure | list | get NAME | import-env FILE`: the vault from the command line.
+//! Only `get` ever prints a value; everything else prints names, lengths, paths and ages.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::cli::Context;
-use crate::secrets::Vault;
+use crate::exit::{self, Failure};
+use crate::secrets::import_env::{self, ImportError, ImportReport};
+use crate::secrets::{EnsureReport, ListStatus, Vault, VaultError};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Generate every missing secret; existing ones are validated and never rewritten.
+    ///
+    /// One 0600 file per secret under <state>/secrets/ (directory 0700), from the OS random source,
+    /// letters and digits only. An existing secret of the wrong shape is an error naming the file and
+    /// the rule; it is never replaced, and nothing else is created until it is fixed. Concurrent runs
+    /// are serialised by a lock; a killed run leaves every secret absent or complete.
+    ///
+    /// Secrets and their rules (generated values have the minimum length):
+    ///   turn-static-auth-secret          64 lowercase hex digits
+    ///   mattermost-at-rest-encrypt-key   at least 32 letters or digits (Mattermost refuses less)
+    ///   mattermost-public-link-salt      at least 32 letters or digits (Mattermost refuses less)
+    ///   gitlab-plugin-encryption-key     exactly 32 letters or digits (AES-256 key)
+    ///   jenkins-plugin-encryption-key    exactly 32 letters or digits (AES-256 key)
+    ///   gitlab-plugin-webhook-secret     64 lowercase hex digits
+    ///   sonarqube-webhook-secret         64 lowercase hex digits
+    ///   mattermost-db-password           at least 32 letters or digits (the blog's is 64 hex)
+    #[command(verbatim_doc_comment)]
     Ensure {
-        /// Show what would be created without writing anything.
+        /// Show what would be created without writing anything (not even the directory).
         #[arg(long)]
         dry_run: bool,
+        /// Machine-readable report (names, paths, actions, lengths; never values).
         #[arg(long)]
         json: bool,
     },
-    /// Names, lengths, paths and ages of the secrets; never their values.
+    /// Names, lengths, paths, modes and ages of the secrets; never their values.
     List {
+        /// Machine-readable list.
         #[arg(long)]
         json: bool,
     },
-    /// Print one secret's value on stdout (for piping into another tool; never logged).
+    /// Print one secret's value on stdout, for piping into another tool (never logged).
+    ///
+    /// Exit 2 when the name is unknown or the file breaks its shape.
     Get {
-        /// File name in the vault, e.g. turn-static-auth-secret.
+        /// File name in the vault, e.g. turn-static-auth-secret (`cityd secrets list` shows them).
         name: String,
     },
     /// Adopt the secrets of the blog's cicd.env so an existing installation keeps its keys.
+    ///
+    /// Reads MATTERMOST_TURN_SECRET, MATTERMOST_AT_REST_KEY, MATTERMOST_PUBLIC_LINK_SALT,
+    /// MATTERMOST_GITLAB_PLUGIN_SECRET, MATTERMOST_GITLAB_PLUGIN_KEY, MATTERMOST_JENKINS_PLUGIN_KEY
+    /// and MATTERMOST_DB_PASSWORD the way the blog's scripts `source` the file (quoted or not,
+    /// `export` allowed, the last assignment wins). Reports per variable: taken, same (already in
+    /// the vault), conflict (the vault holds a different value), wrong shape, or absent. Any
+    /// conflict or wrong shape is an error (exit 2) and nothing is written. Run `cityd secrets
+    /// ensure` afterwards to generate what the file did not have.
+    #[command(verbatim_doc_comment)]
     ImportEnv {
-        /// The env file (MATTERMOST_TURN_SECRET=..., quoted or not).
+        /// The env file, usually ~/cicd_stack/cicd.env.
         file: PathBuf,
+        /// Validate and show what would be taken without writing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Machine-readable report (variables, lines, statuses, rules; never values).
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Bad input (wrong shapes, unknown names, conflicts, unusable state) exits 2, failed operations 1.
+/// The message already names the cause, so it is printed once rather than with its source chain.
+fn vault_error(e: VaultError) -> anyhow::Error {
+    let code = if e.is_bad_input() {
+        exit::BAD_INPUT
+    } else {
+        exit::FAILED
+    };
+    Failure::new(code, e.to_string()).into()
 }
 
 pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
@@ -44,61 +89,152 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Ensure { dry_run, json } => {
             let report = if dry_run {
-                vault.plan()?
+                vault.plan()
             } else {
-                vault.ensure()?
-            };
+                vault.ensure()
+            }
+            .map_err(vault_error)?;
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
             if json {
                 crate::cmd::print_json(&report)?;
             } else {
-                for e in &report {
-                    println!("{:<8} {:<32} {}", e.action, e.name, e.path.display());
-                }
-                if report.iter().all(|e| e.action == "kept") {
-                    println!("no changes");
-                }
+                print_ensure(&report)?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::List { json } => {
-            let list = vault.list()?;
+            let list = vault.list().map_err(vault_error)?;
             if json {
                 crate::cmd::print_json(&list)?;
-            } else if list.is_empty() {
-                println!(
-                    "the vault at {} is empty; run `cityd secrets ensure`",
-                    vault.dir().display()
-                );
-            } else {
-                for e in &list {
-                    let age = e.age_seconds.map_or("?".to_string(), human_age);
-                    let mark = if e.valid { "" } else { "  (WRONG SHAPE)" };
-                    println!(
-                        "{:<32} {:>4} chars  {:>6}  {}{mark}",
-                        e.name,
-                        e.length,
-                        age,
-                        e.path.display()
-                    );
-                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "vault {}", vault.dir().display())?;
+            for e in &list {
+                let length = e.length.map_or("-".to_string(), |l| l.to_string());
+                let age = e.age_seconds.map_or("-".to_string(), human_age);
+                let mode = e.mode.as_deref().unwrap_or("-");
+                let status = match e.status {
+                    ListStatus::Ok => "",
+                    ListStatus::Missing => "  (missing: `cityd secrets ensure` creates it)",
+                    ListStatus::WrongShape => "  (WRONG SHAPE: see `cityd secrets ensure`)",
+                    ListStatus::Unreadable => "  (UNREADABLE)",
+                };
+                writeln!(
+                    out,
+                    "{:<32} {:>4} chars  {:>5}  {mode:>4}  {}{status}",
+                    e.name,
+                    length,
+                    age,
+                    e.path.display()
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Get { name } => {
-            let secret = vault.read(&name)?.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no secret named {name:?} in {}; `cityd secrets list` shows what is there",
-                    vault.dir().display()
-                )
-            })?;
+            let secret = vault.get_by_name(&name).map_err(vault_error)?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", secret.expose())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::ImportEnv { .. } => {
-            anyhow::bail!("secrets import-env is not built yet")
+        Command::ImportEnv {
+            file,
+            dry_run,
+            json,
+        } => match import_env::import(&vault, &file, dry_run) {
+            Ok(report) => {
+                if json {
+                    crate::cmd::print_json(&report)?;
+                } else {
+                    print_import(&report)?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(ImportError::Refused(report)) => {
+                if json {
+                    crate::cmd::print_json(&report)?;
+                } else {
+                    print_import(&report)?;
+                }
+                Err(Failure::new(exit::BAD_INPUT, ImportError::Refused(report).to_string()).into())
+            }
+            Err(ImportError::Vault(e)) => Err(vault_error(e)),
+            Err(e) => {
+                let code = if e.is_bad_input() {
+                    exit::BAD_INPUT
+                } else {
+                    exit::FAILED
+                };
+                Err(Failure::new(code, e.to_string()).into())
+            }
+        },
+    }
+}
+
+fn print_ensure(report: &EnsureReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for e in &report.secrets {
+        writeln!(
+            out,
+            "{:<12} {:<32} {}",
+            e.action.as_str(),
+            e.name,
+            e.path.display()
+        )?;
+    }
+    if report.removed_temp_files > 0 {
+        writeln!(
+            out,
+            "removed {} temp file(s) left by an interrupted run",
+            report.removed_temp_files
+        )?;
+    }
+    match (report.changed, report.dry_run) {
+        (false, _) => writeln!(out, "no changes"),
+        (true, true) => writeln!(out, "dry run: nothing was written"),
+        (true, false) => Ok(()),
+    }
+}
+
+fn print_import(report: &ImportReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "import from {} into {}",
+        report.file.display(),
+        report.vault.display()
+    )?;
+    for e in &report.variables {
+        let at = e.line.map_or_else(String::new, |l| format!(" (line {l})"));
+        writeln!(
+            out,
+            "{:<18} {:<32} -> {}{at}",
+            e.status.as_str(),
+            e.variable,
+            e.secret
+        )?;
+        for note in &e.notes {
+            writeln!(out, "{:<18} note: {note}", "")?;
         }
     }
+    if !report.ok {
+        return writeln!(out, "refused: nothing was written");
+    }
+    if report.dry_run {
+        writeln!(out, "dry run: nothing was written")?;
+    } else if !report.changed {
+        writeln!(out, "no changes")?;
+    }
+    if !report.still_missing.is_empty() {
+        writeln!(
+            out,
+            "not in the file: {}; `cityd secrets ensure` generates them",
+            report.still_missing.join(", ")
+        )?;
+    }
+    Ok(())
 }
 
 fn human_age(secs: u64) -> String {
