@@ -1,15 +1,345 @@
-//! `cityd pki` (placeholder until its issue lands).
+//! `cityd pki ensure | show | export`: the city CA and the server certificate from the command line.
 
+use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+use serde::Serialize;
+
 use crate::cli::Context;
+use crate::exit::{self, Failure};
+use crate::fsx::{self, WriteOutcome};
+use crate::pki::{self, AdoptCa, EnsureOptions, EnsureReport, PkiError, PkiSummary, SanSet};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Not built yet.
-    Placeholder,
+    /// Create the CA (or adopt an existing one) and issue the server certificate. The certificate is
+    /// re-issued only when its names differ from the wanted ones (the LAN address moved) or fewer
+    /// than 30 days remain; otherwise every file stays byte-identical. The CA is never replaced.
+    #[command(
+        after_help = "Files in <state>/pki/: ca.pem, ca.crt (DER, for phones), ca.key (0600), \
+server.pem (leaf + CA), server.key (0600).\n\
+SANs: DNS mattermost.<domain> (or mattermost.host) and localhost; IP 127.0.0.1, ::1 and every \
+address of lan.addresses.\n\
+Exit codes: 0 done (or nothing to do), 1 the operation failed, 2 bad input (a file or flag; \
+nothing was written)."
+    )]
+    Ensure(EnsureArgs),
+    /// Show SANs, expiry, days left and SHA-256 fingerprints of the CA and the server certificate, so
+    /// a phone user can compare the fingerprint before trusting the CA.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the CA certificate for phones: DER (ca.crt, what iOS and Android installers take) or PEM.
+    Export(ExportArgs),
 }
 
-pub fn run(_ctx: &Context, _command: Command) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("cityd pki is not built yet")
+#[derive(Debug, clap::Args)]
+pub struct EnsureArgs {
+    /// Say what would be created or re-issued, and why; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// Validity of a newly issued server certificate, in days: at most 825 (Apple refuses longer).
+    #[arg(long, value_name = "DAYS", default_value_t = pki::DEFAULT_VALIDITY_DAYS, value_parser = parse_validity_days)]
+    pub validity_days: u32,
+    /// Adopt this CA certificate (PEM or DER) instead of creating a CA. Needs --ca-key. Refused when
+    /// the state already holds a different CA.
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    pub ca_cert: Option<PathBuf>,
+    /// The adopted CA's private key: PEM PKCS#8, EC or RSA; encrypted PKCS#8 with
+    /// --ca-key-passphrase-file. cityd keeps an unencrypted copy in <state>/pki/ca.key (0600).
+    #[arg(long, value_name = "FILE", requires = "ca_cert")]
+    pub ca_key: Option<PathBuf>,
+    /// File whose first line is the passphrase of an encrypted --ca-key (never on the command line).
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    pub ca_key_passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Binary DER, what a phone's certificate installer takes (ca.crt).
+    Der,
+    /// Base64 PEM text.
+    Pem,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value_t = Format::Pem)]
+    pub format: Format,
+    /// Write to FILE (mode 0644) instead of stdout. DER goes to stdout only when it is not a terminal.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Say what would be written; write nothing.
+    #[arg(long, requires = "out")]
+    pub dry_run: bool,
+}
+
+fn parse_validity_days(text: &str) -> Result<u32, String> {
+    let days: u32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of days"))?;
+    pki::check_validity_days(days).map_err(|e| e.to_string())
+}
+
+/// Maps a PKI error to its exit code: 2 when the input is at fault, 1 otherwise.
+fn failure(error: PkiError) -> anyhow::Error {
+    let code = if error.is_bad_input() {
+        exit::BAD_INPUT
+    } else {
+        exit::FAILED
+    };
+    anyhow::Error::new(Failure::new(code, error.to_string()))
+}
+
+pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Ensure(args) => ensure(ctx, args),
+        Command::Show { json } => show(ctx, json),
+        Command::Export(args) => export(ctx, args),
+    }
+}
+
+fn lan_ips(city: &crate::city::City) -> anyhow::Result<Vec<IpAddr>> {
+    let lan = crate::lan::resolve(&city.lan.addresses)
+        .context("resolving lan.addresses for the server certificate's IP SANs")?;
+    Ok(lan.into_iter().map(|a| a.address).collect())
+}
+
+fn ensure(ctx: &Context, args: EnsureArgs) -> anyhow::Result<ExitCode> {
+    let city = ctx.city()?;
+    let state = ctx.state()?;
+    let lan = lan_ips(&city)?;
+    let adopt = match (args.ca_cert, args.ca_key) {
+        (Some(cert), Some(key)) => Some(AdoptCa {
+            cert,
+            key,
+            passphrase_file: args.ca_key_passphrase_file,
+        }),
+        _ => None,
+    };
+    let options = EnsureOptions {
+        validity_days: args.validity_days,
+        adopt,
+        dry_run: args.dry_run,
+    };
+    let report = pki::ensure(&state, &city, &lan, &options).map_err(failure)?;
+    if args.json {
+        crate::cmd::print_json(&report)?;
+    } else {
+        print_ensure(&report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn outcome_word(outcome: WriteOutcome) -> &'static str {
+    match outcome {
+        WriteOutcome::Created => "created",
+        WriteOutcome::Updated => "updated",
+        WriteOutcome::Unchanged => "unchanged",
+    }
+}
+
+fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let verb = |action: &str| {
+        if r.dry_run && action != "kept" {
+            format!("would be {action}")
+        } else {
+            action.to_string()
+        }
+    };
+    writeln!(out, "CA      {:<16} {}", verb(r.ca.as_str()), r.ca_why)?;
+    writeln!(out, "        {}", r.ca_subject)?;
+    writeln!(out, "        SHA-256 {}", r.ca_sha256)?;
+    let why = if r.server_why.is_empty() {
+        "names and validity are current".to_string()
+    } else {
+        r.server_why.join("; ")
+    };
+    writeln!(out, "server  {:<16} {why}", verb(r.server.as_str()))?;
+    writeln!(out, "        SANs {}", r.sans.entries().join(", "))?;
+    writeln!(
+        out,
+        "        not after {} ({} days left)",
+        r.server_not_after, r.server_days_left
+    )?;
+    writeln!(out, "        SHA-256 {}", r.server_sha256)?;
+    for f in r
+        .files
+        .iter()
+        .filter(|f| f.outcome != WriteOutcome::Unchanged)
+    {
+        let outcome = outcome_word(f.outcome);
+        let outcome = if r.dry_run {
+            format!("would be {outcome}")
+        } else {
+            outcome.to_string()
+        };
+        writeln!(out, "{outcome:<17} {} ({})", f.path.display(), f.mode)?;
+    }
+    if !r.changed {
+        writeln!(
+            out,
+            "no changes: every file in {} is current",
+            r.dir.display()
+        )?;
+    } else if r.dry_run {
+        writeln!(out, "dry run: nothing was written")?;
+    }
+    Ok(())
+}
+
+/// `show --json`: the summary plus how its names compare with the current LAN addresses.
+#[derive(Debug, Serialize)]
+struct ShowReport {
+    #[serde(flatten)]
+    summary: PkiSummary,
+    wanted_sans: Option<SanSet>,
+    /// Wanted names the server certificate lacks (empty when current).
+    missing_sans: Vec<String>,
+    /// Why the wanted names could not be computed (lan.addresses did not resolve).
+    lan_error: Option<String>,
+}
+
+fn show(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
+    let state = ctx.state()?;
+    let Some(summary) = pki::inspect(&state).map_err(failure)? else {
+        eprintln!(
+            "no PKI in {} yet; run `cityd pki ensure`",
+            state.pki_dir().display()
+        );
+        return Ok(ExitCode::from(exit::FAILED));
+    };
+    let city = ctx.city()?;
+    let (wanted, lan_error) = match lan_ips(&city) {
+        Ok(lan) => (Some(pki::wanted_sans(&city, &lan)), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    let missing_sans = match (&wanted, &summary.server) {
+        (Some(wanted), Some(server)) => wanted.missing_from(&server.sans),
+        _ => Vec::new(),
+    };
+    let report = ShowReport {
+        summary,
+        wanted_sans: wanted,
+        missing_sans,
+        lan_error,
+    };
+    if json {
+        crate::cmd::print_json(&report)?;
+    } else {
+        print_show(&report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_show(r: &ShowReport) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let s = &r.summary;
+    writeln!(out, "PKI in {}", s.dir.display())?;
+    match &s.ca {
+        Some(ca) => {
+            writeln!(out, "CA       {}", ca.subject)?;
+            writeln!(out, "         SHA-256   {}", ca.sha256)?;
+            writeln!(
+                out,
+                "         not after {} ({} days left)",
+                ca.not_after, ca.days_left
+            )?;
+        }
+        None => writeln!(out, "CA       missing (ca.pem); run `cityd pki ensure`")?,
+    }
+    match &s.server {
+        Some(leaf) => {
+            writeln!(out, "server   {}", leaf.subject)?;
+            writeln!(out, "         SANs      {}", leaf.sans.entries().join(", "))?;
+            writeln!(
+                out,
+                "         not after {} ({} days left)",
+                leaf.not_after, leaf.days_left
+            )?;
+            writeln!(out, "         SHA-256   {}", leaf.sha256)?;
+            match (&s.server_verifies, &s.server_problem) {
+                (Some(true), _) => writeln!(out, "         verifies against ca.pem")?,
+                (_, Some(problem)) => writeln!(out, "         DOES NOT VERIFY: {problem}")?,
+                _ => {}
+            }
+            if !r.missing_sans.is_empty() {
+                writeln!(
+                    out,
+                    "         lacks {} (the LAN address moved?); run `cityd pki ensure`",
+                    r.missing_sans.join(", ")
+                )?;
+            }
+            if let Some(e) = &r.lan_error {
+                writeln!(out, "         (cannot compare with the LAN addresses: {e})")?;
+            }
+        }
+        None => writeln!(out, "server   missing (server.pem); run `cityd pki ensure`")?,
+    }
+    for f in &s.files {
+        let state = match (&f.mode, f.mode_ok) {
+            (None, _) => "missing".to_string(),
+            (Some(m), true) => m.clone(),
+            (Some(m), false) => format!("{m} (should be {})", f.expected_mode),
+        };
+        writeln!(out, "file     {:<11} {state}", f.name)?;
+    }
+    Ok(())
+}
+
+fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let state = ctx.state()?;
+    let Some(der) = pki::ca_certificate(&state).map_err(failure)? else {
+        return Err(Failure::new(
+            exit::BAD_INPUT,
+            format!(
+                "no CA in {} yet; run `cityd pki ensure` first",
+                state.pki_dir().display()
+            ),
+        )
+        .into());
+    };
+    let bytes = match args.format {
+        Format::Der => der.clone(),
+        Format::Pem => pki::pem_encode("CERTIFICATE", &der).into_bytes(),
+    };
+    let fingerprint = pki::fingerprint(&der);
+    match args.out {
+        Some(path) => {
+            if args.dry_run {
+                println!(
+                    "would write the CA certificate to {} (SHA-256 {fingerprint})",
+                    path.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let outcome = fsx::write_if_changed(&path, &bytes, 0o644)
+                .with_context(|| format!("exporting the CA certificate to {}", path.display()))?;
+            println!(
+                "{} {} (SHA-256 {fingerprint})",
+                outcome_word(outcome),
+                path.display()
+            );
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            if args.format == Format::Der && stdout.is_terminal() {
+                return Err(Failure::new(
+                    exit::BAD_INPUT,
+                    "DER is binary: redirect stdout to a file or give --out ca.crt",
+                )
+                .into());
+            }
+            stdout.write_all(&bytes)?;
+            stdout.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,1 +1,0 @@
-//! The local root CA and the mobile-ready server certificate (placeholder).
