@@ -56,6 +56,15 @@ pub struct City {
     pub plugins: Plugins,
     #[serde(default)]
     pub database: Database,
+    /// The human system admin that `cityd wire` adds to the team and channels.
+    #[serde(default)]
+    pub admin: Admin,
+    /// Bot accounts `cityd wire` creates (user, converted to a bot, with a token in the vault).
+    #[serde(default)]
+    pub bots: Vec<BotAccount>,
+    /// Incoming webhooks `cityd wire` creates, one per channel, owned by a bot and locked to the channel.
+    #[serde(default)]
+    pub webhooks: Vec<IncomingHook>,
     #[serde(default)]
     pub docker: DockerHost,
 }
@@ -169,6 +178,9 @@ pub struct Plugins {
     /// The Jenkins plugin bundle: a path or a pinned URL, with its SRI sha256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jenkins: Option<PluginBundle>,
+    /// The prepackaged GitLab plugin: configured, then enabled, when this table is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<GitlabPlugin>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +188,12 @@ pub struct Plugins {
 pub struct PluginBundle {
     pub source: String,
     pub sri: String,
+    /// The Jenkins server the plugin talks to (`jenkinsurl`); v1.1.0 refuses to start without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jenkins_url: Option<String>,
+    /// The bundle's plugin version (e.g. 1.1.0): an installed plugin of this version is not re-uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Ports the city holds besides Calls: the Calls port must not collide with any of them.
@@ -540,6 +558,7 @@ impl City {
                 "must carry a pinned version tag, e.g. coturn/coturn:4.6.3",
             ),
         }
+        out.extend(self.wiring_problems());
         out
     }
 }
@@ -643,6 +662,262 @@ fn channel_name_rule(name: &str) -> Option<&'static str> {
         return Some("a 26-character alphanumeric name looks like a Mattermost id and is rejected");
     }
     None
+}
+
+/// The human admin account (created by the operator, e.g. `mmctl user create --system-admin`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    pub username: String,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            username: "admin".into(),
+        }
+    }
+}
+
+/// A bot account: a Mattermost user converted to a bot, member of the team and of `channel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotAccount {
+    /// Username, e.g. `jenkins-bot` (not `gitlab`: the GitLab plugin creates that bot itself).
+    pub name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The channel the bot posts into (it is made a member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// An incoming webhook: identified by channel + owning bot + display name; its URL goes to the
+/// vault as `webhook-<channel>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingHook {
+    pub channel: String,
+    pub bot: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Settings of the prepackaged GitLab plugin (`com.github.manland.mattermost-plugin-gitlab`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabPlugin {
+    /// `gitlaburl`, e.g. https://gitlab.cicd.local
+    pub url: String,
+    /// `enableprivaterepo`
+    #[serde(default)]
+    pub enable_private_repo: bool,
+    /// `enablecodepreview`: public | privateAndPublic | disable
+    #[serde(default = "default_code_preview")]
+    pub code_preview: String,
+}
+
+fn default_code_preview() -> String {
+    "public".into()
+}
+
+/// The GitLab plugin's only valid `enablecodepreview` values (the blog's `public_private` is not one).
+pub const GITLAB_CODE_PREVIEW: &[&str] = &["public", "privateAndPublic", "disable"];
+
+/// Usernames Mattermost refuses (model/user.go restricted names).
+const RESERVED_USERNAMES: &[&str] = &["all", "channel", "here", "matterbot", "system"];
+
+fn username_rule(name: &str) -> Option<&'static str> {
+    if !(3..=22).contains(&name.len()) {
+        return Some("Mattermost usernames are 3-22 characters");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Some("Mattermost usernames start with a lowercase letter");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    {
+        return Some("Mattermost usernames use only a-z, 0-9, '.', '-' and '_'");
+    }
+    if RESERVED_USERNAMES.contains(&name) {
+        return Some("Mattermost reserves this username (all, channel, here, matterbot, system)");
+    }
+    None
+}
+
+fn http_url_rule(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => None,
+        _ => Some(
+            "must be an http:// or https:// URL with a host, e.g. https://jenkins.cicd.local:8080",
+        ),
+    }
+}
+
+impl City {
+    /// Rules for the wiring sections (admin, bots, webhooks, plugin settings).
+    fn wiring_problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |field: String, value: String, rule: &str| {
+            out.push(Problem {
+                field,
+                value,
+                rule: rule.to_string(),
+            })
+        };
+        let channels: BTreeSet<&str> = self.channels.iter().map(|c| c.name.as_str()).collect();
+        if let Some(rule) = username_rule(&self.admin.username) {
+            bad("admin.username".into(), self.admin.username.clone(), rule);
+        }
+        let mut bots = BTreeSet::new();
+        for (i, b) in self.bots.iter().enumerate() {
+            if let Some(rule) = username_rule(&b.name) {
+                bad(format!("bots[{i}].name"), b.name.clone(), rule);
+            }
+            if b.name == self.admin.username {
+                bad(
+                    format!("bots[{i}].name"),
+                    b.name.clone(),
+                    "is the admin's username; a bot needs its own",
+                );
+            }
+            if !bots.insert(b.name.as_str()) {
+                bad(
+                    format!("bots[{i}].name"),
+                    b.name.clone(),
+                    "appears twice; bot names must be unique",
+                );
+            }
+            let len = b.display_name.chars().count();
+            if len == 0 || len > 64 {
+                bad(
+                    format!("bots[{i}].display_name"),
+                    format!("{:?}", b.display_name),
+                    "must be 1-64 characters",
+                );
+            }
+            if b.description.chars().count() > 1024 {
+                bad(
+                    format!("bots[{i}].description"),
+                    format!("{} characters", b.description.chars().count()),
+                    "must be at most 1024 characters",
+                );
+            }
+            if let Some(ch) = &b.channel {
+                if !channels.contains(ch.as_str()) {
+                    bad(
+                        format!("bots[{i}].channel"),
+                        ch.clone(),
+                        "names no channel of the city; add it under [[channels]] or fix the name",
+                    );
+                }
+            }
+        }
+        let mut hooked = BTreeSet::new();
+        for (i, h) in self.webhooks.iter().enumerate() {
+            if !channels.contains(h.channel.as_str()) {
+                bad(
+                    format!("webhooks[{i}].channel"),
+                    h.channel.clone(),
+                    "names no channel of the city; add it under [[channels]] or fix the name",
+                );
+            }
+            if !bots.contains(h.bot.as_str()) {
+                bad(
+                    format!("webhooks[{i}].bot"),
+                    h.bot.clone(),
+                    "names no bot of the city; add it under [[bots]] (webhooks are owned by bots)",
+                );
+            }
+            if !hooked.insert(h.channel.as_str()) {
+                bad(
+                    format!("webhooks[{i}].channel"),
+                    h.channel.clone(),
+                    "has a second webhook; one per channel (its URL is stored as webhook-<channel>)",
+                );
+            }
+            let len = h.display_name.chars().count();
+            if len == 0 || len > 64 {
+                bad(
+                    format!("webhooks[{i}].display_name"),
+                    format!("{:?}", h.display_name),
+                    "must be 1-64 characters (it identifies the hook together with channel and bot)",
+                );
+            }
+            if h.description.chars().count() > 500 {
+                bad(
+                    format!("webhooks[{i}].description"),
+                    format!("{} characters", h.description.chars().count()),
+                    "must be at most 500 characters",
+                );
+            }
+        }
+        if let Some(j) = &self.plugins.jenkins {
+            let source = j.source.as_str();
+            if source.starts_with("http://") || source.starts_with("https://") {
+                if let Some(rule) = http_url_rule(source) {
+                    bad("plugins.jenkins.source".into(), source.into(), rule);
+                }
+            } else if !source.starts_with('/') {
+                bad(
+                    "plugins.jenkins.source".into(),
+                    source.into(),
+                    "must be an absolute path or an http(s) URL of the plugin bundle (.tar.gz)",
+                );
+            } else if crate::nixhash::StorePath::looks_like(source) {
+                if let Err(e) = crate::nixhash::StorePath::parse(source) {
+                    bad(
+                        "plugins.jenkins.source".into(),
+                        source.into(),
+                        &e.to_string(),
+                    );
+                }
+            }
+            if j.sri.starts_with("sha256-") {
+                if let Err(e) = crate::nixhash::Sri::parse(&j.sri) {
+                    bad("plugins.jenkins.sri".into(), j.sri.clone(), &e.to_string());
+                }
+            }
+            if j.version.as_deref().is_none_or(str::is_empty) {
+                bad(
+                    "plugins.jenkins.version".into(),
+                    "(missing)".into(),
+                    "set the bundle's plugin version (e.g. 1.1.0): `cityd wire` compares it with the installed plugin to decide whether to upload",
+                );
+            }
+            match &j.jenkins_url {
+                None => bad(
+                    "plugins.jenkins.jenkins_url".into(),
+                    "(missing)".into(),
+                    "the Jenkins plugin (v1.1.0) refuses to start without its Jenkins URL; set e.g. https://jenkins.cicd.local:8080",
+                ),
+                Some(url) => {
+                    if let Some(rule) = http_url_rule(url) {
+                        bad("plugins.jenkins.jenkins_url".into(), url.clone(), rule);
+                    }
+                }
+            }
+        }
+        if let Some(g) = &self.plugins.gitlab {
+            if let Some(rule) = http_url_rule(&g.url) {
+                bad("plugins.gitlab.url".into(), g.url.clone(), rule);
+            }
+            if !GITLAB_CODE_PREVIEW.contains(&g.code_preview.as_str()) {
+                bad(
+                    "plugins.gitlab.code_preview".into(),
+                    g.code_preview.clone(),
+                    "must be one of public, privateAndPublic, disable",
+                );
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]

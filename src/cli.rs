@@ -62,6 +62,8 @@ pub enum Command {
     /// Prove the running city works: TLS by LAN IP, webhook delivery.
     #[command(subcommand)]
     Verify(cmd::verify::Command),
+    /// Converge the city's Mattermost objects: team, channels, bots, webhooks, plugins.
+    Wire(cmd::wire::Args),
 }
 
 /// What every command may need, resolved lazily so `--help`-level commands touch nothing.
@@ -102,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(&ctx, args),
         Command::Turn(c) => cmd::turn::run(&ctx, c),
         Command::Verify(c) => cmd::verify::run(&ctx, c),
+        Command::Wire(args) => cmd::wire::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,8 @@ pub mod envfile;
 pub mod exit;
 pub mod fsx;
 pub mod lan;
+pub mod mattermost;
+pub mod nixhash;
 pub mod pki;
 pub mod render;
 pub mod secrets;

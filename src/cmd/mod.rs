@@ -8,6 +8,7 @@ pub mod secrets;
 pub mod turn;
 pub mod up;
 pub mod verify;
+pub mod wire;
 
 /// Prints a value as pretty JSON on stdout (the `--json` output of every command).
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
