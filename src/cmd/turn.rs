@@ -1,15 +1,377 @@
-//! `cityd turn` (placeholder until its issue lands).
+//! `cityd turn creds` (TURN REST credentials from the vault's static auth secret) and
+//! `cityd turn probe` (proves the relay works end to end, with a verdict and an exit code per failure).
 
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::city::City;
 use crate::cli::Context;
+use crate::exit::{self, Failure};
+use crate::lan;
+use crate::secrets::{Secret, SecretName, Vault};
+use crate::turn::creds::{self, RestCredential};
+use crate::turn::link::Transport;
+use crate::turn::probe::{self, PeerSpec, ProbeConfig, ProbeReport, StepStatus, Timing};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Not built yet.
-    Placeholder,
+    /// Print time-limited TURN credentials (TURN REST API: username `<expiry>:<user>`, password
+    /// base64(HMAC-SHA1(secret, username))) for a WebRTC test page. The static secret itself is
+    /// never printed.
+    Creds(CredsArgs),
+    /// Prove the TURN relay works: Binding, Allocate through the 401 challenge, CreatePermission,
+    /// data through the relay to a peer and back (Send/Data, then ChannelBind/ChannelData), and
+    /// Refresh(0) to release. Each step is timed; a failure gets a diagnosis and its own exit code.
+    #[command(after_long_help = PROBE_EXIT_CODES)]
+    Probe(ProbeArgs),
 }
 
-pub fn run(_ctx: &Context, _command: Command) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("cityd turn is not built yet")
+const PROBE_EXIT_CODES: &str = "\
+Exit codes:
+   0  relay works: allocated, data relayed both ways, released
+   1  probe failed: unusable answers (bad integrity, malformed) or a local error
+   2  bad input (server, peer, duration, secret file, city description)
+  10  no answer from the server: a firewall drops the port, or the address is wrong
+  11  401 to the authenticated Allocate: the secret differs from coturn's static-auth-secret,
+      or the credential expired (same answer on the wire; the diagnosis tells which)
+  12  403 at CreatePermission/ChannelBind: the relay refuses that peer (denied-peer-ip)
+  13  486 allocation quota reached (user-quota / total-quota)
+  14  allocation granted but relayed data never came back (relay ports blocked)
+  15  another error answer from the server (437, 441, 442, 508, ...)";
+
+#[derive(Debug, clap::Args)]
+pub struct CredsArgs {
+    /// User id put after the expiry in the username (letters, digits, . _ - @).
+    #[arg(long, default_value = "cityd", value_name = "NAME")]
+    pub user: String,
+    /// How long the credential stays valid: 90s, 30m, 24h, 7d, or seconds.
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub ttl: String,
+    /// Read the static auth secret from FILE instead of the vault.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Print JSON (username, password, expiry, server URLs, an RTCIceServer object).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProbeArgs {
+    /// TURN server, HOST or HOST:PORT (IPv6 as [ADDR]:PORT). Default: the city's first LAN
+    /// address on turn.port.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub server: Option<String>,
+    /// Transport between the probe and the server. The relay toward the peer is always UDP.
+    #[arg(long, value_enum, default_value = "udp")]
+    pub transport: Transport,
+    /// A peer that echoes every UDP datagram back (e.g. turnutils_peer, or a published port).
+    /// Default: the probe's own echo socket on the local address it uses toward the server.
+    #[arg(long, value_name = "IP:PORT")]
+    pub peer: Option<SocketAddr>,
+    /// User id for the probe's own short-lived REST credential.
+    #[arg(long, default_value = "cityd-probe", value_name = "NAME")]
+    pub user: String,
+    /// Read the static auth secret from FILE instead of the vault (e.g. to test coturn's copy).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Bound on the whole probe.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub timeout: String,
+    /// Initial UDP retransmission timeout (doubles per resend, 7 sends; RFC 8489 says 500ms).
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    pub rto: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Test aid: use a credential that expired a minute ago, to see the 401 diagnosis.
+    #[arg(long, hide = true)]
+    pub expired: bool,
+}
+
+pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Creds(args) => creds_cmd(ctx, args),
+        Command::Probe(args) => probe_cmd(ctx, args),
+    }
+}
+
+fn bad_input(message: impl Into<String>) -> anyhow::Error {
+    Failure::new(exit::BAD_INPUT, message).into()
+}
+
+/// The static auth secret: from `--secret-file`, else from the vault.
+fn load_secret(ctx: &Context, file: Option<&Path>) -> anyhow::Result<Secret> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            bad_input(format!(
+                "cannot read the secret file {}: {e}; give a readable file holding the static auth secret",
+                path.display()
+            ))
+        })?;
+        let value = text.trim_end_matches(['\n', '\r']);
+        if value.is_empty() || value.contains('\n') {
+            return Err(bad_input(format!(
+                "secret file {} must hold the secret on one line",
+                path.display()
+            )));
+        }
+        return Ok(Secret::new(value.to_string()));
+    }
+    let state = ctx.state()?;
+    Vault::new(&state)
+        .get(SecretName::TurnStaticAuthSecret)
+        .context("reading the TURN static auth secret from the vault")
+}
+
+fn parse_duration(text: &str, flag: &str) -> anyhow::Result<std::time::Duration> {
+    if let Some(ms) = text.strip_suffix("ms") {
+        let n: u64 = ms
+            .parse()
+            .map_err(|_| bad_input(format!("{flag} {text:?}: expected e.g. 200ms, 2s or 1m")))?;
+        return Ok(std::time::Duration::from_millis(n));
+    }
+    creds::parse_duration(text).map_err(|e| bad_input(format!("{flag}: {e}")))
+}
+
+#[derive(Serialize)]
+struct IceServer {
+    urls: Vec<String>,
+    username: String,
+    credential: String,
+}
+
+#[derive(Serialize)]
+struct CredsOutput {
+    username: String,
+    password: String,
+    ttl_seconds: u64,
+    expires_at: u64,
+    expires_at_utc: String,
+    realm: String,
+    urls: Vec<String>,
+    ice_server: IceServer,
+}
+
+fn turn_urls(city: &City) -> anyhow::Result<Vec<String>> {
+    let addresses = lan::resolve(&city.lan.addresses).context("resolving lan.addresses")?;
+    let mut urls = Vec::new();
+    for a in addresses {
+        let host = match a.address {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        for transport in ["udp", "tcp"] {
+            urls.push(format!(
+                "turn:{host}:{}?transport={transport}",
+                city.turn.port
+            ));
+        }
+    }
+    Ok(urls)
+}
+
+fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
+    let ttl = creds::parse_duration(&args.ttl).map_err(|e| bad_input(format!("--ttl: {e}")))?;
+    if ttl.is_zero() {
+        return Err(bad_input(
+            "--ttl 0 gives a credential that is already expired; give e.g. 24h",
+        ));
+    }
+    creds::validate_user(&args.user).map_err(|e| bad_input(format!("--user: {e}")))?;
+    let city = ctx.city()?;
+    let secret = load_secret(ctx, args.secret_file.as_deref())?;
+    let cred = RestCredential::for_ttl(secret.expose(), &args.user, ttl)
+        .map_err(|e| bad_input(e.to_string()))?;
+    let urls = turn_urls(&city)?;
+    let creds = CredsOutput {
+        username: cred.username.clone(),
+        password: cred.password.clone(),
+        ttl_seconds: ttl.as_secs(),
+        expires_at: cred.expires_at,
+        expires_at_utc: creds::format_utc(cred.expires_at),
+        realm: city.turn_realm(),
+        urls: urls.clone(),
+        ice_server: IceServer {
+            urls,
+            username: cred.username,
+            credential: cred.password,
+        },
+    };
+    if args.json {
+        crate::cmd::print_json(&creds)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "TURN credentials for user {:?}, valid until {} ({} s)",
+        args.user, creds.expires_at_utc, creds.ttl_seconds
+    )?;
+    writeln!(out, "  username: {}", creds.username)?;
+    writeln!(out, "  password: {}", creds.password)?;
+    writeln!(
+        out,
+        "  realm:    {} (coturn's; clients do not need it)",
+        creds.realm
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "TURN servers to paste into a WebRTC test page (e.g. Trickle ICE), with the username and password above:"
+    )?;
+    for url in &creds.urls {
+        writeln!(out, "  {url}")?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "The same as an RTCIceServer for `new RTCPeerConnection({{iceServers: [...]}})`:"
+    )?;
+    writeln!(out, "  {}", serde_json::to_string(&creds.ice_server)?)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "A relay works when the page lists a candidate of type \"relay\"; `cityd turn probe` checks the same without a browser."
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--server` as a socket address; a missing port means the city's turn.port.
+fn resolve_server(text: Option<&str>, city: &City) -> anyhow::Result<SocketAddr> {
+    let port = city.turn.port;
+    let Some(text) = text else {
+        let addresses = lan::resolve(&city.lan.addresses).context("resolving lan.addresses")?;
+        let first = addresses.first().ok_or_else(|| {
+            bad_input("lan.addresses resolved to nothing; give --server HOST[:PORT]")
+        })?;
+        return Ok(SocketAddr::new(first.address, port));
+    };
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let with_port = if text.contains(':') {
+        text.to_string()
+    } else {
+        format!("{text}:{port}")
+    };
+    with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            bad_input(format!(
+                "--server {text:?} is neither an address nor a resolvable host name; give HOST or HOST:PORT"
+            ))
+        })
+}
+
+fn probe_cmd(ctx: &Context, args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let city = ctx.city()?;
+    let server = resolve_server(args.server.as_deref(), &city)?;
+    let deadline = parse_duration(&args.timeout, "--timeout")?;
+    let rto = parse_duration(&args.rto, "--rto")?;
+    if rto.is_zero() || deadline.is_zero() {
+        return Err(bad_input("--rto and --timeout must be above zero"));
+    }
+    creds::validate_user(&args.user).map_err(|e| bad_input(format!("--user: {e}")))?;
+    let secret = load_secret(ctx, args.secret_file.as_deref())?;
+    let credential = if args.expired {
+        RestCredential::derive(secret.expose(), &args.user, creds::unix_now() - 60)
+    } else {
+        // Long enough for the probe; short so a leaked one is useless soon.
+        RestCredential::for_ttl(
+            secret.expose(),
+            &args.user,
+            std::time::Duration::from_secs(600),
+        )
+    }
+    .map_err(|e| bad_input(e.to_string()))?;
+    let config = ProbeConfig {
+        server,
+        transport: args.transport,
+        peer: args.peer.map_or(PeerSpec::Own, PeerSpec::Given),
+        username: credential.username,
+        password: Secret::new(credential.password),
+        timing: Timing {
+            rto,
+            deadline,
+            ..Timing::default()
+        },
+        software: format!("cityd {}", env!("CARGO_PKG_VERSION")),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime for the probe")?;
+    let progress: probe::Progress = Arc::new(|line: &str| eprintln!("cityd turn probe: {line}"));
+    let report = runtime.block_on(probe::run(&config, progress));
+    if args.json {
+        crate::cmd::print_json(&report)?;
+    } else {
+        print_report(&report)?;
+    }
+    Ok(ExitCode::from(report.exit_code))
+}
+
+fn print_report(r: &ProbeReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "TURN probe of {} over {} (username {})",
+        r.server,
+        r.transport.name(),
+        r.username
+    )?;
+    for s in &r.steps {
+        let status = match s.status {
+            StepStatus::Ok => "ok",
+            StepStatus::Failed => "FAILED",
+        };
+        let latency = s
+            .latency_ms
+            .map(|l| format!("{l:>9.3} ms"))
+            .unwrap_or_else(|| format!("{:>12}", "-"));
+        writeln!(out, "  {status:<7} {:<19} {latency}  {}", s.name, s.detail)?;
+    }
+    let show = |a: Option<SocketAddr>| a.map_or_else(|| "-".to_string(), |a| a.to_string());
+    writeln!(
+        out,
+        "mapped address:  {} (this client as the server sees it)",
+        show(r.mapped)
+    )?;
+    writeln!(
+        out,
+        "relayed address: {} (where peers send to reach this client)",
+        show(r.relayed)
+    )?;
+    writeln!(
+        out,
+        "peer:            {}{}",
+        show(r.peer),
+        if r.own_peer {
+            " (the probe's own echo socket)"
+        } else {
+            ""
+        }
+    )?;
+    for w in &r.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    writeln!(
+        out,
+        "verdict: {} (exit {}, {:.1} ms)",
+        r.summary, r.exit_code, r.total_ms
+    )?;
+    writeln!(out, "{}", r.diagnosis)?;
+    Ok(())
 }

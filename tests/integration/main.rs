@@ -14,3 +14,7 @@ mod render;
 mod doctor;
 // STUN/TURN codec vectors, credentials, probe against real coturn
 mod turn;
+// coturn and namespace fixtures for the TURN tests
+mod turn_harness;
+// TURN in network namespaces: the rendered coturn config, the double-NAT lab
+mod turn_lab;
