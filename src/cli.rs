@@ -64,6 +64,11 @@ pub enum Command {
     Verify(cmd::verify::Command),
     /// Converge the city's Mattermost objects: team, channels, bots, webhooks, plugins.
     Wire(cmd::wire::Args),
+    /// Stop and remove the city's containers (volumes and state stay unless --purge).
+    Down(cmd::down::Args),
+    /// Mattermost's PostgreSQL tenant: role, database, schema ownership.
+    #[command(subcommand)]
+    Db(cmd::db::Command),
 }
 
 /// What every command may need, resolved lazily so `--help`-level commands touch nothing.
@@ -105,6 +110,8 @@ pub fn main() -> ExitCode {
         Command::Turn(c) => cmd::turn::run(&ctx, c),
         Command::Verify(c) => cmd::verify::run(&ctx, c),
         Command::Wire(args) => cmd::wire::run(&ctx, args),
+        Command::Down(args) => cmd::down::run(&ctx, args),
+        Command::Db(c) => cmd::db::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 pub mod city;
 pub mod cli;
 pub mod cmd;
+pub mod docker;
 pub mod doctor;
 pub mod envfile;
 pub mod exit;
@@ -12,6 +13,7 @@ pub mod lan;
 pub mod mattermost;
 pub mod nixhash;
 pub mod pki;
+pub mod postgres;
 pub mod render;
 pub mod secrets;
 pub mod state;

@@ -1,7 +1,9 @@
 //! One module per verb: its clap arguments and its `run()`.
 
 pub mod config;
+pub mod db;
 pub mod doctor;
+pub mod down;
 pub mod pki;
 pub mod render;
 pub mod secrets;

@@ -1,0 +1,203 @@
+//! Read-only checks of a city's containers for `cityd doctor`: present, running, created from the
+//! current spec, ports published exactly as specified (metrics never beyond loopback), coturn on
+//! the host network. Touches nothing.
+
+use std::collections::BTreeSet;
+
+use bollard::models::ContainerInspectResponse;
+
+use super::converge::Engine;
+use super::spec::{ContainerSpec, LABEL_SPEC, Network};
+use crate::doctor::{Finding, Severity};
+use crate::render::container::METRICS_PORT;
+
+fn finding(
+    severity: Severity,
+    code: &'static str,
+    subject: &str,
+    problem: String,
+    fix: &str,
+) -> Finding {
+    Finding {
+        severity,
+        code,
+        subject: subject.to_string(),
+        problem,
+        fix: fix.to_string(),
+    }
+}
+
+/// `(container port/proto, host ip, host port)` as published, from an inspected container.
+pub fn published(c: &ContainerInspectResponse) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    let bindings = c
+        .host_config
+        .as_ref()
+        .and_then(|h| h.port_bindings.clone())
+        .unwrap_or_default();
+    for (key, list) in bindings {
+        for b in list.unwrap_or_default() {
+            out.insert((
+                key.clone(),
+                b.host_ip.unwrap_or_default(),
+                b.host_port.unwrap_or_default(),
+            ));
+        }
+    }
+    out
+}
+
+fn wanted(spec: &ContainerSpec) -> BTreeSet<(String, String, String)> {
+    spec.ports
+        .iter()
+        .map(|p| (p.key(), p.host_ip.to_string(), p.host_port.to_string()))
+        .collect()
+}
+
+/// Findings about one inspected container against its desired spec.
+pub fn check(spec: &ContainerSpec, current: &ContainerInspectResponse) -> Vec<Finding> {
+    let name = spec.name.as_str();
+    let mut out = Vec::new();
+    let running = current
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false);
+    if !running {
+        out.push(finding(
+            Severity::Error,
+            "container-not-running",
+            name,
+            format!("container {name} exists but is not running"),
+            "run `cityd up` (it starts it), or read `docker logs` for why it stopped",
+        ));
+    }
+    let label = current
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get(LABEL_SPEC).cloned());
+    if label.as_deref() != Some(spec.digest().as_str()) {
+        out.push(finding(
+            Severity::Warning,
+            "container-spec-outdated",
+            name,
+            match label {
+                Some(_) => format!("container {name} was created from an older spec"),
+                None => {
+                    format!("container {name} was not created by cityd (no {LABEL_SPEC} label)")
+                }
+            },
+            "run `cityd up`: it recreates the container from the current spec",
+        ));
+    }
+    let network_mode = current
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone())
+        .unwrap_or_default();
+    if spec.network == Network::Host && network_mode != "host" {
+        out.push(finding(
+            Severity::Error,
+            "coturn-not-host-network",
+            name,
+            format!(
+                "{name} runs on network {network_mode:?}, not the host network: relayed media would cross Docker's NAT"
+            ),
+            "run `cityd up`: coturn is created with network mode host",
+        ));
+    }
+    let have = published(current);
+    let want = wanted(spec);
+    for (key, ip, port) in &have {
+        let is_metrics =
+            key == &format!("{METRICS_PORT}/tcp") && spec.role == super::spec::Role::Mattermost;
+        let loopback = ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback());
+        if is_metrics && !loopback {
+            out.push(finding(
+                Severity::Error,
+                "metrics-on-lan",
+                name,
+                format!(
+                    "Mattermost metrics ({key}) are published on {}:{port}: unauthenticated metrics reachable beyond this host",
+                    if ip.is_empty() { "every address" } else { ip }
+                ),
+                "run `cityd up`: metrics are published on 127.0.0.1 only",
+            ));
+        }
+    }
+    let extra: Vec<_> = have.difference(&want).collect();
+    let missing: Vec<_> = want.difference(&have).collect();
+    if !extra.is_empty() || !missing.is_empty() {
+        let show = |v: &[&(String, String, String)]| {
+            v.iter()
+                .map(|(k, ip, p)| format!("{ip}:{p}->{k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push(finding(
+            Severity::Error,
+            "ports-differ",
+            name,
+            format!(
+                "{name} publishes ports other than specified: extra [{}], missing [{}]",
+                show(&extra),
+                show(&missing)
+            ),
+            "run `cityd up`: it recreates the container with exactly the specified ports",
+        ));
+    }
+    out
+}
+
+/// Findings for all the city's containers. No container at all is one informational finding:
+/// the city may run elsewhere (NixOS) or not be up yet.
+pub async fn audit(engine: &Engine, specs: &[&ContainerSpec]) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for spec in specs {
+        match engine.inspect(&spec.name).await {
+            Ok(Some(c)) => found.push((spec, c)),
+            Ok(None) => missing.push(spec.name.clone()),
+            Err(e) => {
+                return vec![finding(
+                    Severity::Warning,
+                    "docker-inspect-failed",
+                    &spec.name,
+                    e.to_string(),
+                    "check the Docker engine (docker info)",
+                )];
+            }
+        }
+    }
+    if found.is_empty() {
+        return vec![finding(
+            Severity::Info,
+            "containers-absent",
+            &missing.join(", "),
+            format!(
+                "no container of this city on this Docker host ({})",
+                missing.join(", ")
+            ),
+            "run `cityd up` to create them (ignore this on a NixOS host)",
+        )];
+    }
+    let mut out: Vec<Finding> = missing
+        .iter()
+        .map(|name| {
+            finding(
+                Severity::Error,
+                "container-missing",
+                name,
+                format!("container {name} is missing while the rest of the city runs"),
+                "run `cityd up`",
+            )
+        })
+        .collect();
+    for (spec, current) in found {
+        out.extend(check(spec, &current));
+    }
+    out
+}
