@@ -809,14 +809,14 @@ impl City {
                     "must be at most 1024 characters",
                 );
             }
-            if let Some(ch) = &b.channel {
-                if !channels.contains(ch.as_str()) {
-                    bad(
-                        format!("bots[{i}].channel"),
-                        ch.clone(),
-                        "names no channel of the city; add it under [[channels]] or fix the name",
-                    );
-                }
+            if let Some(ch) = &b.channel
+                && !channels.contains(ch.as_str())
+            {
+                bad(
+                    format!("bots[{i}].channel"),
+                    ch.clone(),
+                    "names no channel of the city; add it under [[channels]] or fix the name",
+                );
             }
         }
         let mut hooked = BTreeSet::new();
@@ -870,19 +870,19 @@ impl City {
                     source.into(),
                     "must be an absolute path or an http(s) URL of the plugin bundle (.tar.gz)",
                 );
-            } else if crate::nixhash::StorePath::looks_like(source) {
-                if let Err(e) = crate::nixhash::StorePath::parse(source) {
-                    bad(
-                        "plugins.jenkins.source".into(),
-                        source.into(),
-                        &e.to_string(),
-                    );
-                }
+            } else if crate::nixhash::StorePath::looks_like(source)
+                && let Err(e) = crate::nixhash::StorePath::parse(source)
+            {
+                bad(
+                    "plugins.jenkins.source".into(),
+                    source.into(),
+                    &e.to_string(),
+                );
             }
-            if j.sri.starts_with("sha256-") {
-                if let Err(e) = crate::nixhash::Sri::parse(&j.sri) {
-                    bad("plugins.jenkins.sri".into(), j.sri.clone(), &e.to_string());
-                }
+            if j.sri.starts_with("sha256-")
+                && let Err(e) = crate::nixhash::Sri::parse(&j.sri)
+            {
+                bad("plugins.jenkins.sri".into(), j.sri.clone(), &e.to_string());
             }
             if j.version.as_deref().is_none_or(str::is_empty) {
                 bad(

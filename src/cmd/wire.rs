@@ -15,7 +15,7 @@ use crate::mattermost::client::RequestCounts;
 use crate::mattermost::model::Plugins;
 use crate::mattermost::plugins::{self, Action, PluginApplier};
 use crate::mattermost::ready::wait_until_ready;
-use crate::mattermost::wiring::{self, Applier, Change, Desired, Item, Plan};
+use crate::mattermost::wiring::{self, Applier, Change, Desired, Item, Kind, Plan};
 use crate::mattermost::{ApiClient, Target};
 use crate::render::container::LOCAL_SOCKET_NAME;
 use crate::secrets::{Secret, Vault};
@@ -298,15 +298,19 @@ impl Output {
 
 /// One plan line: `  create     channel         #builds (detail)`; past tense once applied.
 fn line(item: &Item, applied: bool) -> String {
-    let change = match (item.change, applied) {
-        (Change::Create, true) => "created",
-        (Change::Update, true) => "updated",
-        (c, _) => c.label(),
+    let (change, detail) = match (item.kind, item.change, applied) {
+        (Kind::Plugin, Change::Create, true) => ("enabled", "running"),
+        (Kind::PluginBundle, Change::Create | Change::Update, true) => {
+            ("uploaded", item.detail.as_str())
+        }
+        (_, Change::Create, true) => ("created", item.detail.as_str()),
+        (_, Change::Update, true) => ("updated", item.detail.as_str()),
+        (_, c, _) => (c.label(), item.detail.as_str()),
     };
-    let detail = if item.detail.is_empty() {
+    let detail = if detail.is_empty() {
         String::new()
     } else {
-        format!(" ({})", item.detail)
+        format!(" ({detail})")
     };
     format!(
         "  {change:<10} {:<15} {}{detail}",
@@ -332,7 +336,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => value * 3600.0,
         _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 86400.0 {
+    if !seconds.is_finite() || !(0.0..=86400.0).contains(&seconds) {
         return Err(format!("{text:?} must be between 0 and 24h"));
     }
     Ok(Duration::from_secs_f64(seconds))

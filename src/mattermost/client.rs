@@ -550,7 +550,7 @@ impl ApiClient {
                 target: self.target.to_string(),
                 endpoint: endpoint.into(),
                 status,
-                error,
+                error: Box::new(error),
                 hint: self.hint_for(status),
             }),
             _ => Err(ApiError::Http {

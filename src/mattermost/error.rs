@@ -120,7 +120,7 @@ pub enum ApiError {
         target: String,
         endpoint: String,
         status: u16,
-        error: AppError,
+        error: Box<AppError>,
         hint: &'static str,
     },
     #[error("{endpoint} on {target}: HTTP {status}: {body}")]
@@ -242,7 +242,7 @@ mod tests {
             target: "unix socket /s".into(),
             endpoint: "POST /api/v4/channels".into(),
             status: 400,
-            error: app,
+            error: Box::new(app),
             hint: "",
         };
         assert_eq!(

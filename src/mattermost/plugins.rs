@@ -84,13 +84,13 @@ pub enum PluginError {
         expected: String,
     },
     #[error(
-        "plugin {plugin} ({id}) was enabled but is not running after {}s: it failed to start. The reason is in the server log (`docker logs <mattermost container> 2>&1 | grep -i {plugin}`){advice}",
-        waited.as_secs_f32().ceil()
+        "plugin {plugin} ({id}) was enabled but is not running after {}: it failed to start. The reason is in the server log (`docker logs <mattermost container> 2>&1 | grep -i {plugin}`){advice}",
+        super::error::human(*timeout)
     )]
     NotRunning {
         plugin: String,
         id: String,
-        waited: Duration,
+        timeout: Duration,
         advice: &'static str,
     },
 }
@@ -595,7 +595,7 @@ impl PluginApplier<'_> {
                 return Err(PluginError::NotRunning {
                     plugin: spec.name.into(),
                     id: spec.id.into(),
-                    waited,
+                    timeout: self.start_timeout,
                     advice: spec.advice,
                 });
             }

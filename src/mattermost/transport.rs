@@ -206,21 +206,26 @@ pub fn parse_base_url(url: &str) -> Result<BaseUrl, TransportError> {
     if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
         return Err(bad("the host is missing or contains credentials or spaces"));
     }
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, rest)) if rest.is_empty() || rest.starts_with(':') => {
+                (h, rest.strip_prefix(':'))
+            }
+            _ => return Err(bad("an IPv6 host must be written [addr] or [addr]:port")),
+        }
     } else {
-        authority.split(':').next().unwrap_or_default()
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
     };
     if host.is_empty() {
         return Err(bad("the host is missing"));
     }
-    if let Some((_, port)) = authority
-        .rsplit_once(':')
-        .filter(|_| !authority.ends_with(']'))
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
     {
-        if !host.contains(':') && port.parse::<u16>().is_err() {
-            return Err(bad("the port is not a number between 0 and 65535"));
-        }
+        return Err(bad("the port is not a number between 0 and 65535"));
     }
     let loopback = host == "localhost"
         || host
@@ -256,6 +261,8 @@ mod tests {
             "https://",
             "https://user:pw@host/",
             "https://host:notaport/",
+            "http://[::1]:x/",
+            "http://[::1/",
             "mattermost.cicd.local",
         ] {
             assert!(parse_base_url(bad).is_err(), "{bad}");

@@ -33,10 +33,10 @@ pub enum CheckError {
         reason: String,
     },
     #[error(
-        "#{channel}: the webhook accepted the message but it did not appear in the channel within {}s",
-        waited.as_secs_f32().ceil()
+        "#{channel}: the webhook accepted the message but it did not appear in the channel within {}",
+        super::error::human(*deadline)
     )]
-    NotDelivered { channel: String, waited: Duration },
+    NotDelivered { channel: String, deadline: Duration },
     #[error(
         "#{channel}: the message appeared, but posted by user {author} instead of the hook's owner {owner}"
     )]
@@ -139,7 +139,7 @@ pub async fn check(
     let tag = format!("cityd-verify-{}", random_hex());
     let (post_url, posted_to, _) = addressing.resolve(&stored);
     let started = Instant::now();
-    post(hook_http, &post_url, &tag, channel, &posted_to).await?;
+    post(hook_http, &post_url, &hook_id, &tag, channel, &posted_to).await?;
 
     let mut pause = Duration::from_millis(20);
     loop {
@@ -164,7 +164,7 @@ pub async fn check(
         if waited >= deadline {
             return Err(CheckError::NotDelivered {
                 channel: channel.into(),
-                waited,
+                deadline,
             });
         }
         tokio::time::sleep(pause.min(deadline - waited)).await;
@@ -175,6 +175,7 @@ pub async fn check(
 async fn post(
     http: &reqwest::Client,
     url: &str,
+    hook_id: &str,
     tag: &str,
     channel: &str,
     address: &str,
@@ -200,9 +201,11 @@ async fn post(
     if status == 200 {
         return Ok(());
     }
+    // Mattermost echoes the hook id (the credential part of the URL) in its error messages.
     let server = serde_json::from_str::<AppError>(&text)
         .map(|e| e.to_string())
-        .unwrap_or_else(|_| super::error::excerpt(&text));
+        .unwrap_or_else(|_| super::error::excerpt(&text))
+        .replace(hook_id, "<hook id>");
     let advice = match status {
         400 => {
             "; Mattermost answers 400 for an unknown hook: rerun `cityd wire` (it recreates missing hooks)"

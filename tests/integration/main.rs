@@ -18,3 +18,5 @@ mod turn;
 mod turn_harness;
 // TURN in network namespaces: the rendered coturn config, the double-NAT lab
 mod turn_lab;
+// cityd wire and verify webhook against the Mattermost double
+mod wire;

@@ -21,7 +21,7 @@ pub enum ApplyError {
     #[error("{doing} failed: {error}{hint}")]
     Api {
         doing: String,
-        error: ApiError,
+        error: Box<ApiError>,
         hint: &'static str,
     },
     #[error("{doing} failed: {error}")]
@@ -97,7 +97,7 @@ impl<'a> Applier<'a> {
             let hint = hint_for(&error);
             ApplyError::Api {
                 doing: doing.clone(),
-                error,
+                error: Box::new(error),
                 hint,
             }
         };
@@ -231,7 +231,7 @@ impl<'a> Applier<'a> {
         let api = |error: ApiError| ApplyError::Api {
             doing: doing.to_string(),
             hint: hint_for(&error),
-            error,
+            error: Box::new(error),
         };
         let spec = self.desired.bot(name).ok_or_else(|| missing(doing, name))?;
         let bot = self
@@ -291,7 +291,7 @@ impl<'a> Applier<'a> {
             .map_err(|error| ApplyError::Api {
                 doing: doing.into(),
                 hint: hint_for(&error),
-                error,
+                error: Box::new(error),
             })?;
         let ch = found.ok_or_else(|| ApplyError::Missing {
             doing: doing.into(),

@@ -66,9 +66,9 @@ pub struct Observed {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
-    #[error("reading the server's state failed: {0}")]
+    #[error("reading the server's state failed")]
     Api(#[from] ApiError),
-    #[error("reading the vault failed: {0}")]
+    #[error("reading the vault failed")]
     Vault(#[from] VaultError),
 }
 

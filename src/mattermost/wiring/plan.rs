@@ -401,8 +401,18 @@ fn plan_memberships(d: &Desired, o: &Observed, p: &mut Plan) {
                     .get(&spec.name)
                     .is_some_and(|m| m.contains(id))
             });
+            let joins_team = !user_id(user).is_some_and(|id| o.team_members.contains(id));
             if member {
                 p.push(Kind::ChannelMember, name, Change::Unchanged, "", None);
+            } else if spec.name == TOWN_SQUARE && joins_team {
+                // Mattermost puts every new team member into town-square (JoinUserToTeam).
+                p.push(
+                    Kind::ChannelMember,
+                    name,
+                    Change::Create,
+                    "joins with the team",
+                    None,
+                );
             } else {
                 p.push(
                     Kind::ChannelMember,
@@ -736,6 +746,15 @@ mod tests {
                 "webhook #code-reviews",
                 "vault webhook-code-reviews",
             ]
+        );
+        let joins = p
+            .items
+            .iter()
+            .find(|i| i.name == "admin in #town-square")
+            .unwrap();
+        assert_eq!(
+            (joins.detail.as_str(), joins.step.is_none()),
+            ("joins with the team", true)
         );
         let ts = p.items.iter().find(|i| i.name == "#town-square").unwrap();
         assert_eq!(

@@ -91,6 +91,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    proptest::proptest! {
+        /// Uploaded bundles are network input: arbitrary bytes are refused, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = read_manifest(&bytes);
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), Compression::fast());
+            std::io::Write::write_all(&mut gz, &bytes).unwrap();
+            let _ = read_manifest(&gz.finish().unwrap());
+        }
+    }
+
     #[test]
     fn round_trips_a_manifest() {
         let manifest = json!({"id": "jenkins", "version": "1.1.0"});

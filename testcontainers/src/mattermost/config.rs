@@ -260,9 +260,9 @@ fn pointer_mut<'a>(value: &'a mut Value, path: &[&str]) -> Option<&'a mut Value>
 /// The validity rules (`Config.IsValid`) a patch from cityd could break.
 pub fn validate(config: &Value) -> ApiResult<()> {
     let site_url = get_str(config, "ServiceSettings.SiteURL");
-    if !site_url.is_empty()
-        && !(site_url.starts_with("http://") || site_url.starts_with("https://"))
-    {
+    let site_url_ok =
+        site_url.is_empty() || site_url.starts_with("http://") || site_url.starts_with("https://");
+    if !site_url_ok {
         return Err(AppError::bad_request(
             "model.config.is_valid.site_url.app_error",
             "Site URL must be a valid URL and start with http:// or https://.",

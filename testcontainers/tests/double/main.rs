@@ -3,6 +3,7 @@
 mod common;
 mod harness;
 mod local_mode;
+mod openapi;
 mod plugins;
 mod session;
 mod teams_channels;

@@ -211,7 +211,7 @@ pub async fn posts(
                 && (q.since == 0 || p.update_at > q.since)
         })
         .collect();
-    posts.sort_by(|a, b| b.create_at.cmp(&a.create_at));
+    posts.sort_by_key(|p| std::cmp::Reverse(p.create_at));
     let page = Paging {
         page: q.page,
         per_page: q.per_page,

@@ -336,7 +336,7 @@ fn slack_links_to_markdown(text: &str) -> String {
     while let Some(start) = rest.find('<') {
         out.push_str(&rest[..start]);
         let after = &rest[start + 1..];
-        let url_end = after.find(|c| matches!(c, '\n' | '<' | '|' | '>'));
+        let url_end = after.find(['\n', '<', '|', '>']);
         let rewritten = url_end
             .filter(|&i| i > 0 && after[i..].starts_with('|'))
             .and_then(|i| {
@@ -392,6 +392,23 @@ mod tests {
         let fixed = escape_controls_in_strings(raw);
         let v: Value = serde_json::from_slice(&fixed).unwrap();
         assert_eq!(v["text"], json!("line1\nline2"));
+    }
+
+    proptest::proptest! {
+        /// Delivery bodies are network input: the text rewrites and the JSON decoding never panic.
+        #[test]
+        fn payload_handling_never_panics(text in "\\PC*", bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = slack_links_to_markdown(&expand_announcements(&text));
+            let _ = split_runes(&text, 3);
+            let _ = parse_json(&bytes);
+            let _ = parse_json(text.as_bytes());
+        }
+
+        #[test]
+        fn links_with_plain_parts_always_convert(url in "[a-z:/.0-9]{1,20}", label in "[a-zA-Z0-9 #]{1,20}") {
+            let out = slack_links_to_markdown(&format!("x <{url}|{label}> y"));
+            proptest::prop_assert_eq!(out, format!("x [{label}]({url}) y"));
+        }
     }
 
     #[test]
