@@ -15,9 +15,11 @@ use crate::pki::{self, AdoptCa, EnsureOptions, EnsureReport, PkiError, PkiSummar
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Create the CA (or adopt an existing one) and issue the server certificate. The certificate is
-    /// re-issued only when its names differ from the wanted ones (the LAN address moved) or fewer
-    /// than 30 days remain; otherwise every file stays byte-identical. The CA is never replaced.
+    /// Create (or adopt) the CA and issue the server certificate; re-issue it only when needed.
+    ///
+    /// The server certificate is re-issued only when its names differ from the wanted ones (the LAN
+    /// address moved), fewer than 30 days remain, or it no longer matches its key or the CA;
+    /// otherwise every file stays byte-identical (same bytes, same mtime). The CA is never replaced.
     #[command(
         after_help = "Files in <state>/pki/: ca.pem, ca.crt (DER, for phones), ca.key (0600), \
 server.pem (leaf + CA), server.key (0600).\n\
@@ -27,9 +29,13 @@ Exit codes: 0 done (or nothing to do), 1 the operation failed, 2 bad input (a fi
 nothing was written)."
     )]
     Ensure(EnsureArgs),
-    /// Show SANs, expiry, days left and SHA-256 fingerprints of the CA and the server certificate, so
-    /// a phone user can compare the fingerprint before trusting the CA.
+    /// Show SANs, expiry, days left and SHA-256 fingerprints of the CA and the server certificate.
+    ///
+    /// A phone user compares the CA fingerprint with the one the phone shows before trusting it.
+    /// Also reports key file modes, whether the leaf verifies against the CA, and which current
+    /// LAN addresses the certificate lacks. Exit code 1 when there is no PKI yet.
     Show {
+        /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -42,6 +48,7 @@ pub struct EnsureArgs {
     /// Say what would be created or re-issued, and why; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the report (decisions, reasons, files, fingerprints) as JSON.
     #[arg(long)]
     pub json: bool,
     /// Validity of a newly issued server certificate, in days: at most 825 (Apple refuses longer).

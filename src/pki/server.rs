@@ -88,9 +88,9 @@ pub fn issue(
     name.push(DnType::OrganizationName, "cityd");
     params.distinguished_name = name;
     for d in dns {
-        let ia5 = d.clone().try_into().map_err(|e| PkiError::Generate {
+        let ia5 = d.clone().try_into().map_err(|source| PkiError::Generate {
             what: "the server certificate's DNS names",
-            source: rcgen::Error::from(e),
+            source,
         })?;
         params.subject_alt_names.push(SanType::DnsName(ia5));
     }

@@ -35,6 +35,7 @@ pub struct Args {
     /// Seconds to wait for the connection and for each step of the handshake.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub timeout: u64,
+    /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
 }
