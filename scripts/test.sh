@@ -12,6 +12,9 @@ have ip || need_pkgs+=(iproute2)
 have iptables || need_pkgs+=(iptables)
 have setpriv || need_pkgs+=(util-linux)
 have debootstrap || need_pkgs+=(debootstrap)
+have nix-instantiate || need_pkgs+=(nix-bin)
+have python3 || need_pkgs+=(python3)
+have pyflakes3 || need_pkgs+=(python3-pyflakes)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root or: apt-get install ${need_pkgs[*]}" >&2
@@ -25,6 +28,7 @@ fi
 # Debian starts coturn as a service on install; the tests run their own instances.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2>&1 || true; fi
 
+bash scripts/nix-check.sh
 # Local images for the Docker tests (no registry here); skips images that are up to date.
 testcontainers/images/build.sh
 cargo test --workspace --locked "$@"

@@ -466,3 +466,98 @@ pub fn audit_rendered(path: &std::path::Path, expected: &str, command: &str) -> 
         }
     }
 }
+
+/// Checks the PKI against the current LAN addresses: the server certificate names every wanted
+/// address, chains to the CA, is not close to expiry, and keys are 0600.
+pub fn audit_pki(
+    summary: Option<&crate::pki::PkiSummary>,
+    wanted: &crate::pki::SanSet,
+) -> Vec<Finding> {
+    let Some(summary) = summary else {
+        return vec![finding(
+            Severity::Warning,
+            "pki-missing",
+            "pki".into(),
+            "no CA or server certificate yet",
+            "run `cityd pki ensure`",
+        )];
+    };
+    let dir = summary.dir.display().to_string();
+    let mut out = Vec::new();
+    match &summary.server {
+        None => out.push(finding(
+            Severity::Warning,
+            "server-cert-missing",
+            format!("{dir}/server.pem"),
+            "no server certificate",
+            "run `cityd pki ensure`",
+        )),
+        Some(server) => {
+            let missing = wanted.missing_from(&server.sans);
+            if !missing.is_empty() {
+                out.push(finding(
+                    Severity::Error,
+                    "cert-sans-stale",
+                    format!("{dir}/server.pem"),
+                    format!("the certificate does not name {}: phones connecting by that address will refuse it (the LAN address moved?)", missing.join(", ")),
+                    "run `cityd pki ensure` and restart Mattermost",
+                ));
+            }
+            if server.days_left < 0 {
+                out.push(finding(
+                    Severity::Error,
+                    "cert-expired",
+                    format!("{dir}/server.pem"),
+                    format!("expired on {}", server.not_after),
+                    "run `cityd pki ensure`",
+                ));
+            } else if server.days_left < 30 {
+                out.push(finding(
+                    Severity::Warning,
+                    "cert-expiring",
+                    format!("{dir}/server.pem"),
+                    format!(
+                        "{} days left (until {})",
+                        server.days_left, server.not_after
+                    ),
+                    "run `cityd pki ensure` (it renews below 30 days)",
+                ));
+            }
+            if !server.server_auth {
+                out.push(finding(
+                    Severity::Error,
+                    "cert-no-server-auth",
+                    format!("{dir}/server.pem"),
+                    "no serverAuth extended key usage: Apple platforms refuse it",
+                    "run `cityd pki ensure`",
+                ));
+            }
+        }
+    }
+    if summary.server_verifies == Some(false) {
+        out.push(finding(
+            Severity::Error,
+            "cert-chain",
+            format!("{dir}/server.pem"),
+            summary
+                .server_problem
+                .clone()
+                .unwrap_or_else(|| "does not chain to ca.pem".into()),
+            "run `cityd pki ensure`",
+        ));
+    }
+    for f in summary.bad_modes() {
+        out.push(finding(
+            Severity::Error,
+            "pki-mode",
+            f.path.display().to_string(),
+            format!(
+                "mode {}, expected {}",
+                f.mode.as_deref().unwrap_or("?"),
+                f.expected_mode
+            ),
+            format!("chmod {} {}", f.expected_mode, f.path.display()),
+        ));
+    }
+    out
+}

@@ -1,5 +1,5 @@
 //! Exit codes: 0 success, 1 a check found a problem or an operation failed, 2 bad input
-//! (command line, city description, state files). Commands that need finer codes (the TURN probe)
+//! (command line, city description, state files, LAN addresses that do not resolve). Commands that need finer codes (the TURN probe)
 //! attach a `Failure` to their error.
 
 use std::process::ExitCode;
@@ -33,6 +33,7 @@ pub fn code_for(error: &anyhow::Error) -> ExitCode {
         }
         if cause.downcast_ref::<crate::city::CityError>().is_some()
             || cause.downcast_ref::<crate::state::StateError>().is_some()
+            || cause.downcast_ref::<crate::lan::LanError>().is_some()
         {
             return ExitCode::from(BAD_INPUT);
         }

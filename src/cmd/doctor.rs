@@ -31,16 +31,24 @@ fn state_findings(ctx: &Context) -> anyhow::Result<Vec<Finding>> {
     let state = ctx.state()?;
     let city = ctx.city()?;
     let mut findings = doctor::audit_vault(&Vault::new(&state));
-    if let Err(e) = crate::lan::resolve(&city.lan.addresses) {
-        findings.push(Finding {
-            severity: Severity::Error,
-            code: "lan-unresolved",
-            subject: "lan.addresses".into(),
-            problem: e.to_string(),
-            fix: "set lan.addresses in the city description".into(),
-        });
-        return Ok(findings);
-    }
+    let lan = match crate::lan::resolve(&city.lan.addresses) {
+        Ok(lan) => lan.into_iter().map(|l| l.address).collect::<Vec<_>>(),
+        Err(e) => {
+            findings.push(Finding {
+                severity: Severity::Error,
+                code: "lan-unresolved",
+                subject: "lan.addresses".into(),
+                problem: e.to_string(),
+                fix: "set lan.addresses in the city description".into(),
+            });
+            return Ok(findings);
+        }
+    };
+    let pki = crate::pki::inspect(&state)?;
+    findings.extend(doctor::audit_pki(
+        pki.as_ref(),
+        &crate::pki::wanted_sans(&city, &lan),
+    ));
     for (target, command) in [
         (Target::MattermostEnv, "cityd render mattermost-env"),
         (Target::Coturn, "cityd render coturn"),

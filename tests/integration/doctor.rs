@@ -176,6 +176,21 @@ fn the_city_state_is_clean_after_ensure_and_render_and_stale_after_a_move() {
         .args(["render", "all"])
         .assert()
         .success();
+    let f = findings(
+        &s.cityd()
+            .arg("--city")
+            .arg(&city)
+            .args(["doctor", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert!(f.iter().any(|x| x["code"] == "pki-missing"), "{f:#?}");
+    s.cityd()
+        .arg("--city")
+        .arg(&city)
+        .args(["pki", "ensure"])
+        .assert()
+        .success();
     let out = s
         .cityd()
         .arg("--city")
@@ -203,6 +218,41 @@ fn the_city_state_is_clean_after_ensure_and_render_and_stale_after_a_move() {
             && x["subject"].as_str().unwrap().ends_with("mattermost.env")),
         "{f:#?}"
     );
+    let stale = f
+        .iter()
+        .find(|x| x["code"] == "cert-sans-stale")
+        .expect("the certificate lacks the new address");
+    assert!(
+        stale["problem"]
+            .as_str()
+            .unwrap()
+            .contains("IP:192.168.1.99"),
+        "{stale}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::set_permissions(
+        s.state().join("pki/server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let out = s
+        .cityd()
+        .arg("--city")
+        .arg(&city)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        findings(&out)
+            .iter()
+            .any(|x| x["code"] == "pki-mode"
+                && x["subject"].as_str().unwrap().ends_with("server.key"))
+    );
+    std::fs::set_permissions(
+        s.state().join("pki/server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     std::fs::set_permissions(
         s.state().join("secrets/turn-static-auth-secret"),
         std::os::unix::fs::PermissionsExt::from_mode(0o644),

@@ -20,3 +20,5 @@ mod turn_harness;
 mod turn_lab;
 // cityd wire and verify webhook against the Mattermost double
 mod wire;
+// the flake and NixOS module: parse, evaluate the module's logic, compare with the binary
+mod nix;

@@ -200,3 +200,67 @@ fn without_a_vault_render_names_the_missing_secret_and_writes_nothing() {
     );
     assert!(!s.state().join("render").exists());
 }
+
+/// The whole-foundation idempotence claim: a second `secrets ensure`, `pki ensure` and
+/// `render all` leaves every file of the state directory byte- and mtime-identical.
+#[test]
+fn rerunning_the_whole_foundation_changes_no_file() {
+    fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>, i64, i64)> {
+        let mut out = Vec::new();
+        for sub in ["secrets", "pki", "render"] {
+            for entry in std::fs::read_dir(dir.join(sub)).unwrap().flatten() {
+                let m = entry.metadata().unwrap();
+                out.push((
+                    format!("{sub}/{}", entry.file_name().to_string_lossy()),
+                    std::fs::read(entry.path()).unwrap(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+    let s = Scratch::new();
+    let city = fixed_city(&s);
+    for step in [
+        &["secrets", "ensure"][..],
+        &["pki", "ensure"],
+        &["render", "all"],
+    ] {
+        s.cityd()
+            .arg("--city")
+            .arg(&city)
+            .args(step)
+            .assert()
+            .success();
+    }
+    let before = snapshot(&s.state());
+    assert!(
+        before.len() >= 8 + 5 + 2,
+        "expected the full state, got {:?}",
+        before.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for step in [
+        &["secrets", "ensure"][..],
+        &["pki", "ensure"],
+        &["render", "all"],
+    ] {
+        s.cityd()
+            .arg("--city")
+            .arg(&city)
+            .args(step)
+            .assert()
+            .success();
+    }
+    let after = snapshot(&s.state());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b.0, a.0);
+        assert!(
+            b.1 == a.1 && (b.2, b.3) == (a.2, a.3),
+            "{} changed on a re-run",
+            b.0
+        );
+    }
+    assert_eq!(before.len(), after.len());
+}

@@ -1,0 +1,228 @@
+# Option declarations of `services.cityd`: the city description as NixOS options. Defaults come from
+# src/default-city.toml through ./lib.nix, so the module and the binary start from the same city.
+{ lib, ... }:
+let
+  inherit (lib) mkOption mkEnableOption types;
+  cityLib = import ./lib.nix;
+  d = cityLib.defaults;
+
+  channel = types.submodule {
+    options = {
+      name = mkOption {
+        type = types.str;
+        description = "Channel name (URL slug): a-z, 0-9, '-' and '_'.";
+      };
+      displayName = mkOption {
+        type = types.str;
+        description = "Channel display name, 1-64 characters.";
+      };
+      purpose = mkOption {
+        type = types.str;
+        default = "";
+        description = "Channel purpose, at most 250 characters.";
+      };
+    };
+  };
+
+  pluginBundle = types.submodule {
+    options = {
+      source = mkOption {
+        type = types.str;
+        description = "Path or pinned URL of the plugin bundle (.tar.gz).";
+      };
+      sri = mkOption {
+        type = types.str;
+        description = "SRI hash of the bundle, `sha256-<base64>`; cityd refuses a bundle that does not match.";
+      };
+    };
+  };
+in
+{
+  options.services.cityd = {
+    enable = mkEnableOption "the cityd ChatOps appliance (PostgreSQL 17, coturn, Mattermost with Calls, cityd's units)";
+
+    package = mkOption {
+      type = types.package;
+      description = "The cityd package. The flake's `nixosModules.default` sets it to its own build.";
+    };
+
+    domain = mkOption {
+      type = types.str;
+      default = d.domain;
+      description = "DNS domain of the lab; Mattermost lives at `mattermost.<domain>` unless `mattermost.host` says otherwise.";
+    };
+
+    lan = {
+      addresses = mkOption {
+        type = types.listOf types.str;
+        default = d.lan.addresses;
+        example = [ "192.168.1.20" ];
+        description = ''
+          This host's LAN IP addresses, literally. They go into the server certificate's SANs, the
+          coturn `allowed-peer-ip` rules, the ICE candidates and the published Mattermost port.
+          Interface names and `auto` are not accepted here: the peer policy is fixed at build time.
+        '';
+      };
+      interface = mkOption {
+        type = types.nullOr types.str;
+        default = d.lan.interface;
+        example = "eth0";
+        description = "If set, the firewall opens the city's ports on this interface only; otherwise on all.";
+      };
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = d.openFirewall;
+      description = "Open TCP 8065, the Calls port and 3478, and UDP for the Calls port, 3478 and the relay range.";
+    };
+
+    mattermost = {
+      image = mkOption {
+        type = types.str;
+        default = d.mattermost.image;
+        description = "Pinned Mattermost image `repository:tag` (never `latest` or `release-X`).";
+      };
+      imageFile = mkOption {
+        type = types.nullOr types.package;
+        default = null;
+        description = ''
+          Image archive loaded before start (e.g. `dockerTools.pullImage` with a pinned digest), so the
+          host needs no registry. Its name and tag must equal `image`.
+        '';
+      };
+      host = mkOption {
+        type = types.nullOr types.str;
+        default = d.mattermost.host;
+        description = "Mattermost's hostname; default `mattermost.<domain>`.";
+      };
+      port = mkOption {
+        type = types.port;
+        default = d.mattermost.port;
+        description = "HTTPS port of Mattermost, published on each LAN address.";
+      };
+      callsPort = mkOption {
+        type = types.port;
+        default = d.mattermost.callsPort;
+        description = "Calls RTC port (TCP and UDP). 8443 is refused: Artifactory holds it in the lab.";
+      };
+      metricsPort = mkOption {
+        type = types.port;
+        default = d.mattermost.metricsPort;
+        description = "Prometheus metrics port, published on 127.0.0.1 only and never opened in the firewall.";
+      };
+      localSocketDir = mkOption {
+        type = types.str;
+        default = d.mattermost.localSocketDir;
+        description = "Directory inside the container holding the local-mode socket (bind-mounted from the host).";
+      };
+      allowCorsFrom = mkOption {
+        type = types.listOf types.str;
+        default = d.mattermost.allowCorsFrom;
+        description = "Extra CORS origins on top of the city's own; `[ \"*\" ]` only if you mean it.";
+      };
+    };
+
+    turn = {
+      port = mkOption {
+        type = types.port;
+        default = d.turn.port;
+        description = "TURN listening port (UDP and TCP).";
+      };
+      relayMin = mkOption {
+        type = types.port;
+        default = d.turn.relayMin;
+        description = "Lowest relay port.";
+      };
+      relayMax = mkOption {
+        type = types.port;
+        default = d.turn.relayMax;
+        description = "Highest relay port.";
+      };
+      realm = mkOption {
+        type = types.nullOr types.str;
+        default = d.turn.realm;
+        description = "TURN realm; default the Mattermost hostname.";
+      };
+      credentialTtlMinutes = mkOption {
+        type = types.ints.positive;
+        default = d.turn.credentialTtlMinutes;
+        description = "Lifetime of the TURN credentials Calls mints, in minutes (below one week).";
+      };
+    };
+
+    team = {
+      name = mkOption {
+        type = types.str;
+        default = d.team.name;
+        description = "Team name (URL slug).";
+      };
+      displayName = mkOption {
+        type = types.str;
+        default = d.team.displayName;
+        description = "Team display name.";
+      };
+    };
+
+    channels = mkOption {
+      type = types.listOf channel;
+      default = d.channels;
+      description = "The team's channels; `cityd wire` creates them and their incoming webhooks.";
+    };
+
+    plugins.jenkins = mkOption {
+      type = types.nullOr pluginBundle;
+      default = d.plugins.jenkins;
+      description = "The Jenkins plugin bundle (amd64 only), verified against its SRI hash before upload.";
+    };
+
+    integrations = mkOption {
+      type = types.attrsOf types.anything;
+      default = d.integrations;
+      description = ''
+        The city's `integrations` table (Jenkins, GitLab, SonarQube), passed through as JSON. It is
+        checked by `cityd config check` at build time; put URLs here, never tokens.
+      '';
+    };
+
+    database = {
+      name = mkOption {
+        type = types.str;
+        default = d.database.name;
+        description = "Name of Mattermost's database and of the role that owns it.";
+      };
+      host = mkOption {
+        type = types.nullOr types.str;
+        default = d.database.host;
+        description = "Address the container connects to; default the first IPv4 LAN address (named in the certificate).";
+      };
+      port = mkOption {
+        type = types.port;
+        default = d.database.port;
+        description = "PostgreSQL's TCP port (also `services.postgresql.settings.port`).";
+      };
+      tls = mkOption {
+        type = types.bool;
+        default = d.database.tls;
+        description = "Serve PostgreSQL over TLS with the city certificate; Mattermost verifies it (`verify-full`).";
+      };
+      allowFrom = mkOption {
+        type = types.listOf types.str;
+        default = d.database.allowFrom;
+        description = "pg_hba address fields the Mattermost role may connect from (`samenet` covers the container bridge).";
+      };
+    };
+
+    cityFile = mkOption {
+      type = types.path;
+      readOnly = true;
+      description = "The generated city description (JSON in the store, no secret), checked by `cityd config check`.";
+    };
+
+    unitOrder = mkOption {
+      type = types.listOf types.str;
+      readOnly = true;
+      description = "The units that bring the city up, in the order they run (for tests and `systemctl`).";
+    };
+  };
+}

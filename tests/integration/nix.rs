@@ -1,0 +1,606 @@
+//! The flake and the NixOS module, as far as this machine can prove them without nixpkgs: every
+//! `.nix` file parses, the module's logic (`nixos/lib.nix`, builtins only) evaluates with Debian's
+//! `nix-instantiate` to the specified values, and what it computes is checked against the real
+//! `cityd` binary (config check, coturn rendering, vault and render paths).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::common::{Scratch, cityd, require_tool, run_ok};
+
+const LAN: [&str; 2] = ["192.168.1.20", "2001:db8::20"];
+
+/// Names the NixOS test driver defines for a test script, plus the machines our tests declare.
+const DRIVER_GLOBALS: &str = "start_all,subtest,t,driver,machines,join_all,retry,\
+    serial_stdout_off,serial_stdout_on,polling_condition,create_machine,run_tests,vlans,log,\
+    server,phone,router";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `nix-instantiate` run from the repository root, without the build-users warning Debian's
+/// default configuration prints when the `nixbld` group does not exist.
+fn nix_instantiate() -> Command {
+    let mut c = Command::new(require_tool("nix-instantiate", "nix-bin"));
+    c.current_dir(repo())
+        .env("NIX_CONFIG", "build-users-group =");
+    c
+}
+
+/// Evaluates a Nix expression strictly and returns it as JSON.
+fn eval(expr: &str) -> Value {
+    let out = run_ok(
+        nix_instantiate()
+            .args(["--eval", "--strict", "--json", "--expr"])
+            .arg(expr),
+    );
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("nix printed no JSON ({e}): {out}"))
+}
+
+/// `f settings` where settings are the module's defaults with the given LAN addresses and an
+/// optional Nix attrset merged over them (e.g. `{ mattermost = ...; }`).
+fn eval_with(addresses: &[&str], overrides: &str, f: &str) -> Value {
+    let list: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
+    eval(&format!(
+        "let l = import ./nixos/lib.nix; \
+             s = l.defaults // {{ lan = l.defaults.lan // {{ addresses = [ {} ]; }}; }} // ({overrides}); \
+         in {f}",
+        list.join(" ")
+    ))
+}
+
+/// The city file the module writes for the default settings, as the exact bytes Nix produces.
+fn module_city_json(scratch: &Scratch, overrides: &str) -> PathBuf {
+    let text = eval_with(&LAN, overrides, "l.cityJSON s");
+    scratch.write(
+        "city.json",
+        text.as_str().expect("cityJSON evaluates to a string"),
+    )
+}
+
+fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read the repository") {
+        let path = entry.expect("directory entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if !matches!(name.as_str(), "target" | ".git" | "node_modules") {
+                nix_files(&path, out);
+            }
+        } else if name.ends_with(".nix") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_nix_file_parses() {
+    let mut files = Vec::new();
+    nix_files(&repo(), &mut files);
+    let names: BTreeSet<String> = files
+        .iter()
+        .map(|p| p.strip_prefix(repo()).unwrap().display().to_string())
+        .collect();
+    for required in [
+        "flake.nix",
+        "nixos/module.nix",
+        "nixos/lib.nix",
+        "vm-tests/default.nix",
+        "vm-tests/appliance.nix",
+        "vm-tests/turn.nix",
+        "vm-tests/webhook.nix",
+        "vm-tests/turn-nat.nix",
+    ] {
+        assert!(names.contains(required), "{required} is missing: {names:?}");
+    }
+    for file in &files {
+        let out = nix_instantiate().arg("--parse").arg(file).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} does not parse:\n{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_module_city_file_passes_cityd_config_check() {
+    let s = Scratch::new();
+    let file = module_city_json(&s, "{ }");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with('{'), "the module writes JSON: {text}");
+    let city: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(city["lan"]["addresses"], json!(LAN));
+    assert_eq!(city["mattermost"]["metrics"], "127.0.0.1:8067");
+    assert_eq!(city["database"]["host"], "192.168.1.20");
+    assert_eq!(city["database"]["tls"], true);
+    let names: Vec<&str> = city["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["builds", "code-reviews", "alerts", "town-square"]);
+
+    let out = cityd()
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cityd config check refused the module's city:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What cityd understood is what the module meant.
+    let shown = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_cityd"))
+            .arg("--city")
+            .arg(&file)
+            .args(["config", "show", "--json"]),
+    );
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["derived"]["turn_realm"], "mattermost.cicd.local");
+    assert_eq!(
+        shown["derived"]["site_url"],
+        "https://mattermost.cicd.local:8065"
+    );
+}
+
+#[test]
+fn a_bad_option_value_fails_the_build_time_check() {
+    let s = Scratch::new();
+    let file = module_city_json(
+        &s,
+        "{ mattermost = l.defaults.mattermost // { callsPort = 8443; }; }",
+    );
+    let out = cityd()
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "an invalid city must exit 2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mattermost.calls_port"), "{err}");
+
+    // An option the city does not know is refused too (deny_unknown_fields).
+    let file = module_city_json(&s, "{ integrations = { colour = \"blue\"; }; }");
+    let out = cityd()
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown city key must fail");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("integrations"));
+}
+
+#[test]
+fn lan_addresses_must_be_literal_ips() {
+    let problems = |addresses: &[&str]| eval_with(addresses, "{ }", "l.problems s");
+    assert_eq!(problems(&LAN), json!([]));
+    let empty = problems(&[]);
+    assert!(empty[0].as_str().unwrap().contains("is empty"), "{empty}");
+    let named = problems(&["192.168.1.20", "eth0", "auto"]);
+    let named: Vec<&str> = named
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert!(named[0].contains("\"eth0\""), "{named:?}");
+    assert!(named[1].contains("\"auto\""), "{named:?}");
+    assert_eq!(
+        problems(&["300.1.1.1"]).as_array().unwrap().len(),
+        1,
+        "an octet above 255 is not an address"
+    );
+}
+
+#[test]
+fn the_firewall_opens_exactly_the_specified_ports() {
+    let fw = eval_with(&LAN, "{ }", "l.firewall s");
+    assert_eq!(
+        fw,
+        json!({
+            "allowedTCPPorts": [8065, 8444, 3478],
+            "allowedUDPPorts": [8444, 3478],
+            "allowedUDPPortRanges": [{ "from": 49152, "to": 65535 }],
+        })
+    );
+    let text = fw.to_string();
+    assert!(
+        !text.contains("8067"),
+        "metrics must never be opened: {text}"
+    );
+    assert!(
+        !text.contains("5432"),
+        "PostgreSQL is opened only on the container bridge"
+    );
+    assert_eq!(
+        eval("(import ./nixos/lib.nix).containerBridge \"podman\""),
+        "podman0"
+    );
+    assert_eq!(
+        eval("(import ./nixos/lib.nix).containerBridge \"docker\""),
+        "docker0"
+    );
+}
+
+#[test]
+fn coturn_settings_equal_what_cityd_render_coturn_writes() {
+    let s = Scratch::new();
+    let file = module_city_json(&s, "{ }");
+    let rendered = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_cityd"))
+            .arg("--city")
+            .arg(&file)
+            .arg("--state-dir")
+            .arg(s.state())
+            .args(["render", "coturn", "--without-secret", "--out", "-"]),
+    );
+    let from_rust: BTreeSet<&str> = rendered
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    let nix = eval_with(
+        &LAN,
+        "{ }",
+        "let c = l.coturn s; in c.optionLines ++ c.extraLines",
+    );
+    let from_nix: BTreeSet<&str> = nix
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        from_nix, from_rust,
+        "the NixOS module and `cityd render coturn` must configure coturn identically"
+    );
+    for needle in [
+        "denied-peer-ip=192.168.0.0-192.168.255.255",
+        "denied-peer-ip=::ffff:0.0.0.0-::ffff:255.255.255.255",
+        "denied-peer-ip=169.254.0.0-169.254.255.255",
+        "allowed-peer-ip=192.168.1.20",
+        "allowed-peer-ip=2001:db8::20",
+        "use-auth-secret",
+        "no-cli",
+    ] {
+        assert!(from_nix.contains(needle), "missing {needle}");
+    }
+
+    let options = eval_with(&LAN, "{ }", "l.coturn s");
+    assert_eq!(options["options"]["realm"], "mattermost.cicd.local");
+    assert_eq!(options["options"]["listening-port"], 3478);
+    assert_eq!(options["options"]["min-port"], 49152);
+    assert_eq!(options["options"]["max-port"], 65535);
+    assert_eq!(
+        options["loadCredential"],
+        "turn-static-auth-secret:/var/lib/cityd/secrets/turn-static-auth-secret"
+    );
+    assert_eq!(
+        options["staticAuthSecretFile"],
+        "/run/credentials/coturn.service/turn-static-auth-secret"
+    );
+    let secret_file = options["staticAuthSecretFile"].as_str().unwrap();
+    assert!(!secret_file.starts_with("/tmp") && !secret_file.starts_with("/home"));
+}
+
+#[test]
+fn the_container_and_coturn_read_the_files_cityd_writes() {
+    let s = Scratch::new();
+    let file = module_city_json(&s, "{ }");
+    let paths = eval("(import ./nixos/lib.nix).paths");
+    let container = eval_with(&LAN, "{ }", "l.container s");
+    let state_root = paths["stateDir"].as_str().unwrap();
+    let relative = |key: &str| {
+        Path::new(paths[key].as_str().unwrap())
+            .strip_prefix(state_root)
+            .unwrap_or_else(|_| panic!("{key} lies outside the state directory"))
+            .to_path_buf()
+    };
+
+    // Run the same commands the units run, against a scratch state directory.
+    for args in [["secrets", "ensure"], ["render", "mattermost-env"]] {
+        s.cityd()
+            .arg("--city")
+            .arg(&file)
+            .args(args)
+            .assert()
+            .success();
+    }
+    let env_file = s.state().join(relative("envFile"));
+    let secret = s.state().join(relative("turnSecretFile"));
+    assert!(
+        env_file.is_file(),
+        "cityd did not write {}",
+        env_file.display()
+    );
+    assert!(secret.is_file(), "the vault has no {}", secret.display());
+    assert_eq!(
+        container["environmentFiles"],
+        json!([paths["envFile"]]),
+        "the container must read the env file cityd renders"
+    );
+
+    // The env file's container-side paths are inside the module's mounts.
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let value = |key: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} missing from the env file"))
+            .to_string()
+    };
+    let volumes: Vec<String> = container["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let mounted = |inside: &str| {
+        volumes.iter().any(|v| {
+            let target = v.split(':').nth(1).unwrap();
+            Path::new(inside).starts_with(target)
+        })
+    };
+    let dsn = value("MM_SQLSETTINGS_DATASOURCE");
+    assert!(dsn.contains("@192.168.1.20:5432/mattermost?sslmode=verify-full"));
+    let ca = dsn
+        .split("sslrootcert=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    for inside in [
+        ca.to_string(),
+        value("MM_SERVICESETTINGS_TLSCERTFILE"),
+        value("MM_SERVICESETTINGS_TLSKEYFILE"),
+        value("MM_SERVICESETTINGS_LOCALMODESOCKETLOCATION"),
+    ] {
+        assert!(
+            mounted(&inside),
+            "{inside} is not inside any volume: {volumes:?}"
+        );
+    }
+    assert!(volumes.iter().all(|v| !v.starts_with("/nix/store")));
+
+    let ports = &container["ports"];
+    assert_eq!(
+        ports,
+        &json!([
+            "192.168.1.20:8065:8065/tcp",
+            "[2001:db8::20]:8065:8065/tcp",
+            "8444:8444/tcp",
+            "8444:8444/udp",
+            "127.0.0.1:8067:8067/tcp",
+        ])
+    );
+    assert_eq!(
+        container["image"],
+        "mattermost/mattermost-enterprise-edition:11.8.5"
+    );
+}
+
+#[test]
+fn units_run_in_the_contract_order_with_the_contract_commands() {
+    let units = eval(
+        "let l = import ./nixos/lib.nix; in map (u: u // { cmd = if u.args == null then null else l.commandLine \"/nix/store/x-city.json\" u; }) (l.units { })",
+    );
+    let units = units.as_array().unwrap();
+    let names: Vec<&str> = units.iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "cityd-secrets.service",
+            "cityd-pki.service",
+            "cityd-render.service",
+            "cityd-db.service",
+            "podman-mattermost.service",
+            "cityd-wire.service",
+        ]
+    );
+    // Each unit waits for the one before it; the database step also for PostgreSQL's target.
+    for pair in units.windows(2) {
+        let after = pair[1]["after"].as_array().unwrap();
+        assert!(
+            after.contains(&pair[0]["name"]),
+            "{} must be ordered after {}",
+            pair[1]["name"],
+            pair[0]["name"]
+        );
+    }
+    assert!(
+        units[3]["after"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("postgresql.target"))
+    );
+    let prefix = [
+        "--city",
+        "/nix/store/x-city.json",
+        "--state-dir",
+        "/var/lib/cityd",
+    ];
+    let expected: [&[&str]; 5] = [
+        &["secrets", "ensure"],
+        &["pki", "ensure"],
+        &["render", "mattermost-env"],
+        &["db", "ensure"],
+        &["wire"],
+    ];
+    let commands: Vec<Vec<String>> = units
+        .iter()
+        .filter(|u| !u["cmd"].is_null())
+        .map(|u| {
+            u["cmd"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(commands.len(), expected.len());
+    for (got, want) in commands.iter().zip(expected) {
+        let want: Vec<String> = prefix.iter().chain(want).map(|s| s.to_string()).collect();
+        assert_eq!(got, &want);
+    }
+    let docker = eval("map (u: u.name) ((import ./nixos/lib.nix).units { backend = \"docker\"; })");
+    assert_eq!(docker[4], "docker-mattermost.service");
+}
+
+#[test]
+fn vm_test_scripts_are_python_calling_the_contract_commands() {
+    let python = require_tool("python3", "python3");
+    let pyflakes = require_tool("pyflakes3", "python3-pyflakes");
+    let scripts = run_ok(nix_instantiate().args([
+        "--eval",
+        "--strict",
+        "--json",
+        "vm-tests/render-scripts.nix",
+    ]));
+    let scripts: Value = serde_json::from_str(&scripts).unwrap();
+    let s = Scratch::new();
+    let mut all = String::new();
+    for (name, script) in scripts.as_object().unwrap() {
+        let script = script.as_str().unwrap();
+        let path = s.write(&format!("{name}.py"), script);
+        run_ok(Command::new(&python).args(["-m", "py_compile"]).arg(&path));
+        // The NixOS test driver refuses a script pyflakes complains about; lint it the same way,
+        // with the driver's globals and this test's machine names declared.
+        let lint = Command::new(&pyflakes)
+            .env("PYFLAKES_BUILTINS", DRIVER_GLOBALS)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            lint.status.success(),
+            "pyflakes rejects the {name} VM test script:\n{}",
+            String::from_utf8_lossy(&lint.stdout)
+        );
+        all.push_str(script);
+    }
+    let names: BTreeSet<&str> = scripts
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["appliance", "turn", "turn-nat", "webhook"])
+    );
+    for call in [
+        "\"verify tls --connect ",
+        "\"turn probe\"",
+        "\"turn probe --server 192.168.1.2:3478 --peer 192.168.1.2:40000\"",
+        "\"turn probe --server 192.168.1.2:3478 --peer 10.0.0.1:9\"",
+        "\"verify webhook\"",
+        "\"wire\"",
+        "wait_for_units_in_order(server, UNITS)",
+    ] {
+        assert!(all.contains(call), "no VM test calls {call}");
+    }
+}
+
+#[test]
+fn flake_lock_pins_the_recorded_nixos_26_05_revision() {
+    let lock: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("flake.lock")).unwrap()).unwrap();
+    assert_eq!(lock["version"], 7);
+    assert_eq!(lock["root"], "root");
+    assert_eq!(
+        lock["nodes"]["root"]["inputs"],
+        json!({ "nixpkgs": "nixpkgs" })
+    );
+    assert_eq!(
+        lock["nodes"].as_object().unwrap().len(),
+        2,
+        "nixpkgs is the only input"
+    );
+    let locked = &lock["nodes"]["nixpkgs"]["locked"];
+    assert_eq!(locked["rev"], "34268251cf5547d39063f2c5ea9a196246f7f3a6");
+    assert_eq!(
+        locked["narHash"],
+        "sha256-G3tw/IXmaH6IQ2upZvhuN9sG8CkuX+BLuJDpE8hz0Ds="
+    );
+    assert_eq!(locked["lastModified"], 1782116945);
+    assert_eq!(lock["nodes"]["nixpkgs"]["original"]["ref"], "nixos-26.05");
+}
+
+/// The flake's outputs, listed by evaluating `outputs` with a stand-in nixpkgs that only provides
+/// `lib.genAttrs` (names are enough: no value is forced), and the docs must list exactly those.
+#[test]
+fn the_flake_outputs_are_the_documented_ones() {
+    let outputs = eval(
+        r#"let
+             stub = {
+               lib.genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+               legacyPackages = { };
+             };
+             self = (import ./flake.nix).outputs { inherit self; nixpkgs = stub; };
+             names = prefix: set: map (n: "${prefix}.${n}") (builtins.attrNames set);
+             sys = "x86_64-linux";
+           in
+             names "packages.<system>" self.packages.${sys}
+             ++ names "checks.<system>" self.checks.${sys}
+             ++ names "devShells.<system>" self.devShells.${sys}
+             ++ names "legacyPackages.<system>.vmTests" self.legacyPackages.${sys}.vmTests
+             ++ names "nixosModules" self.nixosModules
+             ++ [ "formatter.<system>" ]
+             ++ [ (builtins.concatStringsSep "," (builtins.attrNames self.packages)) ]
+             ++ [ (builtins.concatStringsSep "," (builtins.attrNames self)) ]"#,
+    );
+    let mut outputs: Vec<String> = outputs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let top = outputs.pop().unwrap();
+    let systems = outputs.pop().unwrap();
+    assert_eq!(systems, "aarch64-linux,x86_64-linux");
+    assert_eq!(
+        top,
+        "checks,devShells,formatter,legacyPackages,nixosModules,packages"
+    );
+    let doc = std::fs::read_to_string(repo().join("docs/nixos.md")).expect("docs/nixos.md");
+    // Inline code spans outside fenced blocks that name a flake output.
+    let mut documented = BTreeSet::new();
+    let mut fenced = false;
+    for line in doc.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        for span in line.split('`').skip(1).step_by(2) {
+            let output = [
+                "packages.",
+                "checks.",
+                "devShells.",
+                "legacyPackages.",
+                "nixosModules.",
+                "formatter.",
+            ]
+            .iter()
+            .any(|p| span.starts_with(p));
+            if output {
+                documented.insert(span.to_string());
+            }
+        }
+    }
+    let actual: BTreeSet<String> = outputs.into_iter().collect();
+    assert_eq!(
+        actual, documented,
+        "docs/nixos.md must list exactly the flake's outputs"
+    );
+}

@@ -1,0 +1,37 @@
+# The appliance node: the module enabled with this node's test-VLAN address as its LAN address,
+# the Mattermost image under test loaded from the store, and a UDP echo the TURN probes relay to.
+{ image }:
+{ config, pkgs, ... }:
+{
+  services.cityd = {
+    enable = true;
+    lan.addresses = [ config.networking.primaryIPAddress ];
+    mattermost = { inherit (image) image imageFile; };
+  };
+
+  # The assertions read iptables rules, so keep the iptables firewall backend explicit.
+  networking.nftables.enable = false;
+
+  # A peer for relayed data: answers every datagram with the same bytes. The relay reaches it on
+  # this host's LAN address, which the city's peer policy allows.
+  systemd.services.udp-echo = {
+    wantedBy = [ "multi-user.target" ];
+    serviceConfig = {
+      ExecStart = "${pkgs.socat}/bin/socat UDP4-RECVFROM:40000,fork PIPE";
+      DynamicUser = true;
+    };
+  };
+
+  environment.systemPackages = [
+    config.services.cityd.package
+    pkgs.iptables
+    pkgs.iproute2
+    pkgs.openssl
+  ];
+
+  virtualisation = {
+    inherit (image) memorySize;
+    diskSize = 8192;
+    cores = 2;
+  };
+}
