@@ -200,3 +200,53 @@ pub fn print_report(r: &Report) {
         println!("note      {n}");
     }
 }
+
+/// `cityd doctor`'s look at the tenant: who effectively owns `public` in its database. Runs only
+/// when CITYD_DB_ADMIN_URL says where PostgreSQL is (password: CITYD_DB_ADMIN_PASSWORD_FILE or
+/// PGPASSWORD), so hosts without a reachable database get no noise.
+pub fn schema_findings(city: &City, state: &StateDir) -> Vec<crate::doctor::Finding> {
+    use crate::doctor::{Finding, Severity};
+    let Some(url) = std::env::var("CITYD_DB_ADMIN_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        return Vec::new();
+    };
+    let args = AdminArgs {
+        admin_url: url,
+        admin_password_file: std::env::var_os("CITYD_DB_ADMIN_PASSWORD_FILE").map(PathBuf::from),
+        db_tls: TlsMode::Auto,
+    };
+    let subject = format!("database {}", city.database.name);
+    let problem = |severity, code, problem: String, fix: &str| Finding {
+        severity,
+        code,
+        subject: subject.clone(),
+        problem,
+        fix: fix.to_string(),
+    };
+    let owner = args.resolve(city, state).and_then(|(admin, tls)| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(runtime.block_on(postgres::schema_owner(&admin, &city.database.name, &tls))?)
+    });
+    match owner {
+        Ok(owner) if owner == city.database.user => Vec::new(),
+        Ok(owner) => vec![problem(
+            Severity::Error,
+            "schema-owner",
+            format!(
+                "schema public in {} belongs to {owner}, not {}: since PostgreSQL 15 only the owner may CREATE there, so Mattermost's first migration fails",
+                city.database.name, city.database.user
+            ),
+            "run `cityd db ensure` (it makes the tenant own the database and its public schema)",
+        )],
+        Err(e) => vec![problem(
+            Severity::Warning,
+            "schema-owner-unknown",
+            format!("cannot read the owner of schema public: {e:#}"),
+            "check CITYD_DB_ADMIN_URL and the admin password, or unset CITYD_DB_ADMIN_URL",
+        )],
+    }
+}

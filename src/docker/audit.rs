@@ -152,8 +152,8 @@ pub fn check(spec: &ContainerSpec, current: &ContainerInspectResponse) -> Vec<Fi
     out
 }
 
-/// Findings for all the city's containers. No container at all is one informational finding:
-/// the city may run elsewhere (NixOS) or not be up yet.
+/// Findings for all the city's containers. When none of them exists the city is not deployed on
+/// this Docker host (NixOS, or not up yet): that is not a problem, so there are no findings.
 pub async fn audit(engine: &Engine, specs: &[&ContainerSpec]) -> Vec<Finding> {
     let mut found = Vec::new();
     let mut missing = Vec::new();
@@ -173,16 +173,7 @@ pub async fn audit(engine: &Engine, specs: &[&ContainerSpec]) -> Vec<Finding> {
         }
     }
     if found.is_empty() {
-        return vec![finding(
-            Severity::Info,
-            "containers-absent",
-            &missing.join(", "),
-            format!(
-                "no container of this city on this Docker host ({})",
-                missing.join(", ")
-            ),
-            "run `cityd up` to create them (ignore this on a NixOS host)",
-        )];
+        return Vec::new();
     }
     let mut out: Vec<Finding> = missing
         .iter()
@@ -200,4 +191,50 @@ pub async fn audit(engine: &Engine, specs: &[&ContainerSpec]) -> Vec<Finding> {
         out.extend(check(spec, &current));
     }
     out
+}
+
+/// Doctor's entry point: the desired specs from the rendered texts, compared with what runs.
+/// No Docker engine, or no container of this city, means no findings.
+pub fn city_findings(sources: &super::desired::Sources) -> Vec<Finding> {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Vec::new();
+    };
+    runtime.block_on(async {
+        let Ok(engine) = super::connect().await else {
+            return Vec::new();
+        };
+        let ids = (
+            engine
+                .image_id(&sources.city.docker.coturn_image)
+                .await
+                .ok()
+                .flatten(),
+            engine
+                .image_id(&sources.city.mattermost.image)
+                .await
+                .ok()
+                .flatten(),
+        );
+        let sources = super::desired::Sources {
+            coturn_image_id: ids.0,
+            mattermost_image_id: ids.1,
+            ..sources.clone()
+        };
+        let desired = match super::desired::desired(&sources) {
+            Ok(d) => d,
+            Err(e) => {
+                return vec![finding(
+                    Severity::Warning,
+                    "container-spec-unknown",
+                    "docker",
+                    format!("cannot compute the containers' specs: {e}"),
+                    "run `cityd up`",
+                )];
+            }
+        };
+        audit(&engine, &[&desired.coturn, &desired.mattermost]).await
+    })
 }

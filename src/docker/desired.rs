@@ -22,6 +22,7 @@ pub struct Desired {
 }
 
 /// What the desired state is computed from. Image IDs are `None` when the image is not on the host.
+#[derive(Clone)]
 pub struct Sources<'a> {
     pub city: &'a City,
     pub lan: &'a [IpAddr],

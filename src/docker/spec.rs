@@ -182,6 +182,9 @@ pub struct ContainerSpec {
     pub ports: Vec<Publish>,
     pub mounts: Vec<MountSpec>,
     pub restart: &'static str,
+    /// Run Docker's init as PID 1: coturn ignores SIGTERM as PID 1, so `docker stop` would wait
+    /// out its whole timeout before killing it.
+    pub init: bool,
     /// SHA-256 of each mounted file and of the image, by name: new contents mean a new container
     /// (a file bind mount keeps showing the old inode after an atomic replace).
     pub inputs: BTreeMap<String, String>,
@@ -247,6 +250,7 @@ impl ContainerSpec {
                 network_mode: Some(network_mode),
                 port_bindings: (!bindings.is_empty()).then_some(bindings),
                 mounts: Some(mounts),
+                init: self.init.then_some(true),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
@@ -316,6 +320,7 @@ pub fn coturn(
         ports: Vec::new(),
         mounts: vec![bind(&paths.coturn_config, COTURN_CONFIG, true)],
         restart: "unless-stopped",
+        init: true,
         inputs,
     }
 }
@@ -386,6 +391,7 @@ pub fn mattermost(
         ports,
         mounts,
         restart: "unless-stopped",
+        init: false,
         inputs,
     }
 }
@@ -485,9 +491,12 @@ mod tests {
         assert!(spec.mounts[0].read_only);
         assert_eq!(spec.mounts[0].target, COTURN_CONFIG);
         let body = spec.create_body("");
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("host"));
         assert_eq!(
-            body.host_config.unwrap().network_mode.as_deref(),
-            Some("host")
+            host.init,
+            Some(true),
+            "coturn needs an init to stop promptly"
         );
     }
 
