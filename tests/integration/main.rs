@@ -22,3 +22,7 @@ mod turn_lab;
 mod wire;
 // the flake and NixOS module: parse, evaluate the module's logic, compare with the binary
 mod nix;
+// cityd up / down / doctor on the real Docker engine with local images
+mod docker;
+// cityd db ensure against PostgreSQL 17 (container) and 15 (host)
+mod db;
