@@ -168,6 +168,24 @@ impl Pg {
     }
 }
 
+/// A port for coturn on the host network: free on every address for UDP and TCP (and the next one,
+/// which coturn may also take), and below the relay range 49152-65535 the city keeps.
+fn turn_port() -> u16 {
+    use std::net::UdpSocket;
+    let seed = u32::from_str_radix(&unique(), 16).unwrap_or(0);
+    for i in 0..2000u32 {
+        let port = 20000 + ((seed.wrapping_mul(7919) + i * 13) % 20000) as u16;
+        let free = |p: u16| {
+            UdpSocket::bind((Ipv4Addr::UNSPECIFIED, p)).is_ok()
+                && TcpListener::bind((Ipv4Addr::UNSPECIFIED, p)).is_ok()
+        };
+        if free(port) && free(port + 1) {
+            return port;
+        }
+    }
+    panic!("no free port pair between 20000 and 40000 for coturn");
+}
+
 /// One city on this Docker host: scratch state, a city file, its LAN address and ports. Drop
 /// removes its containers, volumes, network and LAN address.
 pub struct Lab {
@@ -192,7 +210,7 @@ impl Lab {
             .local_addr()
             .unwrap()
             .port();
-        let turn_port = crate::turn_harness::free_port(Ipv4Addr::UNSPECIFIED);
+        let turn_port = turn_port();
         let city_text = cityd::city::DEFAULT_CITY_TOML.to_string()
             .replace(
                 "addresses = [\"auto\"]",
@@ -583,13 +601,13 @@ fn up_creates_exactly_the_specified_containers_and_a_second_up_changes_nothing()
 #[test]
 fn changing_one_setting_recreates_only_the_container_it_affects() {
     let mut lab = Lab::new();
-    lab.up(&["--skip-db".into()]);
+    lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     let coturn = lab.identity(&lab.coturn());
     let mm = lab.identity(&lab.mattermost());
 
     // The relay range is coturn's alone.
     lab.edit_city("relay_max = 65535", "relay_max = 65000");
-    let report = lab.up(&["--skip-db".into()]);
+    let report = lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     assert_eq!(outcome_of(&report, "container", &lab.coturn()), "updated");
     assert_eq!(outcome_of(&report, "container", &lab.mattermost()), "unchanged");
     let coturn2 = lab.identity(&lab.coturn());
@@ -602,7 +620,7 @@ fn changing_one_setting_recreates_only_the_container_it_affects() {
         "calls_port = 8444",
         "calls_port = 8444\nallow_cors_from = [\"https://ops.cicd.local\"]",
     );
-    let report = lab.up(&["--skip-db".into()]);
+    let report = lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     assert_eq!(outcome_of(&report, "container", &lab.coturn()), "unchanged");
     assert_eq!(outcome_of(&report, "container", &lab.mattermost()), "updated");
     assert_eq!(lab.identity(&lab.coturn()), coturn2, "coturn was not touched");
