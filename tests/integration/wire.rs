@@ -933,3 +933,79 @@ fn a_prepackaged_plugin_that_is_not_installed_blocks_before_any_change() {
     assert!(stderr.contains("PluginStates"), "{stderr}");
     assert_eq!(lab.mm.mutating_requests(), 0);
 }
+
+#[test]
+fn drift_in_names_is_updated_in_place() {
+    let mut lab = Lab::new();
+    ok(&lab.wire(&[]));
+    let before = lab.mm.snapshot();
+    let city = cityd::city::DEFAULT_CITY_TOML
+        .replace(
+            "display_name = \"Engineering\"",
+            "display_name = \"Engineering Team\"",
+        )
+        .replace(
+            "purpose = \"Jenkins build results\"",
+            "purpose = \"Every Jenkins build\"",
+        )
+        .replace(
+            "display_name = \"Jenkins\"",
+            "display_name = \"Jenkins CI\"",
+        );
+    lab.use_city(&city);
+    let plan = ok(&lab.wire(&["--dry-run"]));
+    assert!(
+        plan.contains("update     team            engineering (display name)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("update     channel         #builds (purpose)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("update     bot             jenkins-bot (display name)"),
+        "{plan}"
+    );
+    assert!(plan.contains("would change 3:"), "{plan}");
+    ok(&lab.wire(&[]));
+    let after = lab.mm.snapshot();
+    assert_eq!(after.teams[0].display_name, "Engineering Team");
+    assert_eq!(
+        after.teams[0].id, before.teams[0].id,
+        "updated, not recreated"
+    );
+    assert_eq!(after.hooks, before.hooks);
+    assert!(ok(&lab.wire(&[])).contains("no changes"));
+}
+
+#[test]
+fn a_lost_token_is_replaced_and_the_unusable_one_revoked() {
+    let lab = Lab::new();
+    ok(&lab.wire(&[]));
+    let old = lab.secret("mattermost-bot-token-jenkins-bot");
+    std::fs::remove_file(
+        lab.s
+            .state()
+            .join("secrets/mattermost-bot-token-jenkins-bot"),
+    )
+    .unwrap();
+    let stdout = ok(&lab.wire(&[]));
+    assert!(
+        stdout.contains("created    bot token       jenkins-bot"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("updated    bot token       jenkins-bot (revoke a token"),
+        "{stdout}"
+    );
+    let new = lab.secret("mattermost-bot-token-jenkins-bot");
+    assert_ne!(new, old);
+    let snap = lab.mm.snapshot();
+    let jenkins = snap
+        .users
+        .iter()
+        .find(|u| u.username == "jenkins-bot")
+        .unwrap();
+    assert_eq!(jenkins.tokens, 1, "the old token was revoked");
+    assert!(ok(&lab.wire(&[])).contains("no changes"));
+}
