@@ -238,3 +238,100 @@ pub fn city_findings(sources: &super::desired::Sources) -> Vec<Finding> {
         audit(&engine, &[&desired.coturn, &desired.mattermost]).await
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use bollard::models::{ContainerConfig, ContainerState, HostConfig, PortBinding};
+
+    use super::*;
+    use crate::city::City;
+    use crate::docker::spec::{self, Env, HostPaths, Names};
+    use crate::state::StateDir;
+
+    fn specs() -> (ContainerSpec, ContainerSpec) {
+        let city = City::default_city();
+        let names = Names::new(&city);
+        let paths = HostPaths::new(&StateDir::at("/var/lib/cityd".into()).unwrap());
+        let lan = ["192.168.1.20".parse().unwrap()];
+        (
+            spec::coturn(&city, &names, &paths, BTreeMap::new()),
+            spec::mattermost(&city, &lan, &names, &paths, Env::default(), BTreeMap::new()),
+        )
+    }
+
+    /// What the engine would report for a container created from `spec`, then edited.
+    fn inspected(
+        spec: &ContainerSpec,
+        edit: impl FnOnce(&mut HostConfig),
+    ) -> ContainerInspectResponse {
+        let body = spec.create_body("");
+        let mut host = body.host_config.unwrap();
+        edit(&mut host);
+        ContainerInspectResponse {
+            config: Some(ContainerConfig {
+                labels: body.labels,
+                ..Default::default()
+            }),
+            state: Some(ContainerState {
+                running: Some(true),
+                ..Default::default()
+            }),
+            host_config: Some(host),
+            ..Default::default()
+        }
+    }
+
+    fn codes(f: &[Finding]) -> Vec<&'static str> {
+        f.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn a_container_made_from_its_spec_has_no_findings() {
+        let (coturn, mm) = specs();
+        assert!(check(&coturn, &inspected(&coturn, |_| {})).is_empty());
+        assert!(check(&mm, &inspected(&mm, |_| {})).is_empty());
+    }
+
+    #[test]
+    fn metrics_on_every_address_are_an_error_and_a_port_difference() {
+        let (_, mm) = specs();
+        let c = inspected(&mm, |h| {
+            let mut ports = h.port_bindings.clone().unwrap();
+            ports.insert(
+                "8067/tcp".into(),
+                Some(vec![PortBinding {
+                    host_ip: Some("0.0.0.0".into()),
+                    host_port: Some("8067".into()),
+                }]),
+            );
+            h.port_bindings = Some(ports);
+        });
+        let got = codes(&check(&mm, &c));
+        assert!(got.contains(&"metrics-on-lan"), "{got:?}");
+        assert!(got.contains(&"ports-differ"), "{got:?}");
+    }
+
+    #[test]
+    fn coturn_on_a_bridge_and_a_stale_label_are_reported() {
+        let (coturn, _) = specs();
+        let mut c = inspected(&coturn, |h| {
+            h.network_mode = Some("bridge".into());
+            h.port_bindings = Some(HashMap::new());
+        });
+        c.config.as_mut().unwrap().labels = Some(HashMap::from([(
+            spec::LABEL_SPEC.to_string(),
+            "0".repeat(64),
+        )]));
+        c.state.as_mut().unwrap().running = Some(false);
+        let got = codes(&check(&coturn, &c));
+        for code in [
+            "coturn-not-host-network",
+            "container-spec-outdated",
+            "container-not-running",
+        ] {
+            assert!(got.contains(&code), "{code} missing from {got:?}");
+        }
+    }
+}

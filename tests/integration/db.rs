@@ -84,7 +84,10 @@ impl HostPg15 {
             .arg(dir.path())
             .status()
             .unwrap();
-        assert!(chown.success(), "chown to the postgres user (the tests run as root)");
+        assert!(
+            chown.success(),
+            "chown to the postgres user (the tests run as root)"
+        );
         let password = "Pg15AdminPassw0rd";
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, format!("{password}\n")).unwrap();
@@ -104,7 +107,11 @@ impl HostPg15 {
             .arg(format!("--pwfile={}", pwfile.display()))
             .output()
             .unwrap();
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .unwrap()
             .local_addr()
@@ -194,7 +201,14 @@ fn whats(report: &Value) -> Vec<String> {
 /// which since PostgreSQL 15 does not let the tenant create tables in public.
 fn the_blogs_trap_is_fixed(server: &Server, major: &str) {
     let s = Scratch::new();
-    assert!(s.cityd().args(["secrets", "ensure"]).output().unwrap().status.success());
+    assert!(
+        s.cityd()
+            .args(["secrets", "ensure"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     let pw = vault_password(&s);
     server.admin(
         "postgres",
@@ -205,7 +219,12 @@ fn the_blogs_trap_is_fixed(server: &Server, major: &str) {
         "postgres",
         "GRANT ALL PRIVILEGES ON DATABASE mattermost TO mattermost",
     );
-    let before = server.psql("mattermost", &pw, "mattermost", "CREATE TABLE probe (i int)");
+    let before = server.psql(
+        "mattermost",
+        &pw,
+        "mattermost",
+        "CREATE TABLE probe (i int)",
+    );
     assert!(!before.status.success(), "the trap is not set up");
     assert!(
         String::from_utf8_lossy(&before.stderr).contains("permission denied for schema public"),
@@ -231,7 +250,12 @@ fn the_blogs_trap_is_fixed(server: &Server, major: &str) {
         ),
         "mattermost"
     );
-    let after = server.psql("mattermost", &pw, "mattermost", "CREATE TABLE probe (i int)");
+    let after = server.psql(
+        "mattermost",
+        &pw,
+        "mattermost",
+        "CREATE TABLE probe (i int)",
+    );
     assert!(
         after.status.success(),
         "the tenant still cannot create tables: {}",
@@ -260,7 +284,14 @@ fn db_ensure_creates_a_fresh_tenant_after_a_dry_run_that_changes_nothing() {
     let s = Scratch::new();
     let pg = Pg::start(&s);
     let server = from_container(&pg);
-    assert!(s.cityd().args(["secrets", "ensure"]).output().unwrap().status.success());
+    assert!(
+        s.cityd()
+            .args(["secrets", "ensure"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
 
     let dry = ensure(&s, &server, &["--dry-run"]);
     assert_eq!(
@@ -271,7 +302,10 @@ fn db_ensure_creates_a_fresh_tenant_after_a_dry_run_that_changes_nothing() {
         ]
     );
     assert_eq!(
-        server.admin("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'mattermost'"),
+        server.admin(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'mattermost'"
+        ),
         "0",
         "a dry run creates nothing"
     );
@@ -287,29 +321,51 @@ fn db_ensure_creates_a_fresh_tenant_after_a_dry_run_that_changes_nothing() {
     let first = ensure(&s, &server, &[]);
     assert_eq!(whats(&first), whats(&dry));
     let made = server.psql("mattermost", &pw, "mattermost", "CREATE TABLE t (i int)");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     // Stored as SCRAM: the clear-text password never reached the server.
     assert!(
         server
-            .admin("postgres", "SELECT rolpassword FROM pg_authid WHERE rolname = 'mattermost'")
+            .admin(
+                "postgres",
+                "SELECT rolpassword FROM pg_authid WHERE rolname = 'mattermost'"
+            )
             .starts_with("SCRAM-SHA-256$4096:")
     );
     assert_eq!(ensure(&s, &server, &[])["actions"], serde_json::json!([]));
 
     // A password changed behind cityd's back is put back to the vault's.
-    server.admin("postgres", "ALTER ROLE mattermost PASSWORD 'SomethingElse1'");
+    server.admin(
+        "postgres",
+        "ALTER ROLE mattermost PASSWORD 'SomethingElse1'",
+    );
     let fixed = ensure(&s, &server, &[]);
     assert_eq!(
         whats(&fixed),
         ["set the password of role mattermost from the vault"]
     );
-    assert!(server.psql("mattermost", &pw, "mattermost", "SELECT 1").status.success());
+    assert!(
+        server
+            .psql("mattermost", &pw, "mattermost", "SELECT 1")
+            .status
+            .success()
+    );
 }
 
 #[test]
 fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
     let s = Scratch::new();
-    assert!(s.cityd().args(["secrets", "ensure"]).output().unwrap().status.success());
+    assert!(
+        s.cityd()
+            .args(["secrets", "ensure"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     let closed = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap()
         .local_addr()
@@ -323,7 +379,10 @@ fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{closed}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{closed}")),
+        "{err}"
+    );
     assert!(err.contains("listen_addresses"), "{err}");
 
     let pg = Pg::start(&s);
@@ -339,7 +398,10 @@ fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("PostgreSQL at 127.0.0.1:{} refused to authenticate postgres", pg.port)),
+        err.contains(&format!(
+            "PostgreSQL at 127.0.0.1:{} refused to authenticate postgres",
+            pg.port
+        )),
         "{err}"
     );
     assert!(!err.contains("WrongPassw0rd"));
@@ -351,7 +413,11 @@ fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
         .env("PGPASSWORD", Pg::PASSWORD)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     server.admin("postgres", "CREATE ROLE weak LOGIN PASSWORD 'WeakPassw0rd'");
     let weak = s.write("weak", "WeakPassw0rd\n");
@@ -369,7 +435,10 @@ fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
     assert!(err.contains("may not create the role"), "{err}");
     assert!(err.contains("CREATEROLE"), "{err}");
     assert_eq!(
-        server.admin("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'mattermost'"),
+        server.admin(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'mattermost'"
+        ),
         "0",
         "nothing was created"
     );
@@ -377,10 +446,18 @@ fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
     let out = s
         .cityd()
         .args(["db", "ensure", "--admin-url"])
-        .arg(format!("postgres://postgres:{}@127.0.0.1:{}/postgres", Pg::PASSWORD, pg.port))
+        .arg(format!(
+            "postgres://postgres:{}@127.0.0.1:{}/postgres",
+            Pg::PASSWORD,
+            pg.port
+        ))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "a password in argv is bad input");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a password in argv is bad input"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("password"), "{err}");
     assert!(!err.contains(Pg::PASSWORD), "the password leaked: {err}");
@@ -409,7 +486,9 @@ fn server_certs(s: &Scratch, foreign: bool) -> PathBuf {
         .unwrap()
         .signed_by(&key, &issuer)
         .unwrap();
-    let dir = s.path().join(if foreign { "certs-foreign" } else { "certs" });
+    let dir = s
+        .path()
+        .join(if foreign { "certs-foreign" } else { "certs" });
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
     std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
@@ -424,9 +503,20 @@ fn server_certs(s: &Scratch, foreign: bool) -> PathBuf {
 #[test]
 fn db_ensure_verifies_tls_against_the_city_ca_whenever_the_server_offers_it() {
     let s = Scratch::new();
-    assert!(s.cityd().args(["secrets", "ensure"]).output().unwrap().status.success());
+    assert!(
+        s.cityd()
+            .args(["secrets", "ensure"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     let pki = s.cityd().args(["pki", "ensure"]).output().unwrap();
-    assert!(pki.status.success(), "{}", String::from_utf8_lossy(&pki.stderr));
+    assert!(
+        pki.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pki.stderr)
+    );
 
     let pg = Pg::start_with(&s, Some(&server_certs(&s, false)));
     let server = from_container(&pg);
@@ -446,7 +536,10 @@ fn db_ensure_verifies_tls_against_the_city_ca_whenever_the_server_offers_it() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("TLS with PostgreSQL at 127.0.0.1:{} failed", foreign.port)),
+        err.contains(&format!(
+            "TLS with PostgreSQL at 127.0.0.1:{} failed",
+            foreign.port
+        )),
         "{err}"
     );
 
@@ -458,5 +551,10 @@ fn db_ensure_verifies_tls_against_the_city_ca_whenever_the_server_offers_it() {
         .args(from_container(&plain).admin_args())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

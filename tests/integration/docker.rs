@@ -27,7 +27,9 @@ pub fn double_image() -> String {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("testcontainers/Cargo.toml");
     let text = std::fs::read_to_string(&manifest).expect("read testcontainers/Cargo.toml");
     let doc: toml::Table = text.parse().expect("testcontainers/Cargo.toml is TOML");
-    let version = doc["package"]["version"].as_str().expect("a package version");
+    let version = doc["package"]["version"]
+        .as_str()
+        .expect("a package version");
     format!("cityd-test/mattermost-double:{version}")
 }
 
@@ -77,8 +79,9 @@ impl TestLan {
         let id = unique();
         let link = format!("cdl{id}");
         let peer = format!("cdp{id}");
-        let used = String::from_utf8_lossy(&sh(Command::new("ip").args(["-o", "-4", "addr"])).stdout)
-            .into_owned();
+        let used =
+            String::from_utf8_lossy(&sh(Command::new("ip").args(["-o", "-4", "addr"])).stdout)
+                .into_owned();
         let mut n = u32::from_str_radix(&id, 16).unwrap_or(1);
         let ip = loop {
             let candidate = Ipv4Addr::new(10, 213, ((n >> 8) % 250 + 1) as u8, (n % 250 + 1) as u8);
@@ -107,7 +110,9 @@ impl TestLan {
 impl Drop for TestLan {
     fn drop(&mut self) {
         // Deleting one end removes the pair.
-        let _ = Command::new("ip").args(["link", "del", &self.link]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
     }
 }
 
@@ -145,7 +150,10 @@ impl Pg {
         let port = container
             .get_host_port_ipv4(5432)
             .expect("PostgreSQL's published port");
-        let password_file = scratch.write(&format!("pg-admin-{port}"), &format!("{}\n", Self::PASSWORD));
+        let password_file = scratch.write(
+            &format!("pg-admin-{port}"),
+            &format!("{}\n", Self::PASSWORD),
+        );
         Self {
             _container: container,
             port,
@@ -211,7 +219,8 @@ impl Lab {
             .unwrap()
             .port();
         let turn_port = turn_port();
-        let city_text = cityd::city::DEFAULT_CITY_TOML.to_string()
+        let city_text = cityd::city::DEFAULT_CITY_TOML
+            .to_string()
             .replace(
                 "addresses = [\"auto\"]",
                 &format!("addresses = [\"{}\"]", lan.ip),
@@ -356,7 +365,9 @@ impl Drop for Lab {
             let _ = Command::new("docker").args(["rm", "-f", "-v", &c]).output();
         }
         for v in self.volumes() {
-            let _ = Command::new("docker").args(["volume", "rm", "-f", &v]).output();
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", &v])
+                .output();
         }
         let _ = Command::new("docker")
             .args(["network", "rm", &self.network()])
@@ -415,7 +426,11 @@ fn mounts(c: &Value) -> Vec<String> {
                 m["Type"].as_str().unwrap(),
                 m["Name"].as_str().or(m["Source"].as_str()).unwrap(),
                 m["Destination"].as_str().unwrap(),
-                if m["RW"].as_bool().unwrap() { "rw" } else { "ro" }
+                if m["RW"].as_bool().unwrap() {
+                    "rw"
+                } else {
+                    "ro"
+                }
             )
         })
         .collect();
@@ -442,7 +457,10 @@ fn up_creates_exactly_the_specified_containers_and_a_second_up_changes_nothing()
     expected.sort();
     assert_eq!(lab.labelled_containers(), expected);
     assert_eq!(outcome_of(&first, "container", &lab.coturn()), "created");
-    assert_eq!(outcome_of(&first, "container", &lab.mattermost()), "created");
+    assert_eq!(
+        outcome_of(&first, "container", &lab.mattermost()),
+        "created"
+    );
     assert_eq!(outcome_of(&first, "network", &lab.network()), "created");
     for v in lab.volumes() {
         assert_eq!(outcome_of(&first, "volume", &v), "created");
@@ -461,7 +479,10 @@ fn up_creates_exactly_the_specified_containers_and_a_second_up_changes_nothing()
     assert_eq!(coturn["Config"]["Image"], COTURN_IMAGE);
     assert_eq!(coturn["Config"]["User"], "65534:65534");
     assert_eq!(coturn["HostConfig"]["Init"], true);
-    assert_eq!(coturn["HostConfig"]["RestartPolicy"]["Name"], "unless-stopped");
+    assert_eq!(
+        coturn["HostConfig"]["RestartPolicy"]["Name"],
+        "unless-stopped"
+    );
     assert_eq!(
         mounts(&coturn),
         [format!(
@@ -501,16 +522,31 @@ fn up_creates_exactly_the_specified_containers_and_a_second_up_changes_nothing()
     assert_eq!(mm["Config"]["User"], "2000:2000");
     let mmdir = state.join("mattermost");
     let mut want_mounts = vec![
-        format!("bind {} -> /mattermost/config rw", mmdir.join("config").display()),
-        format!("bind {} -> /mattermost/certs ro", mmdir.join("certs").display()),
+        format!(
+            "bind {} -> /mattermost/config rw",
+            mmdir.join("config").display()
+        ),
+        format!(
+            "bind {} -> /mattermost/certs ro",
+            mmdir.join("certs").display()
+        ),
         format!(
             "bind {} -> /etc/ssl/certs/ca-certificates.crt ro",
             mmdir.join("ca-certificates.crt").display()
         ),
         format!("bind {} -> /mattermost/run rw", mmdir.join("run").display()),
-        format!("volume {}mattermost-data -> /mattermost/data rw", lab.prefix),
-        format!("volume {}mattermost-logs -> /mattermost/logs rw", lab.prefix),
-        format!("volume {}mattermost-plugins -> /mattermost/plugins rw", lab.prefix),
+        format!(
+            "volume {}mattermost-data -> /mattermost/data rw",
+            lab.prefix
+        ),
+        format!(
+            "volume {}mattermost-logs -> /mattermost/logs rw",
+            lab.prefix
+        ),
+        format!(
+            "volume {}mattermost-plugins -> /mattermost/plugins rw",
+            lab.prefix
+        ),
         format!(
             "volume {}mattermost-client-plugins -> /mattermost/client/plugins rw",
             lab.prefix
@@ -550,7 +586,11 @@ fn up_creates_exactly_the_specified_containers_and_a_second_up_changes_nothing()
         .collect();
     assert!(entries.len() > 20);
     for line in &entries {
-        assert!(env.contains(line), "env lacks {}", line.split('=').next().unwrap());
+        assert!(
+            env.contains(line),
+            "env lacks {}",
+            line.split('=').next().unwrap()
+        );
     }
     let extra: Vec<_> = env.iter().filter(|e| !entries.contains(e)).collect();
     assert!(
@@ -558,7 +598,11 @@ fn up_creates_exactly_the_specified_containers_and_a_second_up_changes_nothing()
         "unexpected env entries: {extra:?}"
     );
     // Wire ran and built the city in the double.
-    assert!(first["wire"]["created"].as_u64().unwrap() > 0, "{:#}", first["wire"]);
+    assert!(
+        first["wire"]["created"].as_u64().unwrap() > 0,
+        "{:#}",
+        first["wire"]
+    );
 
     // A second up: same containers, not restarted, no mutating Mattermost request, no DDL.
     let before = (lab.identity(&lab.coturn()), lab.identity(&lab.mattermost()));
@@ -570,7 +614,11 @@ fn up_creates_exactly_the_specified_containers_and_a_second_up_changes_nothing()
         assert_eq!(outcome, "unchanged", "{step} {subject}");
     }
     assert_eq!(second["database"]["actions"], serde_json::json!([]));
-    assert_eq!(second["wire"]["requests"]["mutating"], 0, "{:#}", second["wire"]);
+    assert_eq!(
+        second["wire"]["requests"]["mutating"], 0,
+        "{:#}",
+        second["wire"]
+    );
     assert_eq!(second["wire"]["created"], 0);
     assert_eq!(second["wire"]["updated"], 0);
     assert_eq!(
@@ -609,11 +657,18 @@ fn changing_one_setting_recreates_only_the_container_it_affects() {
     lab.edit_city("relay_max = 65535", "relay_max = 65000");
     let report = lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     assert_eq!(outcome_of(&report, "container", &lab.coturn()), "updated");
-    assert_eq!(outcome_of(&report, "container", &lab.mattermost()), "unchanged");
+    assert_eq!(
+        outcome_of(&report, "container", &lab.mattermost()),
+        "unchanged"
+    );
     let coturn2 = lab.identity(&lab.coturn());
     assert_ne!(coturn2.0, coturn.0, "coturn was recreated");
     assert_ne!(coturn2.2, coturn.2, "with a new spec");
-    assert_eq!(lab.identity(&lab.mattermost()), mm, "Mattermost was not touched");
+    assert_eq!(
+        lab.identity(&lab.mattermost()),
+        mm,
+        "Mattermost was not touched"
+    );
 
     // An extra CORS origin is Mattermost's alone.
     lab.edit_city(
@@ -622,17 +677,23 @@ fn changing_one_setting_recreates_only_the_container_it_affects() {
     );
     let report = lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     assert_eq!(outcome_of(&report, "container", &lab.coturn()), "unchanged");
-    assert_eq!(outcome_of(&report, "container", &lab.mattermost()), "updated");
-    assert_eq!(lab.identity(&lab.coturn()), coturn2, "coturn was not touched");
+    assert_eq!(
+        outcome_of(&report, "container", &lab.mattermost()),
+        "updated"
+    );
+    assert_eq!(
+        lab.identity(&lab.coturn()),
+        coturn2,
+        "coturn was not touched"
+    );
     let mm2 = lab.inspect(&lab.mattermost());
     assert_ne!(mm2["Id"].as_str().unwrap(), mm.0);
     assert!(
-        mm2["Config"]["Env"]
-            .as_array()
+        mm2["Config"]["Env"].as_array().unwrap().iter().any(|e| e
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|e| e.as_str().unwrap().starts_with("MM_SERVICESETTINGS_ALLOWCORSFROM=")
-                && e.as_str().unwrap().contains("https://ops.cicd.local")),
+            .starts_with("MM_SERVICESETTINGS_ALLOWCORSFROM=")
+            && e.as_str().unwrap().contains("https://ops.cicd.local")),
         "the new container has the new setting"
     );
 }
@@ -647,14 +708,23 @@ fn a_stopped_container_is_started_and_a_foreign_one_replaced() {
     assert!(docker(&["rm", "-f", &lab.coturn()]).status.success());
     assert!(
         docker(&[
-            "run", "-d", "--name", &lab.coturn(), "-p",
-            &format!("127.0.0.1:{}:3478/udp", lab.turn_port), COTURN_IMAGE
+            "run",
+            "-d",
+            "--name",
+            &lab.coturn(),
+            "-p",
+            &format!("127.0.0.1:{}:3478/udp", lab.turn_port),
+            COTURN_IMAGE
         ])
         .status
         .success()
     );
     let doctor: Value = serde_json::from_slice(
-        &lab.cityd().args(["doctor", "--json"]).output().unwrap().stdout,
+        &lab.cityd()
+            .args(["doctor", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
     )
     .unwrap();
     let codes: Vec<&str> = doctor
@@ -687,7 +757,10 @@ fn a_stopped_container_is_started_and_a_foreign_one_replaced() {
         mm.0,
         "a stopped container with the current spec is started, not recreated"
     );
-    assert_eq!(lab.inspect(&lab.coturn())["HostConfig"]["NetworkMode"], "host");
+    assert_eq!(
+        lab.inspect(&lab.coturn())["HostConfig"]["NetworkMode"],
+        "host"
+    );
 }
 
 #[test]
@@ -696,7 +769,11 @@ fn down_keeps_volumes_and_state_and_purge_removes_them() {
     lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     // Data in a volume survives down.
     let out = lab.cityd().args(["down"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(lab.labelled_containers().is_empty());
     for v in lab.volumes() {
         assert!(lab.exists("volume", &v), "{v} was kept");
@@ -723,10 +800,18 @@ fn down_keeps_volumes_and_state_and_purge_removes_them() {
         .output()
         .unwrap();
     assert!(dry.status.success());
-    assert_eq!(lab.labelled_containers().len(), 2, "a dry run removes nothing");
+    assert_eq!(
+        lab.labelled_containers().len(),
+        2,
+        "a dry run removes nothing"
+    );
 
     let out = lab.cityd().args(["down", "--purge"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(lab.labelled_containers().is_empty());
     for v in lab.volumes() {
         assert!(!lab.exists("volume", &v), "{v} was purged");
@@ -747,14 +832,27 @@ fn dry_run_on_a_fresh_host_changes_nothing() {
         .args(["up", "--dry-run", "--json", "--skip-db"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["dry_run"], true);
-    assert_eq!(outcome_of(&report, "container", &lab.mattermost()), "would-create");
-    assert_eq!(outcome_of(&report, "network", &lab.network()), "would-create");
+    assert_eq!(
+        outcome_of(&report, "container", &lab.mattermost()),
+        "would-create"
+    );
+    assert_eq!(
+        outcome_of(&report, "network", &lab.network()),
+        "would-create"
+    );
     assert!(lab.labelled_containers().is_empty());
     assert!(!lab.exists("network", &lab.network()));
-    assert!(!lab.scratch.state().join("secrets").exists(), "not even the vault");
+    assert!(
+        !lab.scratch.state().join("secrets").exists(),
+        "not even the vault"
+    );
 }
 
 #[test]
@@ -785,7 +883,11 @@ fn turn_probe_relays_through_coturn_on_the_host_network() {
     lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     // The probe's default server is the city's first LAN address on turn.port, which only a
     // host-network coturn answers; its default peer is its own echo socket on that address.
-    let out = lab.cityd().args(["turn", "probe", "--json"]).output().unwrap();
+    let out = lab
+        .cityd()
+        .args(["turn", "probe", "--json"])
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -834,7 +936,10 @@ fn up_killed_at_any_step_converges_when_run_again() {
         let _ = child.wait();
         // Whatever was interrupted, the next run converges.
         let report = lab.up(&pg.args());
-        assert!(report["wire"].is_object(), "after a kill at line {k}: {report:#}");
+        assert!(
+            report["wire"].is_object(),
+            "after a kill at line {k}: {report:#}"
+        );
         if finished {
             // The run completed before printing k lines: every step has been interrupted once.
             break;
@@ -916,13 +1021,21 @@ fn up_names_an_unreachable_postgres_and_a_wrong_admin_password() {
         err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{closed}")),
         "{err}"
     );
-    assert!(lab.labelled_containers().is_empty(), "nothing ran after the failed step");
+    assert!(
+        lab.labelled_containers().is_empty(),
+        "nothing ran after the failed step"
+    );
 
     let pg = Pg::start(&lab.scratch);
     let wrong = lab.scratch.write("wrong-pw", "NotThePassword\n");
     let out = lab
         .cityd()
-        .args(["up", "--admin-url", &pg.admin_url(), "--admin-password-file"])
+        .args([
+            "up",
+            "--admin-url",
+            &pg.admin_url(),
+            "--admin-password-file",
+        ])
         .arg(&wrong)
         .output()
         .unwrap();
