@@ -206,6 +206,14 @@ pub fn city_findings(sources: &super::desired::Sources) -> Vec<Finding> {
         let Ok(engine) = super::connect().await else {
             return Vec::new();
         };
+        let names = super::spec::Names::new(sources.city);
+        let mut any = false;
+        for name in names.containers() {
+            any |= matches!(engine.inspect(&name).await, Ok(Some(_)));
+        }
+        if !any {
+            return Vec::new();
+        }
         let ids = (
             engine
                 .image_id(&sources.city.docker.coturn_image)
