@@ -56,6 +56,9 @@ pub struct City {
     pub plugins: Plugins,
     #[serde(default)]
     pub database: Database,
+    /// How cityd reaches Jenkins, GitLab and SonarQube for `cityd connect` (tokens come from the vault).
+    #[serde(default)]
+    pub integrations: Integrations,
     /// The human system admin that `cityd wire` adds to the team and channels.
     #[serde(default)]
     pub admin: Admin,
@@ -558,6 +561,7 @@ impl City {
                 "must carry a pinned version tag, e.g. coturn/coturn:4.6.3",
             ),
         }
+        out.extend(self.integrations.problems(&self.team.name, &self.channels));
         out.extend(self.wiring_problems());
         out
     }
@@ -662,6 +666,370 @@ fn channel_name_rule(name: &str) -> Option<&'static str> {
         return Some("a 26-character alphanumeric name looks like a Mattermost id and is rejected");
     }
     None
+}
+
+/// How cityd reaches the products it connects to Mattermost (`cityd connect jenkins|gitlab|sonarqube`).
+/// Tokens are never written here: each names a file in the vault (`<state>/secrets/<name>`, mode 0600).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Integrations {
+    pub jenkins: JenkinsIntegration,
+    pub gitlab: GitlabIntegration,
+    pub sonarqube: SonarqubeIntegration,
+}
+
+/// Jenkins: the env file and JCasC YAML cityd edits, and how it applies them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JenkinsIntegration {
+    /// Jenkins' root URL: the API base and the `buildServerUrl` links point here.
+    pub url: String,
+    /// The user whose API token (vault file `token_secret`) reloads JCasC.
+    pub user: String,
+    /// Vault file holding that user's API token; absent = restart the container instead.
+    pub token_secret: String,
+    /// The `docker run --env-file` file of the Jenkins container (e.g. the blog's jenkins.env).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<PathBuf>,
+    /// The JCasC YAML Jenkins loads (e.g. ~/cicd_stack/jenkins/config/jenkins.yaml).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jcasc_file: Option<PathBuf>,
+    /// The Jenkins container, restarted when no API token is in the vault.
+    pub container: String,
+    /// The channel build results go to; its webhook URL is the vault's `webhook-<channel>`.
+    pub channel: String,
+    /// Optional username the posts carry (the plugin's `user@channel` form). The part before `@`
+    /// is a username, never a team: the team is fixed by the webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Icon URL of the posts; unset = `<url>/favicon.ico` (served by Jenkins itself, so it works air-gapped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+}
+
+impl Default for JenkinsIntegration {
+    fn default() -> Self {
+        Self {
+            url: "https://jenkins.cicd.local:10400".into(),
+            user: "admin".into(),
+            token_secret: "jenkins-api-token".into(),
+            env_file: None,
+            jcasc_file: None,
+            container: "jenkins-controller".into(),
+            channel: "builds".into(),
+            username: None,
+            icon: None,
+        }
+    }
+}
+
+impl JenkinsIntegration {
+    /// `buildServerUrl`: the plugin wants a trailing slash.
+    pub fn build_server_url(&self) -> String {
+        format!("{}/", self.url.trim_end_matches('/'))
+    }
+    /// The plugin's `room`: `channel`, or `username@channel`.
+    pub fn room(&self) -> String {
+        match &self.username {
+            Some(user) => format!("{user}@{}", self.channel),
+            None => self.channel.clone(),
+        }
+    }
+    pub fn icon_url(&self) -> String {
+        self.icon
+            .clone()
+            .unwrap_or_else(|| format!("{}/favicon.ico", self.url.trim_end_matches('/')))
+    }
+}
+
+/// GitLab: the project whose Mattermost integration cityd sets, and the optional OAuth application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitlabIntegration {
+    pub url: String,
+    /// Full path of the project, e.g. `articles/http-client` (groups and subgroups separated by `/`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Vault file with a token (Maintainer of the project, scope `api`).
+    pub token_secret: String,
+    /// Vault file with an admin token; when present, cityd creates the OAuth application of the
+    /// Mattermost GitLab plugin.
+    pub admin_token_secret: String,
+    /// The channel notifications go to; its webhook URL is the vault's `webhook-<channel>`.
+    pub channel: String,
+    /// Username override of the posts; unset = GitLab's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Events that notify: push, issues, confidential_issues, merge_requests, note,
+    /// confidential_note, tag_push, pipeline, wiki_page. The others are switched off.
+    pub events: Vec<String>,
+    /// Branches that notify: all, default, protected, default_and_protected.
+    pub branches: String,
+    /// Notify about broken pipelines only.
+    pub notify_only_broken_pipelines: bool,
+    /// Name of the OAuth application cityd creates for the Mattermost GitLab plugin.
+    pub oauth_application: String,
+}
+
+/// The chat-notification events GitLab's Mattermost integration takes (`<event>_events` flags).
+pub const GITLAB_EVENTS: &[&str] = &[
+    "push",
+    "issues",
+    "confidential_issues",
+    "merge_requests",
+    "note",
+    "confidential_note",
+    "tag_push",
+    "pipeline",
+    "wiki_page",
+];
+
+const GITLAB_BRANCHES: &[&str] = &["all", "default", "protected", "default_and_protected"];
+
+impl Default for GitlabIntegration {
+    fn default() -> Self {
+        Self {
+            url: "https://gitlab.cicd.local:10300".into(),
+            project: None,
+            token_secret: "gitlab-api-token".into(),
+            admin_token_secret: "gitlab-admin-token".into(),
+            channel: "code-reviews".into(),
+            username: None,
+            events: ["push", "merge_requests", "pipeline", "tag_push"]
+                .map(String::from)
+                .to_vec(),
+            branches: "all".into(),
+            notify_only_broken_pipelines: false,
+            oauth_application: "Mattermost GitLab plugin (cityd)".into(),
+        }
+    }
+}
+
+/// SonarQube: the webhook that sends analysis results to the cityd relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SonarqubeIntegration {
+    pub url: String,
+    /// Vault file with a user token of a user with Administer permission.
+    pub token_secret: String,
+    /// Project key for a project-level webhook; unset = a global webhook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The webhook's name, how cityd finds it again.
+    pub webhook_name: String,
+    /// Where SonarQube reaches the relay; unset = `http://<first LAN address>:9180/sonarqube`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_url: Option<String>,
+}
+
+impl Default for SonarqubeIntegration {
+    fn default() -> Self {
+        Self {
+            url: "http://sonarqube.cicd.local:9000".into(),
+            token_secret: "sonarqube-admin-token".into(),
+            project: None,
+            webhook_name: "cityd-relay".into(),
+            relay_url: None,
+        }
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !s.contains(char::is_whitespace))
+}
+
+fn is_vault_name(s: &str) -> bool {
+    !s.is_empty() && !s.contains('/') && !s.starts_with('.') && !s.contains(char::is_whitespace)
+}
+
+impl Integrations {
+    fn problems(&self, team: &str, channels: &[Channel]) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |field: &str, value: String, rule: &str| {
+            out.push(Problem {
+                field: field.to_string(),
+                value,
+                rule: rule.to_string(),
+            })
+        };
+        let known_channel = |name: &str| channels.iter().any(|c| c.name == name);
+        let (j, g, s) = (&self.jenkins, &self.gitlab, &self.sonarqube);
+        for (field, url) in [
+            ("integrations.jenkins.url", &j.url),
+            ("integrations.gitlab.url", &g.url),
+            ("integrations.sonarqube.url", &s.url),
+        ] {
+            if !is_http_url(url) {
+                bad(
+                    field,
+                    url.clone(),
+                    "must be an http(s) URL such as https://host:port",
+                );
+            }
+        }
+        for (field, name) in [
+            ("integrations.jenkins.token_secret", &j.token_secret),
+            ("integrations.gitlab.token_secret", &g.token_secret),
+            (
+                "integrations.gitlab.admin_token_secret",
+                &g.admin_token_secret,
+            ),
+            ("integrations.sonarqube.token_secret", &s.token_secret),
+        ] {
+            if !is_vault_name(name) {
+                bad(
+                    field,
+                    name.clone(),
+                    "must be a file name in the vault (no '/', not starting with '.'), e.g. jenkins-api-token",
+                );
+            }
+        }
+        if j.user.is_empty() || j.user.contains(char::is_whitespace) {
+            bad(
+                "integrations.jenkins.user",
+                format!("{:?}", j.user),
+                "must be a Jenkins user id",
+            );
+        }
+        for (field, path) in [
+            ("integrations.jenkins.env_file", &j.env_file),
+            ("integrations.jenkins.jcasc_file", &j.jcasc_file),
+        ] {
+            if let Some(path) = path
+                && !path.is_absolute()
+            {
+                bad(
+                    field,
+                    path.display().to_string(),
+                    "must be an absolute path",
+                );
+            }
+        }
+        let docker_name = |n: &str| {
+            n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        };
+        if !docker_name(&j.container) {
+            bad(
+                "integrations.jenkins.container",
+                j.container.clone(),
+                "must be a Docker container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)",
+            );
+        }
+        for (field, channel) in [
+            ("integrations.jenkins.channel", &j.channel),
+            ("integrations.gitlab.channel", &g.channel),
+        ] {
+            // A city that never wrote [integrations] keeps the defaults; it is not wrong for
+            // lacking #builds, and `cityd connect` names the missing channel if it is ever used.
+            if *self != Integrations::default() && !known_channel(channel) {
+                bad(
+                    field,
+                    channel.clone(),
+                    "must be the name of one of the city's [[channels]]",
+                );
+            }
+        }
+        if let Some(user) = &j.username {
+            if user == team {
+                bad(
+                    "integrations.jenkins.username",
+                    user.clone(),
+                    "is the team's name, but the plugin's `x@channel` means username@channel (the team comes from the webhook); use a username such as jenkins, or leave it unset",
+                );
+            } else if user.is_empty() || user.contains(['@', ',', ';', ' ']) {
+                bad(
+                    "integrations.jenkins.username",
+                    format!("{user:?}"),
+                    "must be a plain username without '@', ',', ';' or spaces",
+                );
+            }
+        }
+        if let Some(icon) = &j.icon
+            && !is_http_url(icon)
+        {
+            bad(
+                "integrations.jenkins.icon",
+                icon.clone(),
+                "must be an http(s) URL",
+            );
+        }
+        if let Some(project) = &g.project {
+            let ok = project.contains('/')
+                && !project.starts_with('/')
+                && !project.ends_with('/')
+                && !project.contains("//")
+                && !project.contains(char::is_whitespace);
+            if !ok {
+                bad(
+                    "integrations.gitlab.project",
+                    project.clone(),
+                    "must be the project's full path, namespace/project (e.g. articles/http-client)",
+                );
+            }
+        }
+        if g.events.is_empty() {
+            bad(
+                "integrations.gitlab.events",
+                "[]".into(),
+                "needs at least one event, e.g. [\"push\", \"merge_requests\", \"pipeline\", \"tag_push\"]",
+            );
+        }
+        for (i, event) in g.events.iter().enumerate() {
+            if !GITLAB_EVENTS.contains(&event.as_str()) {
+                bad(
+                    &format!("integrations.gitlab.events[{i}]"),
+                    event.clone(),
+                    &format!("must be one of {}", GITLAB_EVENTS.join(", ")),
+                );
+            }
+        }
+        if !GITLAB_BRANCHES.contains(&g.branches.as_str()) {
+            bad(
+                "integrations.gitlab.branches",
+                g.branches.clone(),
+                &format!("must be one of {}", GITLAB_BRANCHES.join(", ")),
+            );
+        }
+        if g.oauth_application.trim().is_empty() {
+            bad(
+                "integrations.gitlab.oauth_application",
+                "\"\"".into(),
+                "must be a non-empty application name",
+            );
+        }
+        let name_len = s.webhook_name.chars().count();
+        if name_len == 0 || name_len > 100 {
+            bad(
+                "integrations.sonarqube.webhook_name",
+                format!("{:?}", s.webhook_name),
+                "must be 1-100 characters (SonarQube's limit)",
+            );
+        }
+        if let Some(project) = &s.project
+            && (project.is_empty() || project.len() > 400)
+        {
+            bad(
+                "integrations.sonarqube.project",
+                format!("{project:?}"),
+                "must be a project key of 1-400 characters",
+            );
+        }
+        if let Some(url) = &s.relay_url
+            && (!is_http_url(url) || url.len() > 512)
+        {
+            bad(
+                "integrations.sonarqube.relay_url",
+                url.clone(),
+                "must be an http(s) URL of at most 512 characters, e.g. http://192.168.1.20:9180/sonarqube",
+            );
+        }
+        out
+    }
 }
 
 /// The human admin account (created by the operator, e.g. `mmctl user create --system-admin`).

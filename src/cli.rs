@@ -64,6 +64,9 @@ pub enum Command {
     Verify(cmd::verify::Command),
     /// Converge the city's Mattermost objects: team, channels, bots, webhooks, plugins.
     Wire(cmd::wire::Args),
+    /// Connect Jenkins, GitLab and SonarQube to the city's Mattermost channels.
+    #[command(subcommand)]
+    Connect(cmd::connect::Command),
     /// Stop and remove the city's containers (volumes and state stay unless --purge).
     Down(cmd::down::Args),
     /// Mattermost's PostgreSQL tenant: role, database, schema ownership.
@@ -110,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::Turn(c) => cmd::turn::run(&ctx, c),
         Command::Verify(c) => cmd::verify::run(&ctx, c),
         Command::Wire(args) => cmd::wire::run(&ctx, args),
+        Command::Connect(c) => cmd::connect::run(&ctx, c),
         Command::Down(args) => cmd::down::run(&ctx, args),
         Command::Db(c) => cmd::db::run(&ctx, c),
     };

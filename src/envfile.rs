@@ -142,7 +142,9 @@ pub fn parse_lenient(text: &str) -> Vec<Entry> {
 }
 
 /// Sets `key=value` in a user's env file text, keeping every other line, comment and the order:
-/// the first line for `key` is replaced in place (later duplicates are left alone), or a line is appended.
+/// every line assigning `key` is rewritten in place (Docker lets the last one win, so a stale later
+/// duplicate would otherwise be the value the container sees), or a line is appended. A line's own
+/// ending (`\n` or `\r\n`) is kept.
 pub fn upsert(text: &str, key: &str, value: &str) -> Result<String, EnvFileError> {
     check(key, value)?;
     let new_line = format!("{key}={value}");
@@ -152,7 +154,7 @@ pub fn upsert(text: &str, key: &str, value: &str) -> Result<String, EnvFileError
         let body = line.trim_end_matches(['\n', '\r']);
         let trimmed = body.trim_start();
         let trimmed = trimmed.strip_prefix("export ").unwrap_or(trimmed);
-        if !replaced && trimmed.split_once('=').is_some_and(|(k, _)| k == key) {
+        if trimmed.split_once('=').is_some_and(|(k, _)| k == key) {
             let ending = &line[body.len()..];
             lines.push(format!(
                 "{new_line}{}",
@@ -221,6 +223,48 @@ mod tests {
             upsert(&out, "MATTERMOST_JENKINS_WEBHOOK_URL", "https://new").unwrap(),
             out
         );
+    }
+
+    #[test]
+    fn upsert_rewrites_every_assignment_so_the_last_one_docker_uses_is_right() {
+        let text = "A=1\r\nK=\"quoted\"\r\n# note\nexport K=stale\nB=2";
+        let out = upsert(text, "K", "v").unwrap();
+        assert_eq!(out, "A=1\r\nK=v\r\n# note\nK=v\nB=2");
+        let docker = parse_docker(&out).unwrap();
+        let last = docker.iter().rev().find(|e| e.key == "K").unwrap();
+        assert_eq!(last.value, "v");
+        assert!(matches!(
+            upsert(text, "K", "a\nb"),
+            Err(EnvFileError::BadValue { .. })
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// Lines that do not assign the key come back byte for byte and in order.
+        #[test]
+        fn upsert_keeps_every_other_line(
+            lines in proptest::collection::vec("[A-Za-z#=_0-9\"']{0,16}", 0..12),
+            value in "[A-Za-z0-9:/._-]{1,20}",
+        ) {
+            let text = lines.join("\n");
+            let out = upsert(&text, "KEY_X", &value).unwrap();
+            let others = |t: &str| -> Vec<String> {
+                t.split('\n')
+                    .filter(|l| !l.trim_start().trim_start_matches("export ").starts_with("KEY_X="))
+                    .map(String::from)
+                    .collect()
+            };
+            let before = others(&text);
+            let after = others(&out);
+            // Appending may only add the empty piece after a new final newline.
+            prop_assert!(after.len() >= before.len());
+            prop_assert_eq!(&after[..before.len()], &before[..]);
+            prop_assert!(after[before.len()..].iter().all(|l| l.is_empty()));
+            let docker = parse_docker(&out).unwrap();
+            let last = docker.iter().rev().find(|e| e.key == "KEY_X").unwrap();
+            prop_assert_eq!(&last.value, &value);
+        }
     }
 
     proptest! {

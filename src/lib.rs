@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod envfile;
 pub mod exit;
 pub mod fsx;
+pub mod integrations;
 pub mod lan;
 pub mod mattermost;
 pub mod nixhash;

@@ -1,6 +1,7 @@
 //! One module per verb: its clap arguments and its `run()`.
 
 pub mod config;
+pub mod connect;
 pub mod db;
 pub mod doctor;
 pub mod down;

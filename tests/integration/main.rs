@@ -14,15 +14,17 @@ mod render;
 mod doctor;
 // STUN/TURN codec vectors, credentials, probe against real coturn
 mod turn;
+// cityd wire and verify webhook against the Mattermost double
+mod wire;
 // the flake and NixOS module: parse, evaluate the module's logic, compare with the binary
 mod nix;
 // coturn and namespace fixtures for the TURN tests
 mod turn_harness;
 // TURN in network namespaces: the rendered coturn config, the double-NAT lab
 mod turn_lab;
-// cityd wire and verify webhook against the Mattermost double
-mod wire;
 // cityd up / down / doctor on the real Docker engine with local images
 mod docker;
 // cityd db ensure against PostgreSQL 17 (container) and 15 (host)
 mod db;
+// `connect jenkins|gitlab|sonarqube` against the product doubles
+mod connect;

@@ -175,7 +175,7 @@ fn a_bad_option_value_fails_the_build_time_check() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "an unknown city key must fail");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("integrations"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Bots: list (both listeners) and create (TCP session only: local mode has no `POST /bots`).
+//! Bots: list and patch (both listeners) and create (TCP session only: local mode has no `POST /bots`).
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -127,4 +127,76 @@ pub async fn create(
     };
     world.bots.push(bot.clone());
     Ok(json_with(StatusCode::CREATED, &bot))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BotPatch {
+    display_name: Option<String>,
+    description: Option<String>,
+}
+
+/// `PUT /bots/{id}` → 200 Bot (registered on both listeners). The bot user's first name and bot
+/// description follow, as `UpdateBot` does on the server.
+pub async fn patch(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Path(user_id): axum::extract::Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    super::super::errors::require_id(&user_id, "bot_user_id")?;
+    let req: BotPatch = decode_body(&body, "bot")?;
+    if req
+        .display_name
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 64)
+    {
+        return Err(AppError::bad_request(
+            "model.bot.is_valid.display_name.app_error",
+            "Invalid display name.",
+        ));
+    }
+    if req
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 1024)
+    {
+        return Err(AppError::bad_request(
+            "model.bot.is_valid.description.app_error",
+            "Invalid description.",
+        ));
+    }
+    let mut world = ctx.shared.world();
+    let Some(bot) = world.bots.iter().find(|b| b.user_id == user_id).cloned() else {
+        return Err(AppError::not_found(
+            "store.sql_bot.get.missing.app_error",
+            "Unable to find the existing bot.",
+        ));
+    };
+    let owner = caller.user_id() == Some(bot.owner_id.as_str());
+    if !caller.is_admin() && !owner {
+        return Err(AppError::permission());
+    }
+    let now = now_millis();
+    let bot = {
+        let b = world
+            .bots
+            .iter_mut()
+            .find(|b| b.user_id == user_id)
+            .expect("found above");
+        if let Some(v) = &req.display_name {
+            b.display_name = v.clone();
+        }
+        if let Some(v) = &req.description {
+            b.description = v.clone();
+        }
+        b.update_at = now;
+        b.clone()
+    };
+    if let Some(u) = world.users.iter_mut().find(|u| u.id == user_id) {
+        u.first_name = bot.display_name.clone();
+        u.bot_description = bot.description.clone();
+        u.update_at = now;
+    }
+    Ok(json_with(StatusCode::OK, &bot))
 }

@@ -1,4 +1,4 @@
-//! Channels: create, look up by team and name, add members, read posts (PostList).
+//! Channels: create, look up by team and name, add and list members, patch, read posts (PostList).
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -237,4 +237,97 @@ pub async fn posts(
             "first_inaccessible_post_time": 0,
         }),
     ))
+}
+
+/// `GET /channels/{id}/members` → 200 `[ChannelMember]`, paged (local mode registers it too).
+pub async fn members(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    Path(channel_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    require_id(&channel_id, "channel_id")?;
+    let paging: Paging = query(raw.as_deref(), "page")?;
+    let world = ctx.shared.world();
+    let channel = world.channel(&channel_id)?;
+    visible(&world, &caller, channel)?;
+    let members = paging.apply(
+        world
+            .channel_members
+            .iter()
+            .filter(|m| m.channel_id == channel_id)
+            .cloned(),
+    );
+    Ok(json_with(StatusCode::OK, &members))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ChannelPatch {
+    display_name: Option<String>,
+    purpose: Option<String>,
+    header: Option<String>,
+}
+
+/// `PUT /channels/{id}/patch` → 200 Channel. Only the fields present change; same limits as
+/// creation (display name 1-64, purpose ≤ 250, header ≤ 1024).
+pub async fn patch(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    Path(channel_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_id(&channel_id, "channel_id")?;
+    let req: ChannelPatch = decode_body(&body, "channel")?;
+    if let Some(name) = &req.display_name {
+        validate::display_name(
+            name,
+            "model.channel.is_valid.display_name.app_error",
+            "Invalid display name.",
+        )?;
+    }
+    if req
+        .purpose
+        .as_ref()
+        .is_some_and(|p| p.chars().count() > 250)
+    {
+        return Err(AppError::bad_request(
+            "model.channel.is_valid.purpose.app_error",
+            "Invalid purpose.",
+        ));
+    }
+    if req
+        .header
+        .as_ref()
+        .is_some_and(|h| h.chars().count() > 1024)
+    {
+        return Err(AppError::bad_request(
+            "model.channel.is_valid.header.app_error",
+            "Invalid header.",
+        ));
+    }
+    let mut world = ctx.shared.world();
+    world.channel(&channel_id)?;
+    let member = caller
+        .user_id()
+        .is_some_and(|u| world.is_channel_member(&channel_id, u));
+    if !caller.is_admin() && !member {
+        return Err(AppError::permission());
+    }
+    let channel = world
+        .channels
+        .iter_mut()
+        .find(|c| c.id == channel_id)
+        .expect("looked up above");
+    if let Some(v) = req.display_name {
+        channel.display_name = v;
+    }
+    if let Some(v) = req.purpose {
+        channel.purpose = v;
+    }
+    if let Some(v) = req.header {
+        channel.header = v;
+    }
+    channel.update_at = super::super::ids::now_millis();
+    Ok(json_with(StatusCode::OK, &channel.clone()))
 }

@@ -94,6 +94,7 @@ pub fn router(shared: Arc<Shared>, transport: Transport) -> Router {
         .route("/api/v4/teams/{team_id}", get(teams::get_by_id))
         .route("/api/v4/teams/name/{team_name}", get(teams::get_by_name))
         .route("/api/v4/teams/{team_id}/members", post(teams::add_member))
+        .route("/api/v4/teams/{team_id}/patch", put(teams::patch))
         .route("/api/v4/channels", post(channels::create))
         .route(
             "/api/v4/teams/{team_id}/channels/name/{channel_name}",
@@ -105,10 +106,13 @@ pub fn router(shared: Arc<Shared>, transport: Transport) -> Router {
         )
         .route(
             "/api/v4/channels/{channel_id}/members",
-            post(channels::add_member),
+            post(channels::add_member).get(channels::members),
         )
         .route("/api/v4/channels/{channel_id}/posts", get(channels::posts))
-        .route("/api/v4/users", post(users::create))
+        .route("/api/v4/channels/{channel_id}/patch", put(channels::patch))
+        .route("/api/v4/users", post(users::create).get(users::list))
+        .route("/api/v4/users/tokens/revoke", post(users::revoke_token))
+        .route("/api/v4/bots/{bot_user_id}", put(bots::patch))
         .route(
             "/api/v4/users/username/{username}",
             get(users::get_by_username),

@@ -1,4 +1,4 @@
-//! Teams: create, look up by id or name, add a member.
+//! Teams: create, look up by id or name, add a member, patch.
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -124,4 +124,42 @@ pub async fn add_member(
     world.user(&req.user_id)?;
     let member = world.join_team(&team_id, &req.user_id, false)?;
     Ok(json_with(StatusCode::CREATED, &member))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TeamPatch {
+    display_name: Option<String>,
+    description: Option<String>,
+}
+
+/// `PUT /teams/{id}/patch` → 200 Team (local mode or system admins here; the server also lets
+/// team admins). Only the fields present change.
+pub async fn patch(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    Path(team_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_id(&team_id, "team_id")?;
+    let req: TeamPatch = decode_body(&body, "team")?;
+    caller.require_admin()?;
+    if let Some(name) = &req.display_name {
+        validate::display_name(name, "model.team.is_valid.name.app_error", "Invalid name.")?;
+    }
+    let mut world = ctx.shared.world();
+    world.team(&team_id)?;
+    let team = world
+        .teams
+        .iter_mut()
+        .find(|t| t.id == team_id)
+        .expect("looked up above");
+    if let Some(name) = req.display_name {
+        team.display_name = name;
+    }
+    if let Some(description) = req.description {
+        team.description = description;
+    }
+    team.update_at = now_millis();
+    Ok(json_with(StatusCode::OK, &team.clone()))
 }

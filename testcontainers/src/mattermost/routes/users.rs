@@ -1,4 +1,4 @@
-//! Users: create, look up by username, convert to bot, personal access tokens.
+//! Users: create, list (with team/channel filters), look up by username, convert to bot, personal access tokens (create, list, revoke).
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -184,4 +184,80 @@ pub async fn list_tokens(
             .map(AccessToken::sanitized),
     );
     Ok(json_with(StatusCode::OK, &tokens))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct UsersQuery {
+    page: usize,
+    per_page: usize,
+    in_team: String,
+    in_channel: String,
+}
+
+impl Default for UsersQuery {
+    fn default() -> Self {
+        UsersQuery {
+            page: 0,
+            per_page: 60,
+            in_team: String::new(),
+            in_channel: String::new(),
+        }
+    }
+}
+
+/// `GET /users` → 200 `[User]`, paged, optionally filtered by `in_team` (active team members) and
+/// `in_channel`. Local mode has no `GET /teams/{id}/members`; this is how membership is read there.
+pub async fn list(State(ctx): State<Ctx>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q: UsersQuery = query(raw.as_deref(), "page")?;
+    let world = ctx.shared.world();
+    let users: Vec<_> = world
+        .users
+        .iter()
+        .filter(|u| {
+            q.in_team.is_empty()
+                || world
+                    .team_members
+                    .iter()
+                    .any(|m| m.team_id == q.in_team && m.user_id == u.id && m.delete_at == 0)
+        })
+        .filter(|u| q.in_channel.is_empty() || world.is_channel_member(&q.in_channel, &u.id))
+        .cloned()
+        .collect();
+    let page = Paging {
+        page: q.page,
+        per_page: q.per_page,
+    }
+    .apply(users);
+    Ok(json_with(StatusCode::OK, &page))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RevokeToken {
+    token_id: String,
+}
+
+/// `POST /users/tokens/revoke` → 200 `{"status":"OK"}`; the token and its session are deleted.
+pub async fn revoke_token(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: RevokeToken = decode_body(&body, "token_id")?;
+    require_id(&req.token_id, "token_id")?;
+    caller.require_admin()?;
+    let mut world = ctx.shared.world();
+    let Some(token) = world.tokens.iter().find(|t| t.id == req.token_id).cloned() else {
+        return Err(AppError::not_found(
+            "app.user_access_token.get_by_token.app_error",
+            "Unable to get the user access token.",
+        ));
+    };
+    world.tokens.retain(|t| t.id != token.id);
+    world.sessions.remove(&token.token);
+    Ok(json_with(
+        StatusCode::OK,
+        &serde_json::json!({"status": "OK"}),
+    ))
 }

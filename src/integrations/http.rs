@@ -1,0 +1,454 @@
+//! The one HTTP client of `cityd connect`: a base URL per product, request counting (all and
+//! mutating), TLS trusting the system roots plus the city CA, and errors that name the product,
+//! method and URL but never carry a token, a secret or a webhook URL (they are redacted from
+//! every excerpt of a response body).
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::secrets::Secret;
+
+/// How long one request may take before it counts as unanswered.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most of a response body an error message quotes.
+const EXCERPT_CHARS: usize = 300;
+
+/// Installs ring as rustls' process-wide crypto provider, once (reqwest is built with
+/// `rustls-no-provider`). A provider installed earlier by another module is fine.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[derive(Debug, Error)]
+pub enum HttpError {
+    #[error(
+        "{product} URL {url:?} is not usable: {reason} (expected http(s)://host[:port][/path])"
+    )]
+    BadUrl {
+        product: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("cannot read the city CA {path} to trust {product}'s certificate: {reason}")]
+    Ca {
+        product: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error(
+        "cannot reach {product} at {url}: {reason}; check that {product} runs and that the URL in the city ({field}) is right"
+    )]
+    Unreachable {
+        product: &'static str,
+        url: String,
+        field: &'static str,
+        reason: String,
+    },
+    #[error("{product} answered {method} {url} with HTTP {status}: {excerpt}")]
+    Status {
+        product: &'static str,
+        method: String,
+        url: String,
+        status: u16,
+        excerpt: String,
+    },
+    #[error(
+        "{product} answered {method} {url} with a body cityd cannot read ({reason}): {excerpt}"
+    )]
+    Decode {
+        product: &'static str,
+        method: String,
+        url: String,
+        reason: String,
+        excerpt: String,
+    },
+}
+
+impl HttpError {
+    /// The HTTP status of a `Status` error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Requests made so far: all of them, and those that may change server state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub mutating: u64,
+}
+
+/// How a request authenticates.
+#[derive(Clone)]
+pub enum Auth {
+    None,
+    /// `Authorization: Basic base64(user:password)`; a SonarQube token is `token:` (empty password).
+    Basic {
+        user: String,
+        password: Secret,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// GitLab's `PRIVATE-TOKEN: <token>`.
+    PrivateToken(Secret),
+}
+
+impl Auth {
+    fn secret(&self) -> Option<&Secret> {
+        match self {
+            Auth::None => None,
+            Auth::Basic { password, .. } => Some(password),
+            Auth::Bearer(s) | Auth::PrivateToken(s) => Some(s),
+        }
+    }
+}
+
+/// A request body.
+pub enum Body {
+    Empty,
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
+}
+
+/// A response: status, headers, raw body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+    /// Every `Set-Cookie` as `name=value` (attributes dropped), for echoing back as `Cookie`.
+    pub fn cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .map(|v| v.trim().to_string())
+            .filter(|v| v.contains('='))
+            .collect()
+    }
+}
+
+/// One product's API: base URL, auth-free transport, counters and the values to redact.
+pub struct HttpClient {
+    product: &'static str,
+    field: &'static str,
+    base: String,
+    http: reqwest::Client,
+    total: AtomicU64,
+    mutating: AtomicU64,
+    redact: Mutex<Vec<String>>,
+}
+
+impl HttpClient {
+    /// A client for `base_url` (no trailing slash needed). `field` names the city setting the URL
+    /// came from, for errors. `ca_pem`, when the file exists, is trusted besides the system roots.
+    pub fn new(
+        product: &'static str,
+        field: &'static str,
+        base_url: &str,
+        ca_pem: Option<&Path>,
+    ) -> Result<Self, HttpError> {
+        install_crypto_provider();
+        let bad = |reason: &str| HttpError::BadUrl {
+            product,
+            url: base_url.to_string(),
+            reason: reason.to_string(),
+        };
+        let parsed = reqwest::Url::parse(base_url).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(bad("the scheme must be http or https"));
+        }
+        if parsed.host_str().is_none() {
+            return Err(bad("there is no host"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(bad("a base URL has no query or fragment"));
+        }
+        let mut builder = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            // The products live on the lab's network; a proxy from the environment would only see tokens.
+            .no_proxy()
+            .user_agent(concat!("cityd/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_pem.filter(|p| p.is_file()) {
+            let ca_err = |reason: String| HttpError::Ca {
+                product,
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder.build().map_err(|e| bad(&e.to_string()))?;
+        Ok(Self {
+            product,
+            field,
+            base: base_url.trim_end_matches('/').to_string(),
+            http,
+            total: AtomicU64::new(0),
+            mutating: AtomicU64::new(0),
+            redact: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn product(&self) -> &'static str {
+        self.product
+    }
+
+    pub fn counts(&self) -> RequestCounts {
+        RequestCounts {
+            total: self.total.load(Ordering::Relaxed),
+            mutating: self.mutating.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Never let `value` appear in an error excerpt (tokens, webhook URLs, webhook secrets).
+    pub fn redact(&self, value: &Secret) {
+        if value.is_empty() {
+            return;
+        }
+        let mut list = self.redact.lock().unwrap_or_else(|p| p.into_inner());
+        if !list.iter().any(|v| v == value.expose()) {
+            list.push(value.expose().to_string());
+        }
+    }
+
+    /// The full URL of `path_and_query` (which starts with '/').
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.base, path_and_query)
+    }
+
+    /// Sends one request and returns whatever status came back; only transport failures are errors.
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        auth: &Auth,
+        body: Body,
+        headers: &[(String, String)],
+    ) -> Result<Response, HttpError> {
+        if let Some(secret) = auth.secret() {
+            self.redact(secret);
+        }
+        let url = self.url(path_and_query);
+        let mutating = method != Method::GET && method != Method::HEAD;
+        let mut request = self.http.request(method, &url);
+        request = match auth {
+            Auth::None => request,
+            Auth::Basic { user, password } => {
+                let raw = format!("{user}:{}", password.expose());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+                request.header(
+                    reqwest::header::AUTHORIZATION,
+                    sensitive(&format!("Basic {encoded}")),
+                )
+            }
+            Auth::Bearer(token) => request.header(
+                reqwest::header::AUTHORIZATION,
+                sensitive(&format!("Bearer {}", token.expose())),
+            ),
+            Auth::PrivateToken(token) => request.header(
+                HeaderName::from_static("private-token"),
+                sensitive(token.expose()),
+            ),
+        };
+        for (name, value) in headers {
+            request = request.header(name.as_str(), sensitive(value));
+        }
+        request = match body {
+            Body::Empty => request,
+            Body::Json(value) => request.json(&value),
+            Body::Form(pairs) => request.form(&pairs),
+        };
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if mutating {
+            self.mutating.fetch_add(1, Ordering::Relaxed);
+        }
+        let response = request.send().await.map_err(|e| HttpError::Unreachable {
+            product: self.product,
+            url: url.clone(),
+            field: self.field,
+            reason: self.scrub(&error_chain(&e)),
+        })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| HttpError::Unreachable {
+                product: self.product,
+                url: url.clone(),
+                field: self.field,
+                reason: self.scrub(&error_chain(&e)),
+            })?
+            .to_vec();
+        tracing::debug!(product = self.product, %url, status, "request done");
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// A `Status` error for an unexpected answer.
+    pub fn status_error(&self, method: &Method, path_and_query: &str, r: &Response) -> HttpError {
+        HttpError::Status {
+            product: self.product,
+            method: method.to_string(),
+            url: self.url(path_and_query),
+            status: r.status,
+            excerpt: self.excerpt(&r.body),
+        }
+    }
+
+    /// Decodes a JSON body, or a `Decode` error quoting it.
+    pub fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        r: &Response,
+    ) -> Result<T, HttpError> {
+        serde_json::from_slice(&r.body).map_err(|e| HttpError::Decode {
+            product: self.product,
+            method: method.to_string(),
+            url: self.url(path_and_query),
+            reason: e.to_string(),
+            excerpt: self.excerpt(&r.body),
+        })
+    }
+
+    /// A short, single-line, redacted quote of a body for error messages.
+    pub fn excerpt(&self, body: &[u8]) -> String {
+        let text = String::from_utf8_lossy(body);
+        let text = self.scrub(&text);
+        let one_line: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let trimmed = one_line.trim();
+        if trimmed.is_empty() {
+            return "(empty body)".into();
+        }
+        match trimmed.char_indices().nth(EXCERPT_CHARS) {
+            Some((cut, _)) => format!("{}…", &trimmed[..cut]),
+            None => trimmed.to_string(),
+        }
+    }
+
+    /// `text` with every registered secret replaced by `<redacted>`.
+    pub fn scrub(&self, text: &str) -> String {
+        let list = self.redact.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = text.to_string();
+        for value in list.iter() {
+            out = out.replace(value.as_str(), "<redacted>");
+        }
+        out
+    }
+}
+
+fn sensitive(value: &str) -> HeaderValue {
+    let mut v = HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""));
+    v.set_sensitive(true);
+    v
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters), so a GitLab
+/// project path `group/sub/proj` becomes `group%2Fsub%2Fproj`.
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes a query value.
+pub fn encode_query(value: &str) -> String {
+    encode_segment(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_paths_are_encoded_as_one_segment() {
+        assert_eq!(encode_segment("group/sub/proj"), "group%2Fsub%2Fproj");
+        assert_eq!(encode_segment("a b+c"), "a%20b%2Bc");
+        assert_eq!(encode_segment("plain-name_1.2~"), "plain-name_1.2~");
+    }
+
+    #[test]
+    fn excerpts_never_show_registered_secrets() {
+        let c = HttpClient::new(
+            "GitLab",
+            "integrations.gitlab.url",
+            "http://127.0.0.1:1",
+            None,
+        )
+        .unwrap();
+        c.redact(&Secret::new("tok-123".into()));
+        let e = c.excerpt(b"{\"message\": \"bad token tok-123\nhere\"}");
+        assert!(!e.contains("tok-123"), "{e}");
+        assert!(e.contains("<redacted>"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn bad_base_urls_are_refused_with_the_reason() {
+        for url in ["ftp://x", "not a url", "http://h/?q=1"] {
+            let err = HttpClient::new("Jenkins", "integrations.jenkins.url", url, None)
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("Jenkins URL"), "{err}");
+        }
+    }
+}
