@@ -11,6 +11,7 @@ have turnserver || need_pkgs+=(coturn)
 have ip || need_pkgs+=(iproute2)
 have iptables || need_pkgs+=(iptables)
 have setpriv || need_pkgs+=(util-linux)
+have debootstrap || need_pkgs+=(debootstrap)
 have nix-instantiate || need_pkgs+=(nix-bin)
 have python3 || need_pkgs+=(python3)
 have pyflakes3 || need_pkgs+=(python3-pyflakes)
@@ -28,4 +29,6 @@ fi
 if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2>&1 || true; fi
 
 bash scripts/nix-check.sh
+# Local images for the Docker tests (no registry here); skips images that are up to date.
+testcontainers/images/build.sh
 cargo test --workspace --locked "$@"

@@ -70,6 +70,31 @@ pub struct City {
     /// Incoming webhooks `cityd wire` creates, one per channel, owned by a bot and locked to the channel.
     #[serde(default)]
     pub webhooks: Vec<IncomingHook>,
+    #[serde(default)]
+    pub docker: DockerHost,
+}
+
+/// How `cityd up` names and pins what it runs on a Docker host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerHost {
+    /// Prepended to every container, network and volume name. Empty keeps the blog's names
+    /// (`mattermost`, `coturn`, `cicd-net`, `mattermost-data`, ...); tests use it to run cities side by side.
+    pub prefix: String,
+    /// The network Mattermost joins (and PostgreSQL, when it runs in a container).
+    pub network: String,
+    /// Pinned coturn image. cityd's coturn configuration targets coturn before 4.9.0.
+    pub coturn_image: String,
+}
+
+impl Default for DockerHost {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            network: "cicd-net".into(),
+            coturn_image: "coturn/coturn:4.6.3".into(),
+        }
+    }
 }
 
 /// Where Mattermost's PostgreSQL tenant lives, as seen from the Mattermost container.
@@ -510,6 +535,33 @@ impl City {
                     "must be an SRI hash of the form sha256-<base64>",
                 );
             }
+        }
+        let docker_name = |s: &str| {
+            s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+        };
+        if !docker_name(&self.docker.prefix) {
+            bad(
+                "docker.prefix",
+                self.docker.prefix.clone(),
+                "may hold only a-z, 0-9, '-', '_' and '.' (it starts Docker container names)",
+            );
+        }
+        if self.docker.network.is_empty() || !docker_name(&self.docker.network) {
+            bad(
+                "docker.network",
+                self.docker.network.clone(),
+                "must be a Docker network name of a-z, 0-9, '-', '_' and '.'",
+            );
+        }
+        match self.docker.coturn_image.rsplit_once(':') {
+            Some((repo, tag)) if !repo.is_empty() && !tag.contains('/') && tag != "latest" => {}
+            _ if self.docker.coturn_image.contains("@sha256:") => {}
+            _ => bad(
+                "docker.coturn_image",
+                self.docker.coturn_image.clone(),
+                "must carry a pinned version tag, e.g. coturn/coturn:4.6.3",
+            ),
         }
         out.extend(self.integrations.problems(&self.team.name, &self.channels));
         out.extend(self.relay.problems());

@@ -70,6 +70,11 @@ pub enum Command {
     /// The SonarQube -> Mattermost alert relay (a long-running service).
     #[command(subcommand)]
     Relay(cmd::relay::Command),
+    /// Stop and remove the city's containers (volumes and state stay unless --purge).
+    Down(cmd::down::Args),
+    /// Mattermost's PostgreSQL tenant: role, database, schema ownership.
+    #[command(subcommand)]
+    Db(cmd::db::Command),
 }
 
 /// What every command may need, resolved lazily so `--help`-level commands touch nothing.
@@ -113,6 +118,8 @@ pub fn main() -> ExitCode {
         Command::Wire(args) => cmd::wire::run(&ctx, args),
         Command::Connect(c) => cmd::connect::run(&ctx, c),
         Command::Relay(c) => cmd::relay::run(&ctx, c),
+        Command::Down(args) => cmd::down::run(&ctx, args),
+        Command::Db(c) => cmd::db::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 pub mod city;
 pub mod cli;
 pub mod cmd;
+pub mod docker;
 pub mod doctor;
 pub mod envfile;
 pub mod exit;
@@ -13,6 +14,7 @@ pub mod lan;
 pub mod mattermost;
 pub mod nixhash;
 pub mod pki;
+pub mod postgres;
 pub mod relay;
 pub mod render;
 pub mod secrets;

@@ -62,6 +62,23 @@ fn state_findings(ctx: &Context) -> anyhow::Result<Vec<Finding>> {
             ));
         }
     }
+    findings.extend(crate::cmd::db::schema_findings(&city, &state));
+    if let (Ok(env), Ok(conf)) = (
+        render_one(ctx, &state, Target::MattermostEnv, false),
+        render_one(ctx, &state, Target::Coturn, false),
+    ) {
+        findings.extend(crate::docker::audit::city_findings(
+            &crate::docker::desired::Sources {
+                city: &city,
+                lan: &lan,
+                state: &state,
+                mattermost_env: &env,
+                coturn_config: &conf,
+                coturn_image_id: None,
+                mattermost_image_id: None,
+            },
+        ));
+    }
     Ok(findings)
 }
 

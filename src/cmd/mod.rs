@@ -2,7 +2,9 @@
 
 pub mod config;
 pub mod connect;
+pub mod db;
 pub mod doctor;
+pub mod down;
 pub mod pki;
 pub mod relay;
 pub mod render;

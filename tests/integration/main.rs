@@ -22,6 +22,10 @@ mod nix;
 mod turn_harness;
 // TURN in network namespaces: the rendered coturn config, the double-NAT lab
 mod turn_lab;
+// cityd up / down / doctor on the real Docker engine with local images
+mod docker;
+// cityd db ensure against PostgreSQL 17 (container) and 15 (host)
+mod db;
 // `connect jenkins|gitlab|sonarqube` against the product doubles
 mod connect;
 // SonarQube -> Mattermost relay: payloads, HMAC, spool durability, exactly-once delivery
