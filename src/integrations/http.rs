@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -23,14 +22,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most of a response body an error message quotes.
 const EXCERPT_CHARS: usize = 300;
 
-/// Installs ring as rustls' process-wide crypto provider, once (reqwest is built with
-/// `rustls-no-provider`). A provider installed earlier by another module is fine.
-pub fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+/// The one place that installs ring as rustls' provider (reqwest is built without one).
+pub use crate::mattermost::transport::install_crypto_provider;
 
 #[derive(Debug, Error)]
 pub enum HttpError {

@@ -94,13 +94,8 @@ pub enum Attempt {
     Unknown(String),
 }
 
-/// Installs ring as rustls' process-wide provider (reqwest is built without one); idempotent.
-pub fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+/// The one place that installs ring as rustls' provider (reqwest is built without one).
+pub use crate::mattermost::transport::install_crypto_provider;
 
 /// A reqwest client for Mattermost: HTTPS trusting only `ca_file` when given.
 pub fn http_client(
