@@ -49,6 +49,11 @@ its last log lines:\n{logs}\nfix the cause, then run `cityd up` again"
         exit_code: i64,
         logs: String,
     },
+    #[error(
+        "there is no container {name} on the Docker engine at {endpoint} (`docker ps -a` lists \
+the containers there)"
+    )]
+    NoSuchContainer { name: String, endpoint: String },
     #[error("cannot prepare {path} for the {container} container: {source}")]
     HostFile {
         path: std::path::PathBuf,

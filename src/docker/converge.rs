@@ -428,6 +428,24 @@ impl Engine {
         Ok(step(Outcome::Removed))
     }
 
+    /// Restarts the existing container `name` (stop with the engine's grace period, then start);
+    /// a missing container is an error naming it, since there is nothing cityd could start.
+    pub async fn restart_container(&self, name: &str) -> Result<(), DockerError> {
+        if self.inspect(name).await?.is_none() {
+            return Err(DockerError::NoSuchContainer {
+                name: name.to_string(),
+                endpoint: self.endpoint.clone(),
+            });
+        }
+        self.docker
+            .restart_container(
+                name,
+                None::<bollard::query_parameters::RestartContainerOptions>,
+            )
+            .await
+            .map_err(self.fail("restart container", name))
+    }
+
     /// Fails with the container's last log lines if it is not running (any more).
     pub async fn require_running(&self, name: &str) -> Result<(), DockerError> {
         let current = self.inspect(name).await?;

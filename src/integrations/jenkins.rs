@@ -116,12 +116,14 @@ pub enum JenkinsError {
         excerpt: String,
     },
     #[error(
-        "Jenkins must restart to load the new JCasC, and this build of cityd has no Docker client yet: run `docker restart {container}` yourself, or put an API token of {user} into {token_path} so cityd reloads JCasC over the API; the next `cityd connect jenkins` retries"
+        "Jenkins must restart to load the new JCasC, and restarting container {container} failed: {cause}; set integrations.jenkins.container to the Jenkins container's name, or put an API token of {user} into {token_path} so cityd reloads JCasC over the API instead; the next `cityd connect jenkins` retries"
     )]
-    RestartUnavailable {
+    Restart {
         container: String,
         user: String,
         token_path: PathBuf,
+        // Not `#[source]`: the message already carries it, and `{:#}` would print it twice.
+        cause: crate::docker::DockerError,
     },
 }
 
@@ -355,7 +357,7 @@ async fn run(
                 ));
                 return Ok(());
             }
-            restart_container(t).map(|()| {
+            restart_container(t).await.map(|()| {
                 Step::new(
                     "apply",
                     Action::Update,
@@ -457,12 +459,17 @@ async fn reload_with(
     }
 }
 
-/// Restarting the container needs the Docker API client that `cityd up` brings (bollard); until
-/// it is part of this build, the operator restarts Jenkins and the pending record stays.
-fn restart_container(t: &JenkinsTarget) -> Result<(), JenkinsError> {
-    Err(JenkinsError::RestartUnavailable {
+/// Restarts the Jenkins container through the Docker API (DOCKER_HOST, default the local socket):
+/// JCasC loads at boot. The env file is not re-read by a restart; `run` asks for a re-create then.
+async fn restart_container(t: &JenkinsTarget) -> Result<(), JenkinsError> {
+    let restart = async {
+        let engine = crate::docker::connect().await?;
+        engine.restart_container(&t.container).await
+    };
+    restart.await.map_err(|cause| JenkinsError::Restart {
         container: t.container.clone(),
         user: t.user.clone(),
         token_path: t.token_path.clone(),
+        cause,
     })
 }

@@ -395,24 +395,149 @@ fn jenkins_failed_reload_is_retried_by_the_next_run() {
     assert_eq!(lab.double.reloads(), 1);
 }
 
-#[test]
-fn jenkins_without_a_token_asks_for_a_restart_and_keeps_asking() {
-    let lab = jenkins_lab("jenkins.yaml", false, true, env_with_hook());
+/// A stand-in for the Jenkins container (any local image, sleeping), removed on drop.
+struct StandIn {
+    name: String,
+}
+
+impl StandIn {
+    fn start() -> Self {
+        crate::docker::require_image(crate::docker::COTURN_IMAGE);
+        let name = format!(
+            "cityd-test-jenkins-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        );
+        let out = std::process::Command::new("docker")
+            .args(["run", "-d", "--name", &name, "--stop-signal", "SIGKILL"])
+            .args(["--entrypoint", "sleep"])
+            .args([crate::docker::COTURN_IMAGE, "infinity"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { name }
+    }
+
+    /// The container's ID and when it last started, from the docker CLI.
+    fn started(&self) -> (String, String) {
+        let out = std::process::Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{.Id}} {{.State.StartedAt}} {{.State.Running}}",
+                &self.name,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(
+            fields.get(2),
+            Some(&"true"),
+            "{} is not running: {text}",
+            self.name
+        );
+        (fields[0].to_string(), fields[1].to_string())
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::SeqCst).to_string()
+}
+
+/// The lab with the env file already holding the hook, so only the JCasC changes: applying it
+/// means a reload (with a token) or a restart (without).
+fn jenkins_lab_for_restart(container: &str) -> JenkinsLab {
+    let mut lab = jenkins_lab("jenkins.yaml", false, true, env_with_hook());
     std::fs::write(
         &lab.env,
         format!("MATTERMOST_JENKINS_WEBHOOK_URL={BUILDS_HOOK}\n"),
     )
     .unwrap();
     std::fs::set_permissions(&lab.env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (base, e, y) = (lab.double.base_url(), lab.env.clone(), lab.yaml.clone());
+    let container = container.to_string();
+    lab.city = city(&lab.s, move |t| {
+        let j = section(t, "jenkins");
+        j.insert("url".into(), base.into());
+        j.insert("env_file".into(), e.display().to_string().into());
+        j.insert("jcasc_file".into(), y.display().to_string().into());
+        j.insert("container".into(), container.into());
+    });
+    lab
+}
+
+#[test]
+fn jenkins_without_a_token_restarts_its_container_through_the_docker_api() {
+    let stand_in = StandIn::start();
+    let lab = jenkins_lab_for_restart(&stand_in.name);
+    let (id, started) = stand_in.started();
+
+    let run = ok(connect(&lab.s, &lab.city, &["jenkins"]));
+    assert!(
+        run.stdout
+            .contains(&format!("restarted container {}", stand_in.name)),
+        "{}",
+        run.stdout
+    );
+    let (id_after, started_after) = stand_in.started();
+    assert_eq!(id_after, id, "a restart keeps the container");
+    assert_ne!(started_after, started, "the container did not restart");
+    assert_eq!(
+        lab.double.requests().len(),
+        0,
+        "no API call without a token"
+    );
+
+    // Applied: nothing is pending, so a rerun neither edits nor restarts.
+    let run = ok(connect(&lab.s, &lab.city, &["jenkins"]));
+    assert!(run.stdout.contains("no changes"), "{}", run.stdout);
+    assert_eq!(
+        stand_in.started().1,
+        started_after,
+        "a rerun restarted Jenkins"
+    );
+}
+
+#[test]
+fn jenkins_without_a_token_or_its_container_names_both_fixes_and_keeps_asking() {
+    crate::docker::require_image(crate::docker::COTURN_IMAGE);
+    let missing = format!("cityd-test-no-such-jenkins-{}", std::process::id());
+    let lab = jenkins_lab_for_restart(&missing);
     for _ in 0..2 {
         let run = connect(&lab.s, &lab.city, &["jenkins"]);
         assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
         assert!(
-            run.stderr.contains("docker restart jenkins-controller"),
+            run.stderr
+                .contains(&format!("there is no container {missing}")),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("integrations.jenkins.container"),
             "{}",
             run.stderr
         );
         assert!(run.stderr.contains("jenkins-api-token"), "{}", run.stderr);
+        assert!(
+            run.stdout.contains("retried on the next run"),
+            "{}",
+            run.stdout
+        );
     }
     assert_eq!(lab.double.requests().len(), 0);
 }
