@@ -880,7 +880,8 @@ pub struct SonarqubeIntegration {
     pub project: Option<String>,
     /// The webhook's name, how cityd finds it again.
     pub webhook_name: String,
-    /// Where SonarQube reaches the relay; unset = `http://<first LAN address>:9180/sonarqube`.
+    /// Where SonarQube reaches the relay; unset = `http://<relay.listen>/sonarqube`, with the first
+    /// LAN address when relay.listen is a wildcard (0.0.0.0:9180 by default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay_url: Option<String>,
 }

@@ -41,7 +41,6 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Bring the city up: secrets, PKI, rendered configuration (and, on a Docker host, the containers).
     Up(cmd::up::Args),
     /// Check or show the city description.
     #[command(subcommand)]
@@ -62,7 +61,6 @@ pub enum Command {
     /// Prove the running city works: TLS by LAN IP, webhook delivery.
     #[command(subcommand)]
     Verify(cmd::verify::Command),
-    /// Converge the city's Mattermost objects: team, channels, bots, webhooks, plugins.
     Wire(cmd::wire::Args),
     /// Connect Jenkins, GitLab and SonarQube to the city's Mattermost channels.
     #[command(subcommand)]
@@ -151,4 +149,52 @@ fn init_logging(verbose: u8) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The long help of `cityd <path…> --help`, as a user sees it.
+    fn long_help(path: &[&str]) -> String {
+        let mut command = Cli::command();
+        command.build();
+        let mut sub = &mut command;
+        for name in path {
+            sub = sub
+                .find_subcommand_mut(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"));
+        }
+        sub.render_long_help().to_string()
+    }
+
+    // A doc comment on a subcommand variant silently replaces its Args' long_about; these verbs
+    // explain their contract there, so the explanation must reach `--help`.
+    #[test]
+    fn verbs_with_a_long_explanation_show_it_in_help() {
+        for (path, phrase) in [
+            (&["up"][..], "org.cityd.spec"),
+            (&["wire"][..], "locked to their channels"),
+            (&["verify", "webhook"][..], "uniquely tagged"),
+            (&["db", "ensure"][..], "PostgreSQL 15 revoked CREATE"),
+        ] {
+            let help = long_help(path);
+            assert!(
+                help.contains(phrase),
+                "cityd {path:?} --help lacks {phrase:?}:\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_verb_has_a_one_line_summary() {
+        let command = Cli::command();
+        for sub in command.get_subcommands() {
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            assert!(!about.is_empty(), "cityd {} has no summary", sub.get_name());
+            assert!(!about.contains('\n'), "cityd {}: {about}", sub.get_name());
+        }
+    }
 }

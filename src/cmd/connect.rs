@@ -28,8 +28,9 @@ pub enum Command {
     /// Applying: when the env file changed, the container must be re-created (Docker reads
     /// --env-file only then), and cityd says so. When only the YAML changed, cityd reloads JCasC
     /// (POST /configuration-as-code/reload with a crumb) if the vault holds an API token
-    /// (integrations.jenkins.token_secret, default jenkins-api-token), else the container must be
-    /// restarted. A reload that did not happen is retried by the next run.
+    /// (integrations.jenkins.token_secret, default jenkins-api-token), else it restarts the
+    /// container (integrations.jenkins.container) through the Docker API (DOCKER_HOST, default the
+    /// local socket). A reload or restart that did not happen is retried by the next run.
     ///
     /// Exit: 0 done (or nothing to do), 1 Jenkins refused or could not be reached, 2 bad input
     /// (missing files, a YAML cityd will not edit, missing vault entries).
@@ -174,12 +175,17 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             let s = &city.integrations.sonarqube;
             let relay_url = match &s.relay_url {
                 Some(url) => url.clone(),
+                // Where `relay serve` listens (relay.listen); a wildcard listen address means
+                // SonarQube reaches it on the first LAN address.
+                None if !city.relay.listen.ip().is_unspecified() => {
+                    sonarqube::default_relay_url(city.relay.listen.ip(), city.relay.listen.port())
+                }
                 None => {
                     let lan = crate::lan::resolve(&city.lan.addresses)?;
                     let first = lan.first().ok_or_else(|| {
                         bad_input("lan.addresses resolved to nothing; set integrations.sonarqube.relay_url")
                     })?;
-                    sonarqube::default_relay_url(first.address, sonarqube::DEFAULT_RELAY_PORT)
+                    sonarqube::default_relay_url(first.address, city.relay.listen.port())
                 }
             };
             let secret_name = SecretName::SonarqubeWebhookSecret;

@@ -22,6 +22,7 @@ use crate::state::StateDir;
 
 #[derive(Debug, clap::Args)]
 #[command(
+    about = "Bring the city up on this Docker host: vault, PKI, rendered files, PostgreSQL tenant, containers, then wire",
     long_about = "Converge the city on this Docker host, in order: the vault, the PKI, the \
 rendered env file and coturn configuration, the PostgreSQL tenant (as `cityd db ensure`), the network \
 (cicd-net), Mattermost's four named volumes, the images (pulled with progress when missing), coturn on \
@@ -61,6 +62,9 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     wire: Option<serde_json::Value>,
     changed: bool,
+    /// Why the run stopped, when it failed (the same text as on stderr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     seconds: f64,
 }
 
@@ -99,15 +103,59 @@ fn write_outcome(word: &str) -> Outcome {
     }
 }
 
+/// What the steps found beyond their outcomes, for the JSON report.
+#[derive(Default)]
+struct Findings {
+    database: Option<crate::postgres::Report>,
+    wire: Option<serde_json::Value>,
+}
+
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let city = ctx.city()?;
-    let state = ctx.state()?;
-    let dry = args.dry_run;
     let mut p = Progress {
         json: args.json,
         steps: Vec::new(),
     };
+    let mut findings = Findings::default();
+    let result = converge(ctx, &args, &mut p, &mut findings);
+
+    let changed = p.steps.iter().any(|s| s.outcome.changes_something());
+    let dry = args.dry_run;
+    if args.json {
+        // A failed run still reports the steps it took, so a script sees how far it got.
+        crate::cmd::print_json(&Report {
+            dry_run: dry,
+            changed,
+            steps: p.steps,
+            database: findings.database,
+            wire: findings.wire,
+            error: result.as_ref().err().map(|e| format!("{e:#}")),
+            seconds: started.elapsed().as_secs_f64(),
+        })?;
+    } else if result.is_ok() {
+        println!(
+            "{} in {:.1}s",
+            match (changed, dry) {
+                (false, _) => "no changes",
+                (true, true) => "dry run: nothing was changed",
+                (true, false) => "city converged",
+            },
+            started.elapsed().as_secs_f64()
+        );
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Every step in order; stops at the first that fails.
+fn converge(
+    ctx: &Context,
+    args: &Args,
+    p: &mut Progress,
+    findings: &mut Findings,
+) -> anyhow::Result<()> {
+    let city = ctx.city()?;
+    let state = ctx.state()?;
+    let dry = args.dry_run;
     if !dry {
         StateDir::create_private_dir(state.root())?;
     }
@@ -191,7 +239,6 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     }
 
     // 4. The PostgreSQL tenant.
-    let mut database = None;
     if args.skip_db {
         p.add(Step::new("postgres", &args.admin.admin_url, Outcome::Skipped).detail("--skip-db"));
     } else if !vault_ready {
@@ -216,7 +263,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             )
             .detail(what.join("; ")),
         );
-        database = Some(report);
+        findings.database = Some(report);
     }
 
     // 5.-10. Docker.
@@ -224,13 +271,11 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mattermost_running = runtime.block_on(converge_docker(
-        &city, &lan, &state, &rendered, &args, &mut p,
-    ))?;
+    let mattermost_running =
+        runtime.block_on(converge_docker(&city, &lan, &state, &rendered, args, p))?;
     drop(runtime);
 
     // 11. Wire.
-    let mut wire = None;
     if args.skip_wire {
         p.add(Step::new("wire", "mattermost", Outcome::Skipped).detail("--skip-wire"));
     } else if dry && !mattermost_running {
@@ -239,31 +284,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
                 .detail("dry run: Mattermost is not up yet, so there is nothing to compare"),
         );
     } else {
-        wire = run_wire(ctx, &state, args.json, dry)?;
+        run_wire(ctx, &state, args.json, dry, &mut findings.wire)?;
     }
-
-    let changed = p.steps.iter().any(|s| s.outcome.changes_something());
-    if args.json {
-        crate::cmd::print_json(&Report {
-            dry_run: dry,
-            changed,
-            steps: p.steps,
-            database,
-            wire,
-            seconds: started.elapsed().as_secs_f64(),
-        })?;
-    } else {
-        println!(
-            "{} in {:.1}s",
-            match (changed, dry) {
-                (false, _) => "no changes",
-                (true, true) => "dry run: nothing was changed",
-                (true, false) => "city converged",
-            },
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Network, volumes, images, host files, containers and readiness. Returns whether Mattermost is
@@ -393,13 +416,14 @@ async fn wait_ready(
 }
 
 /// Runs `cityd wire` as a child with the same city and state, so its output and exit code stay
-/// its own; in JSON mode its report is captured and embedded.
+/// its own; in JSON mode its report is captured into `report`, also when wire fails.
 fn run_wire(
     ctx: &Context,
     state: &StateDir,
     json: bool,
     dry_run: bool,
-) -> anyhow::Result<Option<serde_json::Value>> {
+    report: &mut Option<serde_json::Value>,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the cityd binary to run `cityd wire`")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--state-dir").arg(state.root());
@@ -410,28 +434,18 @@ fn run_wire(
     if dry_run {
         cmd.arg("--dry-run");
     }
-    if json {
+    let status = if json {
         cmd.arg("--json");
         let out = cmd
             .stderr(std::process::Stdio::inherit())
             .output()
             .context("running `cityd wire`")?;
-        let report: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
-        if !out.status.success() {
-            return Err(Failure::new(
-                exit::FAILED,
-                format!(
-                    "`cityd wire` failed ({}); its report: {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout).trim()
-                ),
-            )
-            .into());
-        }
-        return Ok(report);
-    }
-    println!("wire       (cityd wire)");
-    let status = cmd.status().context("running `cityd wire`")?;
+        *report = serde_json::from_slice(&out.stdout).ok();
+        out.status
+    } else {
+        println!("wire       (cityd wire)");
+        cmd.status().context("running `cityd wire`")?
+    };
     if !status.success() {
         return Err(Failure::new(
             exit::FAILED,
@@ -439,5 +453,5 @@ fn run_wire(
         )
         .into());
     }
-    Ok(None)
+    Ok(())
 }

@@ -83,6 +83,7 @@ pub fn default_socket(state: &StateDir) -> PathBuf {
 
 #[derive(Debug, clap::Args)]
 #[command(
+    about = "Converge the city's Mattermost objects: team, channels, bots, webhooks, plugins",
     long_about = "Converge the city's Mattermost objects: the team, its channels (town-square comes with the \
 team), the admin's memberships, bot accounts (a user converted to a bot in local mode) with their tokens, \
 incoming webhooks owned by their bots and locked to their channels, and the plugins. Everything is looked \

@@ -23,8 +23,6 @@ use super::record::{RecordError, Records, fingerprint};
 use super::{Action, Report, Step};
 use crate::secrets::Secret;
 
-/// The port `cityd relay serve` listens on unless the city says otherwise.
-pub const DEFAULT_RELAY_PORT: u16 = 9180;
 /// SonarQube's limits on a webhook secret (10.6 and later; older servers accept shorter ones).
 pub const SECRET_MIN: usize = 16;
 pub const SECRET_MAX: usize = 200;

@@ -944,6 +944,47 @@ fn version_opts(version: SonarVersion) -> SonarOptions {
 }
 
 #[test]
+fn sonarqube_without_a_relay_url_points_at_where_the_relay_listens() {
+    // (relay.listen, lan.addresses) -> the URL SonarQube is given.
+    for (listen, lan, expected) in [
+        (
+            "203.0.113.20:9555",
+            "203.0.113.7",
+            "http://203.0.113.20:9555/sonarqube",
+        ),
+        (
+            "0.0.0.0:9444",
+            "203.0.113.7",
+            "http://203.0.113.7:9444/sonarqube",
+        ),
+        (
+            "[::]:9180",
+            "2001:db8::7",
+            "http://[2001:db8::7]:9180/sonarqube",
+        ),
+    ] {
+        let lab = sonar_lab(SonarOptions::default(), RELAY_URL, None);
+        let base = lab.double.base_url();
+        let city = city(&lab.s, move |t| {
+            section(t, "sonarqube").insert("url".into(), base.into());
+            let relay = t.entry("relay").or_insert(toml::Table::new().into());
+            relay
+                .as_table_mut()
+                .unwrap()
+                .insert("listen".into(), listen.into());
+            t["lan"]
+                .as_table_mut()
+                .unwrap()
+                .insert("addresses".into(), toml::Value::Array(vec![lan.into()]));
+        });
+        ok(connect(&lab.s, &city, &["sonarqube"]));
+        let hooks = lab.double.webhooks();
+        assert_eq!(hooks.len(), 1, "{listen}");
+        assert_eq!(hooks[0].url, expected, "relay.listen {listen}");
+    }
+}
+
+#[test]
 fn sonarqube_every_version_gets_its_webhook_once() {
     for version in [
         SonarVersion::V9_9,

@@ -11,7 +11,6 @@ use crate::cli::Context;
 pub enum Command {
     /// TLS handshake by LAN IP with only the city CA trusted.
     Tls(tls::Args),
-    /// Post a tagged message through each channel's incoming webhook and read it back.
     Webhook(webhook::Args),
 }
 

@@ -20,6 +20,7 @@ use crate::secrets::Vault;
 
 #[derive(Debug, clap::Args)]
 #[command(
+    about = "Post a tagged message through each channel's incoming webhook and read it back",
     long_about = "For each channel with a webhook in the city (or each --channel), post a uniquely tagged \
 message through the incoming webhook whose URL `cityd wire` stored in the vault, then read the channel \
 through the API (local socket, or --url with --token-file) until the message shows up. Exits 1 when any \
