@@ -16,7 +16,7 @@ have debootstrap || need_pkgs+=(debootstrap)
 have psql || need_pkgs+=(postgresql-client)
 have nix-instantiate || need_pkgs+=(nix-bin)
 have python3 || need_pkgs+=(python3)
-have pyflakes3 || need_pkgs+=(python3-pyflakes)
+have pyflakes3 || need_pkgs+=(pyflakes3)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root or: apt-get install ${need_pkgs[*]}" >&2

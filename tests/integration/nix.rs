@@ -458,7 +458,7 @@ fn units_run_in_the_contract_order_with_the_contract_commands() {
 #[test]
 fn vm_test_scripts_are_python_calling_the_contract_commands() {
     let python = require_tool("python3", "python3");
-    let pyflakes = require_tool("pyflakes3", "python3-pyflakes");
+    let pyflakes = require_tool("pyflakes3", "pyflakes3");
     let scripts = run_ok(nix_instantiate().args([
         "--eval",
         "--strict",
