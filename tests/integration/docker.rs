@@ -986,6 +986,78 @@ fn an_unreachable_docker_engine_is_named_with_the_fix() {
     assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach the Docker engine"));
 }
 
+/// Removes an image tag on drop (what a test pulled).
+struct PulledImage(String);
+
+impl Drop for PulledImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+#[test]
+fn a_missing_image_is_pulled_with_progress_and_kept_by_the_next_up() {
+    let mut lab = Lab::new();
+    let repository = format!("cityd-pull-{}/coturn", lab.prefix.trim_end_matches('-'));
+    let registry = cityd_testcontainers::registry::RegistryDouble::serve_local_image(
+        COTURN_IMAGE,
+        &repository,
+        "4.6.1",
+    )
+    .unwrap();
+    let image = registry.image_ref();
+    let _pulled = PulledImage(image.clone());
+    assert!(!lab.exists("image", &image), "{image} is already here");
+    lab.edit_city(
+        &format!("coturn_image = \"{COTURN_IMAGE}\""),
+        &format!("coturn_image = \"{image}\""),
+    );
+
+    let out = lab
+        .cityd()
+        .args(["up", "--json", "--skip-db", "--skip-wire"])
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cityd up failed:\n{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome_of(&report, "image", &image), "created");
+    // Progress: the pull is announced, then one line per layer state.
+    assert!(stderr.contains(&format!("pulling {image}")), "{stderr}");
+    assert!(stderr.contains("Pull complete"), "{stderr}");
+    assert!(stderr.contains("Downloaded newer image"), "{stderr}");
+    let requests = registry.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.ends_with(&format!("/v2/{repository}/manifests/4.6.1"))),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with(&format!("GET /v2/{repository}/blobs/sha256:"))),
+        "{requests:?}"
+    );
+    // The coturn container runs from the pulled image.
+    assert!(lab.exists("image", &image));
+    let coturn = lab.inspect(&lab.coturn());
+    assert_eq!(coturn["Config"]["Image"], image.as_str());
+    assert_eq!(coturn["State"]["Running"], true);
+
+    // The next up finds the image here and asks the registry nothing.
+    let asked = registry.requests().len();
+    let second = lab.up(&["--skip-db".into(), "--skip-wire".into()]);
+    assert_eq!(outcome_of(&second, "image", &image), "unchanged");
+    assert_eq!(
+        registry.requests().len(),
+        asked,
+        "{:?}",
+        registry.requests()
+    );
+}
+
 #[test]
 fn a_missing_image_that_cannot_be_pulled_says_how_to_load_it() {
     let mut lab = Lab::new();
