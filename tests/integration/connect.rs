@@ -135,6 +135,19 @@ struct JenkinsLab {
     vault: Vault,
 }
 
+impl JenkinsLab {
+    /// The env file as a finished earlier run left it (the hook, mode 0600), so only the JCasC
+    /// is left to change.
+    fn env_already_has_the_hook(&self) {
+        std::fs::write(
+            &self.env,
+            format!("MATTERMOST_JENKINS_WEBHOOK_URL={BUILDS_HOOK}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&self.env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 const JENKINS_TOKEN: &str = "11aa22bb33cc44dd55ee66ff77aa88bb99";
 
 /// A scratch lab: copies of the fixtures, a vault with the #builds webhook (and the API token
@@ -346,12 +359,7 @@ fn base64_basic(raw: &str) -> String {
 #[test]
 fn jenkins_reload_without_csrf_protection_needs_no_crumb() {
     let lab = jenkins_lab("jenkins.yaml", true, false, env_with_hook());
-    std::fs::write(
-        &lab.env,
-        format!("MATTERMOST_JENKINS_WEBHOOK_URL={BUILDS_HOOK}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&lab.env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    lab.env_already_has_the_hook();
     let run = ok(connect(&lab.s, &lab.city, &["jenkins"]));
     assert!(
         run.stdout.contains("CSRF protection is off"),
@@ -364,12 +372,7 @@ fn jenkins_reload_without_csrf_protection_needs_no_crumb() {
 #[test]
 fn jenkins_failed_reload_is_retried_by_the_next_run() {
     let lab = jenkins_lab("jenkins.yaml", true, true, env_with_hook());
-    std::fs::write(
-        &lab.env,
-        format!("MATTERMOST_JENKINS_WEBHOOK_URL={BUILDS_HOOK}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&lab.env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    lab.env_already_has_the_hook();
     lab.double.fail_next_mutations(1);
     let run = connect(&lab.s, &lab.city, &["jenkins"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
@@ -408,32 +411,27 @@ impl StandIn {
             std::process::id(),
             rand_suffix()
         );
-        let out = std::process::Command::new("docker")
-            .args(["run", "-d", "--name", &name, "--stop-signal", "SIGKILL"])
-            .args(["--entrypoint", "sleep"])
-            .args([crate::docker::COTURN_IMAGE, "infinity"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        crate::common::run_ok(
+            std::process::Command::new("docker")
+                .args(["run", "-d", "--name", &name, "--stop-signal", "SIGKILL"])
+                .args([
+                    "--entrypoint",
+                    "sleep",
+                    crate::docker::COTURN_IMAGE,
+                    "infinity",
+                ]),
         );
         Self { name }
     }
 
     /// The container's ID and when it last started, from the docker CLI.
     fn started(&self) -> (String, String) {
-        let out = std::process::Command::new("docker")
-            .args([
-                "inspect",
-                "-f",
-                "{{.Id}} {{.State.StartedAt}} {{.State.Running}}",
-                &self.name,
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let text = crate::common::run_ok(std::process::Command::new("docker").args([
+            "inspect",
+            "-f",
+            "{{.Id}} {{.State.StartedAt}} {{.State.Running}}",
+            &self.name,
+        ]));
         let fields: Vec<&str> = text.split_whitespace().collect();
         assert_eq!(
             fields.get(2),
@@ -463,12 +461,7 @@ fn rand_suffix() -> String {
 /// means a reload (with a token) or a restart (without).
 fn jenkins_lab_for_restart(container: &str) -> JenkinsLab {
     let mut lab = jenkins_lab("jenkins.yaml", false, true, env_with_hook());
-    std::fs::write(
-        &lab.env,
-        format!("MATTERMOST_JENKINS_WEBHOOK_URL={BUILDS_HOOK}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&lab.env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    lab.env_already_has_the_hook();
     let (base, e, y) = (lab.double.base_url(), lab.env.clone(), lab.yaml.clone());
     let container = container.to_string();
     lab.city = city(&lab.s, move |t| {
@@ -564,12 +557,7 @@ fn jenkins_dry_run_changes_nothing() {
 #[test]
 fn jenkins_corrects_the_blogs_team_at_channel_room_and_keeps_its_comments() {
     let lab = jenkins_lab("jenkins-blog-notifier.yaml", true, true, env_with_hook());
-    std::fs::write(
-        &lab.env,
-        format!("MATTERMOST_JENKINS_WEBHOOK_URL={BUILDS_HOOK}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&lab.env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    lab.env_already_has_the_hook();
     let before = std::fs::read_to_string(&lab.yaml).unwrap();
     ok(connect(&lab.s, &lab.city, &["jenkins"]));
     let after = std::fs::read_to_string(&lab.yaml).unwrap();
@@ -598,12 +586,7 @@ fn jenkins_corrects_the_blogs_team_at_channel_room_and_keeps_its_comments() {
 #[test]
 fn jenkins_edits_a_four_space_file_in_its_own_structure() {
     let lab = jenkins_lab("jenkins-four-spaces.yaml", true, true, env_with_hook());
-    std::fs::write(
-        &lab.env,
-        format!("MATTERMOST_JENKINS_WEBHOOK_URL={BUILDS_HOOK}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&lab.env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    lab.env_already_has_the_hook();
     let before = std::fs::read_to_string(&lab.yaml).unwrap();
     ok(connect(&lab.s, &lab.city, &["jenkins"]));
     let after = std::fs::read_to_string(&lab.yaml).unwrap();

@@ -148,71 +148,54 @@ fn blog_secrets_file_shapes_are_checked() {
     );
 }
 
+/// `cityd --city <city> doctor --json`: its exit code and findings.
+fn doctor(s: &Scratch, city: &std::path::Path) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = s
+        .cityd()
+        .arg("--city")
+        .arg(city)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    (out.status.code(), findings(&out))
+}
+
+/// `cityd --city <city> <args>`, which must succeed.
+fn cityd_ok(s: &Scratch, city: &std::path::Path, args: &[&str]) {
+    s.cityd()
+        .arg("--city")
+        .arg(city)
+        .args(args)
+        .assert()
+        .success();
+}
+
+fn set_mode(path: std::path::PathBuf, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
 #[test]
 fn the_city_state_is_clean_after_ensure_and_render_and_stale_after_a_move() {
     let s = Scratch::new();
     let city = crate::render::fixed_city(&s);
-    let out = s
-        .cityd()
-        .arg("--city")
-        .arg(&city)
-        .args(["doctor", "--json"])
-        .output()
-        .unwrap();
-    let f = findings(&out);
+    let (_, f) = doctor(&s, &city);
     assert!(
         f.iter().any(|x| x["code"] == "secret-missing"),
         "empty vault is reported: {f:#?}"
     );
-    s.cityd()
-        .arg("--city")
-        .arg(&city)
-        .args(["secrets", "ensure"])
-        .assert()
-        .success();
-    s.cityd()
-        .arg("--city")
-        .arg(&city)
-        .args(["render", "all"])
-        .assert()
-        .success();
-    let f = findings(
-        &s.cityd()
-            .arg("--city")
-            .arg(&city)
-            .args(["doctor", "--json"])
-            .output()
-            .unwrap(),
-    );
+    cityd_ok(&s, &city, &["secrets", "ensure"]);
+    cityd_ok(&s, &city, &["render", "all"]);
+    let (_, f) = doctor(&s, &city);
     assert!(f.iter().any(|x| x["code"] == "pki-missing"), "{f:#?}");
-    s.cityd()
-        .arg("--city")
-        .arg(&city)
-        .args(["pki", "ensure"])
-        .assert()
-        .success();
-    let out = s
-        .cityd()
-        .arg("--city")
-        .arg(&city)
-        .args(["doctor", "--json"])
-        .output()
-        .unwrap();
-    let f = findings(&out);
+    cityd_ok(&s, &city, &["pki", "ensure"]);
+    let (code, f) = doctor(&s, &city);
     assert!(f.iter().all(|x| x["severity"] == "info"), "{f:#?}");
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(code, Some(0));
     let moved = std::fs::read_to_string(&city)
         .unwrap()
         .replace("192.168.1.20", "192.168.1.99");
     let moved = s.write("moved.toml", &moved);
-    let out = s
-        .cityd()
-        .arg("--city")
-        .arg(&moved)
-        .args(["doctor", "--json"])
-        .output()
-        .unwrap();
-    let f = findings(&out);
+    let (code, f) = doctor(&s, &moved);
     assert!(
         f.iter().any(|x| x["code"] == "render-stale"
             && x["subject"].as_str().unwrap().ends_with("mattermost.env")),
@@ -229,42 +212,18 @@ fn the_city_state_is_clean_after_ensure_and_render_and_stale_after_a_move() {
             .contains("IP:192.168.1.99"),
         "{stale}"
     );
-    assert_eq!(out.status.code(), Some(1));
-    std::fs::set_permissions(
-        s.state().join("pki/server.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
-    let out = s
-        .cityd()
-        .arg("--city")
-        .arg(&city)
-        .args(["doctor", "--json"])
-        .output()
-        .unwrap();
+    assert_eq!(code, Some(1));
+
+    set_mode(s.state().join("pki/server.key"), 0o644);
+    let (_, f) = doctor(&s, &city);
     assert!(
-        findings(&out)
-            .iter()
+        f.iter()
             .any(|x| x["code"] == "pki-mode"
                 && x["subject"].as_str().unwrap().ends_with("server.key"))
     );
-    std::fs::set_permissions(
-        s.state().join("pki/server.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        s.state().join("secrets/turn-static-auth-secret"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
-    let out = s
-        .cityd()
-        .arg("--city")
-        .arg(&city)
-        .args(["doctor", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(findings(&out).iter().any(|x| x["code"] == "secret-mode"));
+    set_mode(s.state().join("pki/server.key"), 0o600);
+    set_mode(s.state().join("secrets/turn-static-auth-secret"), 0o644);
+    let (code, f) = doctor(&s, &city);
+    assert_eq!(code, Some(1));
+    assert!(f.iter().any(|x| x["code"] == "secret-mode"));
 }
