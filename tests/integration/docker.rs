@@ -976,6 +976,32 @@ fn an_unreachable_docker_engine_is_named_with_the_fix() {
     );
     assert!(err.contains("DOCKER_HOST"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(60));
+
+    // For scripts: the JSON report still comes, with the steps done before the engine and why
+    // the run stopped.
+    let out = lab
+        .cityd()
+        .args(["up", "--skip-db", "--json"])
+        .env("DOCKER_HOST", "unix:///nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report on failure");
+    let done: Vec<String> = steps(&report)
+        .into_iter()
+        .map(|(step, _, _)| step)
+        .collect();
+    assert_eq!(
+        done,
+        ["vault", "pki", "render", "render", "postgres"],
+        "{report:#}"
+    );
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach the Docker engine at unix:///nonexistent")),
+        "{report:#}"
+    );
     let down = lab
         .cityd()
         .args(["down"])
