@@ -4,4 +4,5 @@
 pub mod gitlab;
 pub mod jenkins;
 pub mod mattermost;
+pub mod server;
 pub mod sonarqube;
