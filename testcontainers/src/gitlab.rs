@@ -15,18 +15,20 @@
 //! Every PUT/POST/DELETE counts as a mutating request; failures can be injected.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::IpAddr;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde_json::{Map, Value, json};
-use tokio::sync::watch;
+
+pub use crate::server::Recorded;
+use crate::server::{DoubleServer, Gate, lock};
 
 /// The chat-notification events of the Mattermost integration (`<event>_events` flags).
 pub const EVENTS: &[&str] = &[
@@ -91,13 +93,6 @@ pub struct Application {
     pub confidential: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-}
-
 struct World {
     opts: GitlabOptions,
     integrations: BTreeMap<u64, Integration>,
@@ -105,44 +100,26 @@ struct World {
     next_id: u64,
 }
 
-struct Shared {
-    world: Mutex<World>,
-    mutations: AtomicU64,
-    fail_next: AtomicU64,
-    log: Mutex<Vec<Recorded>>,
-}
+type SharedWorld = Arc<Mutex<World>>;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+/// What every GitLab handler answers: the refusal is sent as is.
+type Answer = Result<Response, Response>;
 
-/// A running GitLab double on `127.0.0.1:<ephemeral>`, served by its own runtime.
+/// A running GitLab double on `127.0.0.1:<ephemeral>`; the request log, counters and failure
+/// injection come from [`DoubleServer`] (mutating: every method but GET and HEAD).
 pub struct GitlabDouble {
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<watch::Sender<bool>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: DoubleServer,
+    world: SharedWorld,
 }
 
 impl GitlabDouble {
     pub fn start(opts: GitlabOptions) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("gitlab-double")
-            .enable_all()
-            .build()?;
-        let shared = Arc::new(Shared {
-            world: Mutex::new(World {
-                opts,
-                integrations: BTreeMap::new(),
-                applications: Vec::new(),
-                next_id: 1,
-            }),
-            mutations: AtomicU64::new(0),
-            fail_next: AtomicU64::new(0),
-            log: Mutex::new(Vec::new()),
-        });
-        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let world = Arc::new(Mutex::new(World {
+            opts,
+            integrations: BTreeMap::new(),
+            applications: Vec::new(),
+            next_id: 1,
+        }));
         let app = Router::new()
             .route("/api/v4/projects/{id}", get(get_project))
             .route(
@@ -155,116 +132,54 @@ impl GitlabDouble {
             )
             .route("/api/v4/applications/{id}", delete(delete_application))
             .fallback(not_found)
-            .layer(axum::middleware::from_fn_with_state(shared.clone(), gate))
-            .with_state(shared.clone());
-        let addr = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-            let addr = listener.local_addr()?;
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        while !*stop_rx.borrow() {
-                            if stop_rx.changed().await.is_err() {
-                                return;
-                            }
-                        }
-                    })
-                    .await;
-            });
-            anyhow::Ok(addr)
-        })?;
-        Ok(Self {
-            shared,
-            addr,
-            stop: Some(stop_tx),
-            runtime: Some(runtime),
-        })
-    }
-
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// PUT/POST/DELETE requests received, whatever their outcome.
-    pub fn mutating_requests(&self) -> u64 {
-        self.shared.mutations.load(Ordering::SeqCst)
-    }
-
-    pub fn requests(&self) -> Vec<Recorded> {
-        lock(&self.shared.log).clone()
-    }
-
-    /// The next `n` mutating requests answer 500 and change nothing.
-    pub fn fail_next_mutations(&self, n: u64) {
-        self.shared.fail_next.store(n, Ordering::SeqCst);
+            .with_state(world.clone());
+        let gate = Gate {
+            is_mutating: |method| method != Method::GET && method != Method::HEAD,
+            injected_failure: || {
+                message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error",
+                )
+            },
+        };
+        let server = DoubleServer::start("gitlab-double", gate, app)?;
+        Ok(Self { server, world })
     }
 
     pub fn integration(&self, project_id: u64) -> Option<Integration> {
-        lock(&self.shared.world)
-            .integrations
-            .get(&project_id)
-            .cloned()
+        lock(&self.world).integrations.get(&project_id).cloned()
     }
 
     /// Changes what is stored, as an operator clicking in the UI would.
     pub fn edit_integration(&self, project_id: u64, edit: impl FnOnce(&mut Integration)) {
-        if let Some(i) = lock(&self.shared.world).integrations.get_mut(&project_id) {
+        if let Some(i) = lock(&self.world).integrations.get_mut(&project_id) {
             edit(i);
         }
     }
 
     pub fn applications(&self) -> Vec<Application> {
-        lock(&self.shared.world).applications.clone()
+        lock(&self.world).applications.clone()
     }
 
     pub fn set_allow_local_requests(&self, allow: bool) {
-        lock(&self.shared.world).opts.allow_local_requests = allow;
+        lock(&self.world).opts.allow_local_requests = allow;
     }
 }
 
-impl Drop for GitlabDouble {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+/// `base_url`, `requests`, `mutating_requests`, `fail_next_mutations`.
+impl Deref for GitlabDouble {
+    type Target = DoubleServer;
+    fn deref(&self) -> &DoubleServer {
+        &self.server
     }
-}
-
-async fn gate(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let response = if method == Method::GET || method == Method::HEAD {
-        next.run(request).await
-    } else {
-        shared.mutations.fetch_add(1, Ordering::SeqCst);
-        let pending = shared.fail_next.load(Ordering::SeqCst);
-        if pending > 0 {
-            shared.fail_next.store(pending - 1, Ordering::SeqCst);
-            message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "500 Internal Server Error",
-            )
-        } else {
-            next.run(request).await
-        }
-    };
-    lock(&shared.log).push(Recorded {
-        method: method.to_string(),
-        path,
-        status: response.status().as_u16(),
-    });
-    response
 }
 
 fn message(status: StatusCode, text: &str) -> Response {
     (status, axum::Json(json!({ "message": text }))).into_response()
+}
+
+fn bad_request(body: Value) -> Response {
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
 #[derive(PartialEq)]
@@ -294,38 +209,47 @@ fn caller(world: &World, headers: &HeaderMap) -> Option<Caller> {
     }
 }
 
-fn find_project(world: &World, id: &str) -> Option<(u64, String)> {
+/// Applications need the admin token: 401 without a known token, 403 for the maintainer.
+#[allow(clippy::result_large_err)]
+fn require_admin(world: &World, headers: &HeaderMap) -> Result<(), Response> {
+    match caller(world, headers) {
+        None => Err(message(StatusCode::UNAUTHORIZED, "401 Unauthorized")),
+        Some(Caller::Maintainer) => Err(message(StatusCode::FORBIDDEN, "403 Forbidden")),
+        Some(Caller::Admin) => Ok(()),
+    }
+}
+
+/// The project `id` (numeric or full path) names, as (id, full path), for any known token: 401
+/// before 404, as GitLab answers.
+#[allow(clippy::result_large_err)]
+fn find_project(world: &World, headers: &HeaderMap, id: &str) -> Result<(u64, String), Response> {
+    if caller(world, headers).is_none() {
+        return Err(message(StatusCode::UNAUTHORIZED, "401 Unauthorized"));
+    }
     world
         .opts
         .projects
         .iter()
         .find(|(pid, path)| id == pid.to_string() || id.eq_ignore_ascii_case(path))
         .cloned()
+        .ok_or_else(|| message(StatusCode::NOT_FOUND, "404 Project Not Found"))
 }
 
 async fn get_project(
-    State(shared): State<Arc<Shared>>,
+    State(world): State<SharedWorld>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let world = lock(&shared.world);
-    if caller(&world, &headers).is_none() {
-        return message(StatusCode::UNAUTHORIZED, "401 Unauthorized");
-    }
-    match find_project(&world, &id) {
-        Some((pid, path)) => {
-            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-            axum::Json(json!({
-                "id": pid,
-                "name": name,
-                "path": name,
-                "path_with_namespace": path,
-                "default_branch": "main",
-            }))
-            .into_response()
-        }
-        None => message(StatusCode::NOT_FOUND, "404 Project Not Found"),
-    }
+) -> Answer {
+    let (pid, path) = find_project(&lock(&world), &headers, &id)?;
+    let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+    Ok(axum::Json(json!({
+        "id": pid,
+        "name": name,
+        "path": name,
+        "path_with_namespace": path,
+        "default_branch": "main",
+    }))
+    .into_response())
 }
 
 fn default_integration() -> Integration {
@@ -367,48 +291,51 @@ fn render_integration(project_id: u64, i: &Integration, expose_webhook: bool) ->
 }
 
 async fn get_integration(
-    State(shared): State<Arc<Shared>>,
+    State(world): State<SharedWorld>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let world = lock(&shared.world);
-    if caller(&world, &headers).is_none() {
-        return message(StatusCode::UNAUTHORIZED, "401 Unauthorized");
-    }
-    let Some((pid, _)) = find_project(&world, &id) else {
-        return message(StatusCode::NOT_FOUND, "404 Project Not Found");
-    };
+) -> Answer {
+    let world = lock(&world);
+    let (pid, _) = find_project(&world, &headers, &id)?;
     let integration = world
         .integrations
         .get(&pid)
         .cloned()
         .unwrap_or_else(default_integration);
-    axum::Json(render_integration(
+    Ok(axum::Json(render_integration(
         pid,
         &integration,
         world.opts.expose_webhook,
     ))
-    .into_response()
+    .into_response())
 }
 
-/// Parameters from a JSON or form body.
-fn params(headers: &HeaderMap, body: &Bytes) -> Option<Map<String, Value>> {
+/// Parameters from a JSON or form body; 400 when the body is neither.
+#[allow(clippy::result_large_err)]
+fn params(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Response> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if body.is_empty() {
-        return Some(Map::new());
+        return Ok(Map::new());
     }
-    if ct.starts_with("application/json") {
-        match serde_json::from_slice::<Value>(body).ok()? {
-            Value::Object(m) => Some(m),
+    let parsed = if ct.starts_with("application/json") {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => Some(m),
             _ => None,
         }
     } else {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
-        Some(pairs.into_iter().map(|(k, v)| (k, json!(v))).collect())
-    }
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .ok()
+            .map(|pairs| pairs.into_iter().map(|(k, v)| (k, json!(v))).collect())
+    };
+    parsed.ok_or_else(|| {
+        message(
+            StatusCode::BAD_REQUEST,
+            "400 Bad request - body is not valid",
+        )
+    })
 }
 
 fn to_bool(v: &Value) -> Option<bool> {
@@ -471,24 +398,14 @@ fn blocked(url: &str, allow_local: bool) -> Result<(), String> {
 }
 
 async fn put_integration(
-    State(shared): State<Arc<Shared>>,
+    State(world): State<SharedWorld>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let mut world = lock(&shared.world);
-    if caller(&world, &headers).is_none() {
-        return message(StatusCode::UNAUTHORIZED, "401 Unauthorized");
-    }
-    let Some((pid, _)) = find_project(&world, &id) else {
-        return message(StatusCode::NOT_FOUND, "404 Project Not Found");
-    };
-    let Some(params) = params(&headers, &body) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "400 Bad request - body is not valid",
-        );
-    };
+) -> Answer {
+    let mut world = lock(&world);
+    let (pid, _) = find_project(&world, &headers, &id)?;
+    let params = params(&headers, &body)?;
     let mut integration = world
         .integrations
         .get(&pid)
@@ -497,20 +414,12 @@ async fn put_integration(
     match params.get("webhook").and_then(Value::as_str) {
         Some(webhook) => {
             if let Err(why) = blocked(webhook, world.opts.allow_local_requests) {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({ "message": { "webhook": [why] } })),
-                )
-                    .into_response();
+                return Err(bad_request(json!({ "message": { "webhook": [why] } })));
             }
             integration.webhook = webhook.to_string();
         }
         None if integration.webhook.is_empty() => {
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({ "error": "webhook is missing" })),
-            )
-                .into_response();
+            return Err(bad_request(json!({ "error": "webhook is missing" })));
         }
         None => {}
     }
@@ -522,24 +431,14 @@ async fn put_integration(
                 Some(b) => {
                     integration.events.insert(key.clone(), b);
                 }
-                None => {
-                    return (
-                        StatusCode::BAD_REQUEST,
-                        axum::Json(json!({ "error": format!("{key} is invalid") })),
-                    )
-                        .into_response();
-                }
+                None => return Err(bad_request(json!({ "error": format!("{key} is invalid") }))),
             }
         }
     }
     for key in ["notify_only_broken_pipelines"] {
         if let Some(v) = params.get(key) {
             let Some(b) = to_bool(v) else {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({ "error": format!("{key} is invalid") })),
-                )
-                    .into_response();
+                return Err(bad_request(json!({ "error": format!("{key} is invalid") })));
             };
             integration.properties.insert(key.into(), json!(b));
         }
@@ -549,13 +448,9 @@ async fn put_integration(
             .as_str()
             .is_some_and(|s| ["all", "default", "protected", "default_and_protected"].contains(&s));
         if !ok {
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(
-                    json!({ "error": "branches_to_be_notified does not have a valid value" }),
-                ),
-            )
-                .into_response();
+            return Err(bad_request(
+                json!({ "error": "branches_to_be_notified does not have a valid value" }),
+            ));
         }
         integration
             .properties
@@ -572,21 +467,17 @@ async fn put_integration(
     }
     integration.active = true;
     world.integrations.insert(pid, integration.clone());
-    axum::Json(render_integration(
+    Ok(axum::Json(render_integration(
         pid,
         &integration,
         world.opts.expose_webhook,
     ))
-    .into_response()
+    .into_response())
 }
 
-async fn list_applications(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let world = lock(&shared.world);
-    match caller(&world, &headers) {
-        None => return message(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
-        Some(Caller::Maintainer) => return message(StatusCode::FORBIDDEN, "403 Forbidden"),
-        Some(Caller::Admin) => {}
-    }
+async fn list_applications(State(world): State<SharedWorld>, headers: HeaderMap) -> Answer {
+    let world = lock(&world);
+    require_admin(&world, &headers)?;
     let list: Vec<Value> = world
         .applications
         .iter()
@@ -600,35 +491,24 @@ async fn list_applications(State(shared): State<Arc<Shared>>, headers: HeaderMap
             })
         })
         .collect();
-    axum::Json(list).into_response()
+    Ok(axum::Json(list).into_response())
 }
 
 async fn create_application(
-    State(shared): State<Arc<Shared>>,
+    State(world): State<SharedWorld>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let mut world = lock(&shared.world);
-    match caller(&world, &headers) {
-        None => return message(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
-        Some(Caller::Maintainer) => return message(StatusCode::FORBIDDEN, "403 Forbidden"),
-        Some(Caller::Admin) => {}
-    }
-    let Some(params) = params(&headers, &body) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "400 Bad request - body is not valid",
-        );
-    };
+) -> Answer {
+    let mut world = lock(&world);
+    require_admin(&world, &headers)?;
+    let params = params(&headers, &body)?;
     let text = |k: &str| params.get(k).and_then(Value::as_str).map(String::from);
     let (Some(name), Some(redirect_uri), Some(scopes)) =
         (text("name"), text("redirect_uri"), text("scopes"))
     else {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({ "error": "name, redirect_uri, scopes are missing" })),
-        )
-            .into_response();
+        return Err(bad_request(
+            json!({ "error": "name, redirect_uri, scopes are missing" }),
+        ));
     };
     let confidential = params.get("confidential").and_then(to_bool).unwrap_or(true);
     let id = world.next_id;
@@ -643,7 +523,7 @@ async fn create_application(
         confidential,
     };
     world.applications.push(application.clone());
-    (
+    Ok((
         StatusCode::OK,
         axum::Json(json!({
             "id": application.id,
@@ -654,26 +534,22 @@ async fn create_application(
             "confidential": application.confidential,
         })),
     )
-        .into_response()
+        .into_response())
 }
 
 async fn delete_application(
-    State(shared): State<Arc<Shared>>,
+    State(world): State<SharedWorld>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let mut world = lock(&shared.world);
-    match caller(&world, &headers) {
-        None => return message(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
-        Some(Caller::Maintainer) => return message(StatusCode::FORBIDDEN, "403 Forbidden"),
-        Some(Caller::Admin) => {}
-    }
+) -> Answer {
+    let mut world = lock(&world);
+    require_admin(&world, &headers)?;
     let before = world.applications.len();
     world.applications.retain(|a| a.id.to_string() != id);
     if world.applications.len() == before {
-        return message(StatusCode::NOT_FOUND, "404 Application Not Found");
+        return Err(message(StatusCode::NOT_FOUND, "404 Application Not Found"));
     }
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn not_found() -> Response {

@@ -10,18 +10,20 @@
 //! and records the Mattermost notifier settings it would apply.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use tokio::sync::watch;
+
+pub use crate::server::Recorded;
+use crate::server::{DoubleServer, Gate, lock};
 
 /// How to start the double.
 #[derive(Debug, Clone)]
@@ -59,99 +61,49 @@ pub struct AppliedNotifier {
     pub unresolved: Vec<String>,
 }
 
-/// One request as the double saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-}
-
 struct Shared {
     opts: Mutex<JenkinsOptions>,
     /// Session cookie value → crumb issued to it.
     crumbs: Mutex<HashMap<String, String>>,
     next_id: AtomicU64,
-    mutations: AtomicU64,
     reloads: AtomicU64,
-    fail_next: AtomicU64,
     applied: Mutex<Option<AppliedNotifier>>,
     reload_errors: Mutex<Vec<String>>,
-    log: Mutex<Vec<Recorded>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 const COOKIE_NAME: &str = "JSESSIONID.7c1a3e2f";
 
-/// A running Jenkins double on `127.0.0.1:<ephemeral>`, served by its own runtime.
+/// A running Jenkins double on `127.0.0.1:<ephemeral>`; the request log, counters and failure
+/// injection come from [`DoubleServer`] (mutating: POST).
 pub struct JenkinsDouble {
+    server: DoubleServer,
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<watch::Sender<bool>>,
-    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl JenkinsDouble {
     /// Starts the double and returns once it accepts connections.
     pub fn start(opts: JenkinsOptions) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("jenkins-double")
-            .enable_all()
-            .build()?;
         let shared = Arc::new(Shared {
             opts: Mutex::new(opts),
             crumbs: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            mutations: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
-            fail_next: AtomicU64::new(0),
             applied: Mutex::new(None),
             reload_errors: Mutex::new(Vec::new()),
-            log: Mutex::new(Vec::new()),
         });
-        let (stop_tx, mut stop_rx) = watch::channel(false);
         let app = Router::new()
             .route("/crumbIssuer/api/json", get(crumb_issuer))
             .route("/configuration-as-code/reload", post(reload))
             .fallback(not_found)
-            .layer(axum::middleware::from_fn_with_state(shared.clone(), gate))
             .with_state(shared.clone());
-        let addr = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-            let addr = listener.local_addr()?;
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        while !*stop_rx.borrow() {
-                            if stop_rx.changed().await.is_err() {
-                                return;
-                            }
-                        }
-                    })
-                    .await;
-            });
-            anyhow::Ok(addr)
-        })?;
-        Ok(Self {
-            shared,
-            addr,
-            stop: Some(stop_tx),
-            runtime: Some(runtime),
-        })
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// POST requests received, whatever their outcome.
-    pub fn mutating_requests(&self) -> u64 {
-        self.shared.mutations.load(Ordering::SeqCst)
+        let gate = Gate {
+            is_mutating: |method| method == Method::POST,
+            injected_failure: || {
+                (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response()
+            },
+        };
+        let server = DoubleServer::start("jenkins-double", gate, app)?;
+        Ok(Self { server, shared })
     }
 
     /// Reloads that passed auth and the crumb check (whether the YAML applied or not).
@@ -169,58 +121,18 @@ impl JenkinsDouble {
         lock(&self.shared.reload_errors).clone()
     }
 
-    pub fn requests(&self) -> Vec<Recorded> {
-        lock(&self.shared.log).clone()
-    }
-
-    /// The next `n` POSTs answer 500 and change nothing.
-    pub fn fail_next_mutations(&self, n: u64) {
-        self.shared.fail_next.store(n, Ordering::SeqCst);
-    }
-
     /// A re-created container: a new environment (read from the env file again).
     pub fn recreate_with_env(&self, env: BTreeMap<String, String>) {
         lock(&self.shared.opts).env = env;
     }
 }
 
-impl Drop for JenkinsDouble {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+/// `base_url`, `requests`, `mutating_requests`, `fail_next_mutations`.
+impl Deref for JenkinsDouble {
+    type Target = DoubleServer;
+    fn deref(&self) -> &DoubleServer {
+        &self.server
     }
-}
-
-async fn gate(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let mutating = method == Method::POST;
-    let response = if mutating {
-        shared.mutations.fetch_add(1, Ordering::SeqCst);
-        let pending = shared.fail_next.load(Ordering::SeqCst);
-        if pending > 0 {
-            shared.fail_next.store(pending - 1, Ordering::SeqCst);
-            (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response()
-        } else {
-            next.run(request).await
-        }
-    } else {
-        next.run(request).await
-    };
-    lock(&shared.log).push(Recorded {
-        method: method.to_string(),
-        path,
-        status: response.status().as_u16(),
-    });
-    response
 }
 
 fn unauthorized() -> Response {

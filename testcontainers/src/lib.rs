@@ -5,4 +5,5 @@ pub mod gitlab;
 pub mod jenkins;
 pub mod mattermost;
 pub mod registry;
+pub mod server;
 pub mod sonarqube;

@@ -4,34 +4,39 @@
 //! speaks plain HTTP to them.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::watch;
+
+use crate::server::{DoubleServer, Gate};
 
 /// What the registry holds: one repository, one tag, the blobs of one image.
 struct Store {
     repository: String,
     tag: String,
     manifest_digest: String,
-    /// Every blob of the saved image (manifest, config, layers) by digest (`sha256:<hex>`).
+    /// Every blob of the served image (manifest, config, layers) by digest (`sha256:<hex>`).
     blobs: HashMap<String, Vec<u8>>,
-    /// `METHOD path` of every request, in order.
-    log: Mutex<Vec<String>>,
 }
 
-/// A running registry double on `127.0.0.1:<ephemeral>`, served by its own runtime.
+/// A running registry double on `127.0.0.1:<ephemeral>`; its request log and base URL come from
+/// [`DoubleServer`].
 pub struct RegistryDouble {
-    store: Arc<Store>,
-    addr: SocketAddr,
-    stop: Option<watch::Sender<bool>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: DoubleServer,
+    repository: String,
+    tag: String,
+}
+
+impl std::ops::Deref for RegistryDouble {
+    type Target = DoubleServer;
+    fn deref(&self) -> &DoubleServer {
+        &self.server
+    }
 }
 
 impl RegistryDouble {
@@ -50,64 +55,33 @@ impl RegistryDouble {
             tag: tag.to_string(),
             manifest_digest,
             blobs,
-            log: Mutex::new(Vec::new()),
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("registry-double")
-            .enable_all()
-            .build()?;
-        let app = Router::new().fallback({
+        let app = Router::new().fallback(move |method: Method, uri: Uri| {
             let store = store.clone();
-            move |method: Method, uri: Uri| {
-                let store = store.clone();
-                async move { answer(&store, &method, &uri) }
-            }
+            async move { answer(&store, &method, &uri) }
         });
-        let (stop_tx, mut stop_rx) = watch::channel(false);
-        let addr = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-            let addr = listener.local_addr()?;
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop_rx.wait_for(|stop| *stop).await;
-                    })
-                    .await;
-            });
-            anyhow::Ok(addr)
-        })?;
+        let gate = Gate {
+            is_mutating: |method| method != Method::GET && method != Method::HEAD,
+            injected_failure: || {
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    "injected failure",
+                )
+            },
+        };
         Ok(Self {
-            store,
-            addr,
-            stop: Some(stop_tx),
-            runtime: Some(runtime),
+            server: DoubleServer::start("registry-double", gate, app)?,
+            repository: repository.to_string(),
+            tag: tag.to_string(),
         })
     }
 
     /// The reference to pull: `127.0.0.1:<port>/<repository>:<tag>`.
     pub fn image_ref(&self) -> String {
-        format!("{}/{}:{}", self.addr, self.store.repository, self.store.tag)
-    }
-
-    /// `METHOD path` of every request received, in order.
-    pub fn requests(&self) -> Vec<String> {
-        self.store
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-impl Drop for RegistryDouble {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        let host = self.base_url();
+        let host = host.trim_start_matches("http://");
+        format!("{host}/{}:{}", self.repository, self.tag)
     }
 }
 
@@ -261,11 +235,6 @@ fn digest_of(bytes: &[u8]) -> String {
 /// `GET|HEAD /v2/`, `/v2/<name>/manifests/<tag or digest>`, `/v2/<name>/blobs/<digest>`.
 fn answer(store: &Store, method: &Method, uri: &Uri) -> Response {
     let path = uri.path();
-    store
-        .log
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(format!("{method} {path}"));
     if method != Method::GET && method != Method::HEAD {
         return error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", "pull only");
     }

@@ -15,19 +15,22 @@
 //! as a mutating request; failures can be injected.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use serde_json::{Value, json};
-use tokio::sync::watch;
+
+pub use crate::server::Recorded;
+use crate::server::{DoubleServer, Gate, lock};
 
 /// SonarQube versions whose webhook API behaviour differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -92,110 +95,48 @@ pub struct Webhook {
     pub project: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-    /// `Bearer` or `Basic` (or empty).
-    pub auth_scheme: String,
-}
-
 struct World {
     opts: SonarOptions,
     hooks: Vec<Webhook>,
     next_key: u64,
 }
 
-struct Shared {
-    world: Mutex<World>,
-    mutations: AtomicU64,
-    fail_next: AtomicU64,
-    log: Mutex<Vec<Recorded>>,
-}
+type SharedWorld = Arc<Mutex<World>>;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+/// Request parameters, query string and form body merged.
+type Params = BTreeMap<String, String>;
 
-/// A running SonarQube double on `127.0.0.1:<ephemeral>`, served by its own runtime.
+/// A running SonarQube double on `127.0.0.1:<ephemeral>`; the request log (with the auth scheme
+/// each request used), counters and failure injection come from [`DoubleServer`] (mutating: POST).
 pub struct SonarDouble {
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<watch::Sender<bool>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: DoubleServer,
+    world: SharedWorld,
 }
 
 impl SonarDouble {
     pub fn start(opts: SonarOptions) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("sonarqube-double")
-            .enable_all()
-            .build()?;
-        let shared = Arc::new(Shared {
-            world: Mutex::new(World {
-                opts,
-                hooks: Vec::new(),
-                next_key: 1,
-            }),
-            mutations: AtomicU64::new(0),
-            fail_next: AtomicU64::new(0),
-            log: Mutex::new(Vec::new()),
-        });
-        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let world = Arc::new(Mutex::new(World {
+            opts,
+            hooks: Vec::new(),
+            next_key: 1,
+        }));
         let app = Router::new()
-            .route("/api/webhooks/list", get(list))
-            .route("/api/webhooks/create", post(create))
-            .route("/api/webhooks/update", post(update))
-            .route("/api/webhooks/delete", post(remove))
+            .route("/api/webhooks/list", get(admin_get(list)))
+            .route("/api/webhooks/create", post(admin_post(create)))
+            .route("/api/webhooks/update", post(admin_post(update)))
+            .route("/api/webhooks/delete", post(admin_post(remove)))
             .fallback(not_found)
-            .layer(axum::middleware::from_fn_with_state(shared.clone(), gate))
-            .with_state(shared.clone());
-        let addr = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-            let addr = listener.local_addr()?;
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        while !*stop_rx.borrow() {
-                            if stop_rx.changed().await.is_err() {
-                                return;
-                            }
-                        }
-                    })
-                    .await;
-            });
-            anyhow::Ok(addr)
-        })?;
-        Ok(Self {
-            shared,
-            addr,
-            stop: Some(stop_tx),
-            runtime: Some(runtime),
-        })
-    }
-
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// POST requests received, whatever their outcome.
-    pub fn mutating_requests(&self) -> u64 {
-        self.shared.mutations.load(Ordering::SeqCst)
-    }
-
-    pub fn requests(&self) -> Vec<Recorded> {
-        lock(&self.shared.log).clone()
+            .with_state(world.clone());
+        let gate = Gate {
+            is_mutating: |method| method == Method::POST,
+            injected_failure: || errors(StatusCode::INTERNAL_SERVER_ERROR, "An error has occurred"),
+        };
+        let server = DoubleServer::start("sonarqube-double", gate, app)?;
+        Ok(Self { server, world })
     }
 
     pub fn webhooks(&self) -> Vec<Webhook> {
-        lock(&self.shared.world).hooks.clone()
-    }
-
-    /// The next `n` POSTs answer 500 and change nothing.
-    pub fn fail_next_mutations(&self, n: u64) {
-        self.shared.fail_next.store(n, Ordering::SeqCst);
+        lock(&self.world).hooks.clone()
     }
 
     /// Adds a webhook as an operator would in the UI; returns its key.
@@ -206,7 +147,7 @@ impl SonarDouble {
         secret: Option<&str>,
         project: Option<&str>,
     ) -> String {
-        let mut world = lock(&self.shared.world);
+        let mut world = lock(&self.world);
         let key = world.new_key();
         world.hooks.push(Webhook {
             key: key.clone(),
@@ -220,28 +161,21 @@ impl SonarDouble {
 
     /// Replaces a stored webhook's secret behind cityd's back.
     pub fn set_secret(&self, key: &str, secret: Option<&str>) {
-        if let Some(h) = lock(&self.shared.world)
-            .hooks
-            .iter_mut()
-            .find(|h| h.key == key)
-        {
+        if let Some(h) = lock(&self.world).hooks.iter_mut().find(|h| h.key == key) {
             h.secret = secret.map(String::from);
         }
     }
 
     pub fn set_validate_webhooks(&self, on: bool) {
-        lock(&self.shared.world).opts.validate_webhooks = on;
+        lock(&self.world).opts.validate_webhooks = on;
     }
 }
 
-impl Drop for SonarDouble {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+/// `base_url`, `requests`, `mutating_requests`, `fail_next_mutations`.
+impl Deref for SonarDouble {
+    type Target = DoubleServer;
+    fn deref(&self) -> &DoubleServer {
+        &self.server
     }
 }
 
@@ -251,41 +185,6 @@ impl World {
         self.next_key += 1;
         format!("AY{:018}", n * 7919)
     }
-}
-
-async fn gate(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let auth_scheme = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(' ').next())
-        .unwrap_or("")
-        .to_string();
-    let response = if method == Method::POST {
-        shared.mutations.fetch_add(1, Ordering::SeqCst);
-        let pending = shared.fail_next.load(Ordering::SeqCst);
-        if pending > 0 {
-            shared.fail_next.store(pending - 1, Ordering::SeqCst);
-            errors(StatusCode::INTERNAL_SERVER_ERROR, "An error has occurred")
-        } else {
-            next.run(request).await
-        }
-    } else {
-        next.run(request).await
-    };
-    lock(&shared.log).push(Recorded {
-        method: method.to_string(),
-        path,
-        status: response.status().as_u16(),
-        auth_scheme,
-    });
-    response
 }
 
 fn errors(status: StatusCode, msg: &str) -> Response {
@@ -337,8 +236,8 @@ fn authorize(world: &World, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 /// Query parameters merged with a form body (the body wins).
-fn params(uri: &Uri, body: &Bytes) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = uri
+fn params(uri: &Uri, body: &Bytes) -> Params {
+    let mut out: Params = uri
         .query()
         .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
         .unwrap_or_default()
@@ -348,6 +247,43 @@ fn params(uri: &Uri, body: &Bytes) -> BTreeMap<String, String> {
         out.extend(pairs);
     }
     out
+}
+
+/// What a webhooks call does once [`admin_call`] has let the caller in.
+type Action = fn(&mut World, &Params) -> Response;
+
+/// A GET handler for `action`: parameters from the query string only.
+fn admin_get(
+    action: Action,
+) -> impl Fn(State<SharedWorld>, Uri, HeaderMap) -> Ready<Response> + Clone + Send + Sync + 'static
+{
+    move |State(world), uri, headers| {
+        ready(admin_call(
+            &world,
+            &headers,
+            &params(&uri, &Bytes::new()),
+            action,
+        ))
+    }
+}
+
+/// A POST handler for `action`: parameters from the query string and the form body.
+fn admin_post(
+    action: Action,
+) -> impl Fn(State<SharedWorld>, Uri, HeaderMap, Bytes) -> Ready<Response> + Clone + Send + Sync + 'static
+{
+    move |State(world), uri, headers, body| {
+        ready(admin_call(&world, &headers, &params(&uri, &body), action))
+    }
+}
+
+/// Every webhooks call needs an administrator (401/403 otherwise) and holds the world throughout.
+fn admin_call(world: &Mutex<World>, headers: &HeaderMap, p: &Params, action: Action) -> Response {
+    let mut world = lock(world);
+    match authorize(&world, headers) {
+        Ok(()) => action(&mut world, p),
+        Err(refusal) => refusal,
+    }
 }
 
 fn render(world: &World, h: &Webhook) -> Value {
@@ -362,12 +298,7 @@ fn render(world: &World, h: &Webhook) -> Value {
     v
 }
 
-async fn list(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    let world = lock(&shared.world);
-    if let Err(r) = authorize(&world, &headers) {
-        return r;
-    }
-    let p = params(&uri, &Bytes::new());
+fn list(world: &mut World, p: &Params) -> Response {
     let project = p.get("project").cloned();
     if let Some(key) = &project
         && !world.opts.projects.contains(key)
@@ -378,7 +309,7 @@ async fn list(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -
         .hooks
         .iter()
         .filter(|h| h.project == project)
-        .map(|h| render(&world, h))
+        .map(|h| render(world, h))
         .collect();
     axum::Json(json!({ "webhooks": hooks })).into_response()
 }
@@ -451,17 +382,7 @@ fn secret_refusal(world: &World, secret: &str) -> Option<Response> {
     })
 }
 
-async fn create(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let mut world = lock(&shared.world);
-    if let Err(r) = authorize(&world, &headers) {
-        return r;
-    }
-    let p = params(&uri, &body);
+fn create(world: &mut World, p: &Params) -> Response {
     let (Some(name), Some(url)) = (p.get("name"), p.get("url")) else {
         return errors(
             StatusCode::BAD_REQUEST,
@@ -474,11 +395,11 @@ async fn create(
             "'name' length must be between 1 and 100",
         );
     }
-    if let Some(r) = url_refusal(&world, url) {
+    if let Some(r) = url_refusal(world, url) {
         return r;
     }
     let secret = p.get("secret").filter(|s| !s.is_empty()).cloned();
-    if let Some(r) = secret.as_deref().and_then(|s| secret_refusal(&world, s)) {
+    if let Some(r) = secret.as_deref().and_then(|s| secret_refusal(world, s)) {
         return r;
     }
     let project = p.get("project").cloned();
@@ -503,20 +424,10 @@ async fn create(
         project,
     };
     world.hooks.push(hook.clone());
-    axum::Json(json!({ "webhook": render(&world, &hook) })).into_response()
+    axum::Json(json!({ "webhook": render(world, &hook) })).into_response()
 }
 
-async fn update(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let mut world = lock(&shared.world);
-    if let Err(r) = authorize(&world, &headers) {
-        return r;
-    }
-    let p = params(&uri, &body);
+fn update(world: &mut World, p: &Params) -> Response {
     let (Some(key), Some(name), Some(url)) = (p.get("webhook"), p.get("name"), p.get("url")) else {
         return errors(
             StatusCode::BAD_REQUEST,
@@ -529,7 +440,7 @@ async fn update(
             &format!("No webhook with key '{key}'"),
         );
     }
-    if let Some(r) = url_refusal(&world, url) {
+    if let Some(r) = url_refusal(world, url) {
         return r;
     }
     // Omitted: unchanged. Empty: removed. Otherwise 16..200 (10.6+).
@@ -537,7 +448,7 @@ async fn update(
         None => None,
         Some(s) if s.is_empty() => Some(None),
         Some(s) => {
-            if let Some(r) = secret_refusal(&world, s) {
+            if let Some(r) = secret_refusal(world, s) {
                 return r;
             }
             Some(Some(s.clone()))
@@ -553,17 +464,7 @@ async fn update(
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn remove(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let mut world = lock(&shared.world);
-    if let Err(r) = authorize(&world, &headers) {
-        return r;
-    }
-    let p = params(&uri, &body);
+fn remove(world: &mut World, p: &Params) -> Response {
     let Some(key) = p.get("webhook").cloned() else {
         return errors(
             StatusCode::BAD_REQUEST,

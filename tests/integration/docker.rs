@@ -1057,13 +1057,14 @@ fn a_missing_image_is_pulled_with_progress_and_kept_by_the_next_up() {
     assert!(
         requests
             .iter()
-            .any(|r| r.ends_with(&format!("/v2/{repository}/manifests/4.6.1"))),
+            .any(|r| r.path == format!("/v2/{repository}/manifests/4.6.1") && r.status == 200),
         "{requests:?}"
     );
     assert!(
-        requests
-            .iter()
-            .any(|r| r.starts_with(&format!("GET /v2/{repository}/blobs/sha256:"))),
+        requests.iter().any(|r| r.method == "GET"
+            && r.path
+                .starts_with(&format!("/v2/{repository}/blobs/sha256:"))
+            && r.status == 200),
         "{requests:?}"
     );
     // The coturn container runs from the pulled image.

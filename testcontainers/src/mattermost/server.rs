@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::routes;
 use super::state::{Shared, Transport};
+use crate::server::stopped;
 
 /// Binds TCP on `addr` and serves the session-auth API; returns the bound address.
 pub async fn serve_tcp(
@@ -67,12 +68,4 @@ pub async fn serve_socket(
             .with_graceful_shutdown(stopped(stop))
             .await;
     }))
-}
-
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        if stop.changed().await.is_err() {
-            return;
-        }
-    }
 }
