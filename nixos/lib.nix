@@ -25,6 +25,8 @@ let
     metricsPort = 8067;
     caBundle = "/etc/ssl/certs/ca-certificates.crt";
     uid = 2000;
+    # The local-mode socket's file name in `mattermost.local_socket_dir` (LOCAL_SOCKET_NAME).
+    localSocketName = "mattermost_local.socket";
   };
 
   stateDir = "/var/lib/cityd";
@@ -50,6 +52,10 @@ rec {
     serverKey = "${pkiDir}/server.key";
     caCert = "${pkiDir}/ca.pem";
     envFile = "${stateDir}/render/mattermost.env";
+    # The PostgreSQL superuser's password for `cityd db ensure --admin-password-file`: cityd
+    # administers over TCP only, so cityd-db.service generates it and sets it on the role first.
+    dbAdminDir = "${stateDir}/postgresql";
+    dbAdminPasswordFile = "${dbAdminDir}/admin-password";
     # Host directories bind-mounted into the Mattermost container, owned by its UID.
     mattermostDir = "${stateDir}/mattermost";
     mattermostDirs = {
@@ -99,6 +105,22 @@ rec {
         purpose = c.purpose or "";
       })
       defaultCity.channels;
+    bots = map
+      (b: {
+        name = b.name;
+        displayName = b.display_name;
+        description = b.description or "";
+        channel = b.channel or null;
+      })
+      defaultCity.bots;
+    webhooks = map
+      (w: {
+        channel = w.channel;
+        bot = w.bot;
+        displayName = w.display_name;
+        description = w.description or "";
+      })
+      defaultCity.webhooks;
     plugins.jenkins = null;
     integrations = { };
     database = {
@@ -165,6 +187,27 @@ rec {
           purpose = c.purpose;
         })
         s.channels;
+      # Without these the city has no bots and no webhooks: `cityd wire` would create none and
+      # `cityd verify webhook` would have nothing to verify.
+      bots = map
+        (
+          b:
+          {
+            name = b.name;
+            display_name = b.displayName;
+            description = b.description;
+          }
+          // optional (b.channel != null) { channel = b.channel; }
+        )
+        s.bots;
+      webhooks = map
+        (w: {
+          channel = w.channel;
+          bot = w.bot;
+          display_name = w.displayName;
+          description = w.description;
+        })
+        s.webhooks;
       database = {
         host = databaseHost s;
         port = s.database.port;
@@ -175,7 +218,8 @@ rec {
     }
     // optional (s.plugins.jenkins != null) {
       plugins.jenkins = {
-        inherit (s.plugins.jenkins) source sri;
+        inherit (s.plugins.jenkins) source sri version;
+        jenkins_url = s.plugins.jenkins.jenkinsUrl;
       };
     }
     // optional (s.integrations != { }) { integrations = s.integrations; };
@@ -267,6 +311,28 @@ rec {
     staticAuthSecretFile = "/run/credentials/coturn.service/${credential}";
   };
 
+  # How `cityd db ensure` administers PostgreSQL. Its --admin-url is TCP only (no Unix-socket
+  # form, so no peer authentication): the superuser over loopback with a password from a root-only
+  # file, TLS verified against the city CA when the city asks for TLS (the server certificate
+  # names 127.0.0.1).
+  dbAdmin = database: rec {
+    user = "postgres";
+    url = "postgres://${user}@127.0.0.1:${toString database.port}/postgres";
+    passwordFile = paths.dbAdminPasswordFile;
+    hbaLine = "${if database.tls then "hostssl" else "host"} postgres ${user} 127.0.0.1/32 scram-sha-256";
+    # psql input run over the Unix socket as `postgres` (root is mapped to it) before each
+    # `cityd db ensure`: sets the superuser's password from the file. The password goes through
+    # psql's backquote expansion, so it is in no argv, and the session logs no statement.
+    # `cat` is the absolute path of cat (this file has no pkgs).
+    setPasswordSql = cat: ''
+      \set ON_ERROR_STOP on
+      SET log_statement = 'none';
+      SET log_min_error_statement = 'panic';
+      \set admin_password `${cat} ${passwordFile}`
+      ALTER ROLE ${user} PASSWORD :'admin_password';
+    '';
+  };
+
   # PostgreSQL's server certificate and key, handed over the same way (PostgreSQL accepts a key
   # owned by its user with mode 0400, which is what systemd credentials are).
   postgresql = s: {
@@ -279,9 +345,11 @@ rec {
       ssl_cert_file = "/run/credentials/postgresql.service/server.pem";
       ssl_key_file = "/run/credentials/postgresql.service/server.key";
     };
-    # The container connects over TCP with the password `cityd db ensure` sets from the vault.
+    # cityd's admin connection, then the container's: over TCP with the password `cityd db ensure`
+    # sets from the vault.
     authentication = builtins.concatStringsSep "\n" (
-      map
+      [ (dbAdmin s.database).hbaLine ]
+      ++ map
         (
           from:
           "${if s.database.tls then "hostssl" else "host"} ${s.database.name} ${s.database.name} ${from} scram-sha-256"
@@ -327,10 +395,12 @@ rec {
   # `--city <file> --state-dir <dir>`; `after` names what must have succeeded first.
   units =
     { backend ? "podman"
+    , database ? defaults.database
     ,
     }:
     let
       containerUnit = "${backend}-mattermost.service";
+      admin = dbAdmin database;
     in
     [
       {
@@ -366,6 +436,10 @@ rec {
         args = [
           "db"
           "ensure"
+          "--admin-url"
+          admin.url
+          "--admin-password-file"
+          admin.passwordFile
         ];
         after = [
           "cityd-render.service"
@@ -385,10 +459,22 @@ rec {
       {
         name = "cityd-wire.service";
         description = "cityd: team, channels, bots, webhooks and plugins in Mattermost";
-        args = [ "wire" ];
+        # The first start of the real image migrates the database; podman reports the container
+        # started long before Mattermost answers, and wire's default wait is 60 s.
+        args = [
+          "wire"
+          "--timeout"
+          "5m"
+        ];
         after = [ containerUnit ];
       }
     ];
+
+  # The environment of every cityd unit: only variables cityd reads (the CI test checks each name
+  # against the source). CITYD_LOG is the tracing filter; info logs each step's decision.
+  unitEnvironment = {
+    CITYD_LOG = "info";
+  };
 
   # `cityd --city <file> --state-dir <dir> <args>` for one unit.
   commandLine =

@@ -24,6 +24,51 @@ let
     };
   };
 
+  bot = types.submodule {
+    options = {
+      name = mkOption {
+        type = types.str;
+        description = "Bot username, e.g. `jenkins-bot` (not `gitlab`: the GitLab plugin creates that bot itself).";
+      };
+      displayName = mkOption {
+        type = types.str;
+        description = "Bot display name.";
+      };
+      description = mkOption {
+        type = types.str;
+        default = "";
+        description = "Bot description.";
+      };
+      channel = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "The channel the bot posts into (it is made a member).";
+      };
+    };
+  };
+
+  webhook = types.submodule {
+    options = {
+      channel = mkOption {
+        type = types.str;
+        description = "Channel the incoming webhook is locked to.";
+      };
+      bot = mkOption {
+        type = types.str;
+        description = "Bot (from `bots`) that owns the webhook and posts through it.";
+      };
+      displayName = mkOption {
+        type = types.str;
+        description = "Webhook display name (with channel and bot, what identifies it on the server).";
+      };
+      description = mkOption {
+        type = types.str;
+        default = "";
+        description = "Webhook description.";
+      };
+    };
+  };
+
   pluginBundle = types.submodule {
     options = {
       source = mkOption {
@@ -33,6 +78,16 @@ let
       sri = mkOption {
         type = types.str;
         description = "SRI hash of the bundle, `sha256-<base64>`; cityd refuses a bundle that does not match.";
+      };
+      version = mkOption {
+        type = types.str;
+        example = "1.1.0";
+        description = "The bundle's plugin version; `cityd wire` compares it with the installed plugin to decide whether to upload.";
+      };
+      jenkinsUrl = mkOption {
+        type = types.str;
+        example = "https://jenkins.cicd.local:8080";
+        description = "The Jenkins URL the plugin is configured with (it refuses to start without one).";
       };
     };
   };
@@ -168,6 +223,21 @@ in
       type = types.listOf channel;
       default = d.channels;
       description = "The team's channels; `cityd wire` creates them and their incoming webhooks.";
+    };
+
+    bots = mkOption {
+      type = types.listOf bot;
+      default = d.bots;
+      description = "Bot accounts `cityd wire` creates (users converted to bots, tokens in the vault).";
+    };
+
+    webhooks = mkOption {
+      type = types.listOf webhook;
+      default = d.webhooks;
+      description = ''
+        Incoming webhooks `cityd wire` creates, owned by a bot and locked to a channel; their URLs
+        go to the vault as `webhook-<channel>`. `cityd verify webhook` checks each one.
+      '';
     };
 
     plugins.jenkins = mkOption {
