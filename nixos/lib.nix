@@ -30,6 +30,35 @@ let
   };
 
   stateDir = "/var/lib/cityd";
+
+  # Option names that differ from the city's field names (camelCase there is snake_case here).
+  cityFieldNames = {
+    displayName = "display_name";
+    jenkinsUrl = "jenkins_url";
+  };
+  optionNames = builtins.listToAttrs (
+    map
+      (n: {
+        name = cityFieldNames.${n};
+        value = n;
+      })
+      (builtins.attrNames cityFieldNames)
+  );
+  # Renames the keys of an attrset through `names`, leaving out null values (an unset option is
+  # an absent city field).
+  renameFields =
+    names: attrs:
+    builtins.listToAttrs (
+      map
+        (n: {
+          name = names.${n} or n;
+          value = attrs.${n};
+        })
+        (builtins.filter (n: attrs.${n} != null) (builtins.attrNames attrs))
+    );
+  # A city table as option values, and back.
+  fromCity = renameFields optionNames;
+  toCity = renameFields cityFieldNames;
 in
 rec {
   inherit
@@ -94,33 +123,20 @@ rec {
       realm = null;
       credentialTtlMinutes = defaultCity.turn.credential_ttl_minutes;
     };
-    team = {
-      name = defaultCity.team.name;
-      displayName = defaultCity.team.display_name;
-    };
-    channels = map
-      (c: {
-        name = c.name;
-        displayName = c.display_name;
-        purpose = c.purpose or "";
-      })
-      defaultCity.channels;
+    team = fromCity defaultCity.team;
+    # With the defaults the options have where the city file leaves a field out.
+    channels = map (c: { purpose = ""; } // fromCity c) defaultCity.channels;
     bots = map
-      (b: {
-        name = b.name;
-        displayName = b.display_name;
-        description = b.description or "";
-        channel = b.channel or null;
-      })
+      (
+        b:
+        {
+          description = "";
+          channel = null;
+        }
+        // fromCity b
+      )
       defaultCity.bots;
-    webhooks = map
-      (w: {
-        channel = w.channel;
-        bot = w.bot;
-        displayName = w.display_name;
-        description = w.description or "";
-      })
-      defaultCity.webhooks;
+    webhooks = map (w: { description = ""; } // fromCity w) defaultCity.webhooks;
     plugins.jenkins = null;
     integrations = { };
     database = {
@@ -176,38 +192,12 @@ rec {
         credential_ttl_minutes = s.turn.credentialTtlMinutes;
       }
       // optional (s.turn.realm != null) { realm = s.turn.realm; };
-      team = {
-        name = s.team.name;
-        display_name = s.team.displayName;
-      };
-      channels = map
-        (c: {
-          name = c.name;
-          display_name = c.displayName;
-          purpose = c.purpose;
-        })
-        s.channels;
+      team = toCity s.team;
+      channels = map toCity s.channels;
       # Without these the city has no bots and no webhooks: `cityd wire` would create none and
       # `cityd verify webhook` would have nothing to verify.
-      bots = map
-        (
-          b:
-          {
-            name = b.name;
-            display_name = b.displayName;
-            description = b.description;
-          }
-          // optional (b.channel != null) { channel = b.channel; }
-        )
-        s.bots;
-      webhooks = map
-        (w: {
-          channel = w.channel;
-          bot = w.bot;
-          display_name = w.displayName;
-          description = w.description;
-        })
-        s.webhooks;
+      bots = map toCity s.bots;
+      webhooks = map toCity s.webhooks;
       database = {
         host = databaseHost s;
         port = s.database.port;
@@ -217,10 +207,7 @@ rec {
       };
     }
     // optional (s.plugins.jenkins != null) {
-      plugins.jenkins = {
-        inherit (s.plugins.jenkins) source sri version;
-        jenkins_url = s.plugins.jenkins.jenkinsUrl;
-      };
+      plugins.jenkins = toCity s.plugins.jenkins;
     }
     // optional (s.integrations != { }) { integrations = s.integrations; };
 

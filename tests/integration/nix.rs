@@ -34,6 +34,17 @@ fn nix_instantiate() -> Command {
     c
 }
 
+/// Evaluates a Nix expression that must fail, and returns Nix's error output.
+fn eval_error(expr: &str) -> String {
+    let out = nix_instantiate()
+        .args(["--eval", "--strict", "--expr"])
+        .arg(expr)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{expr} evaluated but must fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Evaluates a Nix expression strictly and returns it as JSON.
 fn eval(expr: &str) -> Value {
     let out = run_ok(
@@ -63,6 +74,36 @@ fn module_city_json(scratch: &Scratch, overrides: &str) -> PathBuf {
         "city.json",
         text.as_str().expect("cityJSON evaluates to a string"),
     )
+}
+
+/// `cityd config check FILE` must accept the module's city file.
+fn assert_config_check_accepts(file: &Path) {
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_cityd"))
+            .args(["config", "check"])
+            .arg(file),
+    );
+}
+
+/// What cityd understood: `cityd --city FILE config show --json`.
+fn config_show(file: &Path) -> Value {
+    let shown = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_cityd"))
+            .arg("--city")
+            .arg(file)
+            .args(["config", "show", "--json"]),
+    );
+    serde_json::from_str(&shown).unwrap()
+}
+
+/// A JSON array of strings (command lines, names) as owned strings.
+fn strings(array: &Value) -> Vec<String> {
+    array
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {array}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Every VM test's Python script, rendered by `vm-tests/render-scripts.nix`: name -> script.
@@ -143,24 +184,9 @@ fn the_module_city_file_passes_cityd_config_check() {
         .collect();
     assert_eq!(names, ["builds", "code-reviews", "alerts", "town-square"]);
 
-    let out = cityd()
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cityd config check refused the module's city:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_config_check_accepts(&file);
     // What cityd understood is what the module meant.
-    let shown = run_ok(
-        Command::new(env!("CARGO_BIN_EXE_cityd"))
-            .arg("--city")
-            .arg(&file)
-            .args(["config", "show", "--json"]),
-    );
-    let shown: Value = serde_json::from_str(&shown).unwrap();
+    let shown = config_show(&file);
     assert_eq!(shown["derived"]["turn_realm"], "mattermost.cicd.local");
     assert_eq!(
         shown["derived"]["site_url"],
@@ -245,23 +271,8 @@ fn every_module_setting_reaches_its_city_field() {
           database = l.defaults.database // { name = "mm"; host = "10.1.2.3"; port = 5433; tls = false; };
         }"#,
     );
-    let out = cityd()
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cityd config check refused the module's city:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let shown = run_ok(
-        Command::new(env!("CARGO_BIN_EXE_cityd"))
-            .arg("--city")
-            .arg(&file)
-            .args(["config", "show", "--json"]),
-    );
-    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_config_check_accepts(&file);
+    let shown = config_show(&file);
     let city = &shown["city"];
     assert_eq!(city["domain"], "lab.example");
     assert_eq!(
@@ -331,13 +342,7 @@ fn every_module_setting_reaches_its_city_field() {
 fn the_module_city_has_the_default_bots_and_webhooks() {
     let s = Scratch::new();
     let file = module_city_json(&s, "{ }");
-    let from_module: Value = serde_json::from_str(&run_ok(
-        Command::new(env!("CARGO_BIN_EXE_cityd"))
-            .arg("--city")
-            .arg(&file)
-            .args(["config", "show", "--json"]),
-    ))
-    .unwrap();
+    let from_module = config_show(&file);
     // The embedded city's `auto` LAN address may not resolve here: that makes `config show` exit
     // non-zero after printing, and the bots and webhooks do not depend on it.
     let embedded = cityd().args(["config", "show", "--json"]).output().unwrap();
@@ -632,14 +637,7 @@ fn units_run_in_the_contract_order_with_the_contract_commands() {
     let commands: Vec<Vec<String>> = units
         .iter()
         .filter(|u| !u["cmd"].is_null())
-        .map(|u| {
-            u["cmd"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap().to_string())
-                .collect()
-        })
+        .map(|u| strings(&u["cmd"]))
         .collect();
     assert_eq!(commands.len(), expected.len());
     for (got, want) in commands.iter().zip(expected) {
@@ -707,18 +705,9 @@ fn vm_test_scripts_are_python_calling_the_contract_commands() {
 #[test]
 fn the_enterprise_image_pin_fails_loudly_until_filled_in() {
     let stub_pkgs = "{ dockerTools.pullImage = args: args; }";
-    let out = nix_instantiate()
-        .args(["--eval", "--strict", "--expr"])
-        .arg(format!(
-            "(import ./vm-tests/images/mattermost-enterprise.nix {{ pkgs = {stub_pkgs}; }}).imageFile"
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success(),
-        "the placeholder pin must not evaluate"
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = eval_error(&format!(
+        "(import ./vm-tests/images/mattermost-enterprise.nix {{ pkgs = {stub_pkgs}; }}).imageFile"
+    ));
     for needle in [
         "the Enterprise image is not pinned",
         "imageDigest is \"PLACEHOLDER-run-nix-prefetch-docker\"",
@@ -770,16 +759,10 @@ fn the_enterprise_image_pin_fails_loudly_until_filled_in() {
         1,
     );
     let file = s.write("half.nix", &half);
-    let out = nix_instantiate()
-        .args(["--eval", "--strict", "--expr"])
-        .arg(format!(
-            "(import \"{}\" {{ pkgs = {stub_pkgs}; }}).imageFile",
-            file.display()
-        ))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = eval_error(&format!(
+        "(import \"{}\" {{ pkgs = {stub_pkgs}; }}).imageFile",
+        file.display()
+    ));
     assert!(err.contains("hash is \"PLACEHOLDER"), "{err}");
     assert!(!err.contains("imageDigest is"), "{err}");
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{eval, module_city_json, nix_files, repo, vm_test_scripts};
+use super::{eval, module_city_json, nix_files, repo, strings, vm_test_scripts};
 use crate::common::{Scratch, require_tool};
 
 /// What `cityd <path> --help` offers.
@@ -96,13 +96,7 @@ fn every_unit_command_line_parses_with_the_real_cli() {
     let units = units.as_array().unwrap();
     assert_eq!(units.len(), 5, "five cityd units: {units:?}");
     for unit in units {
-        let cmd: Vec<String> = unit["cmd"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect();
-        assert_parses(&cmd, unit["name"].as_str().unwrap());
+        assert_parses(&strings(&unit["cmd"]), unit["name"].as_str().unwrap());
     }
 }
 
