@@ -25,9 +25,40 @@ let
     metricsPort = 8067;
     caBundle = "/etc/ssl/certs/ca-certificates.crt";
     uid = 2000;
+    # The local-mode socket's file name in `mattermost.local_socket_dir` (LOCAL_SOCKET_NAME).
+    localSocketName = "mattermost_local.socket";
   };
 
   stateDir = "/var/lib/cityd";
+
+  # Option names that differ from the city's field names (camelCase there is snake_case here).
+  cityFieldNames = {
+    displayName = "display_name";
+    jenkinsUrl = "jenkins_url";
+  };
+  optionNames = builtins.listToAttrs (
+    map
+      (n: {
+        name = cityFieldNames.${n};
+        value = n;
+      })
+      (builtins.attrNames cityFieldNames)
+  );
+  # Renames the keys of an attrset through `names`, leaving out null values (an unset option is
+  # an absent city field).
+  renameFields =
+    names: attrs:
+    builtins.listToAttrs (
+      map
+        (n: {
+          name = names.${n} or n;
+          value = attrs.${n};
+        })
+        (builtins.filter (n: attrs.${n} != null) (builtins.attrNames attrs))
+    );
+  # A city table as option values, and back.
+  fromCity = renameFields optionNames;
+  toCity = renameFields cityFieldNames;
 in
 rec {
   inherit
@@ -50,6 +81,10 @@ rec {
     serverKey = "${pkiDir}/server.key";
     caCert = "${pkiDir}/ca.pem";
     envFile = "${stateDir}/render/mattermost.env";
+    # The PostgreSQL superuser's password for `cityd db ensure --admin-password-file`: cityd
+    # administers over TCP only, so cityd-db.service generates it and sets it on the role first.
+    dbAdminDir = "${stateDir}/postgresql";
+    dbAdminPasswordFile = "${dbAdminDir}/admin-password";
     # Host directories bind-mounted into the Mattermost container, owned by its UID.
     mattermostDir = "${stateDir}/mattermost";
     mattermostDirs = {
@@ -88,17 +123,20 @@ rec {
       realm = null;
       credentialTtlMinutes = defaultCity.turn.credential_ttl_minutes;
     };
-    team = {
-      name = defaultCity.team.name;
-      displayName = defaultCity.team.display_name;
-    };
-    channels = map
-      (c: {
-        name = c.name;
-        displayName = c.display_name;
-        purpose = c.purpose or "";
-      })
-      defaultCity.channels;
+    team = fromCity defaultCity.team;
+    # With the defaults the options have where the city file leaves a field out.
+    channels = map (c: { purpose = ""; } // fromCity c) defaultCity.channels;
+    bots = map
+      (
+        b:
+        {
+          description = "";
+          channel = null;
+        }
+        // fromCity b
+      )
+      defaultCity.bots;
+    webhooks = map (w: { description = ""; } // fromCity w) defaultCity.webhooks;
     plugins.jenkins = null;
     integrations = { };
     database = {
@@ -154,17 +192,12 @@ rec {
         credential_ttl_minutes = s.turn.credentialTtlMinutes;
       }
       // optional (s.turn.realm != null) { realm = s.turn.realm; };
-      team = {
-        name = s.team.name;
-        display_name = s.team.displayName;
-      };
-      channels = map
-        (c: {
-          name = c.name;
-          display_name = c.displayName;
-          purpose = c.purpose;
-        })
-        s.channels;
+      team = toCity s.team;
+      channels = map toCity s.channels;
+      # Without these the city has no bots and no webhooks: `cityd wire` would create none and
+      # `cityd verify webhook` would have nothing to verify.
+      bots = map toCity s.bots;
+      webhooks = map toCity s.webhooks;
       database = {
         host = databaseHost s;
         port = s.database.port;
@@ -174,9 +207,7 @@ rec {
       };
     }
     // optional (s.plugins.jenkins != null) {
-      plugins.jenkins = {
-        inherit (s.plugins.jenkins) source sri;
-      };
+      plugins.jenkins = toCity s.plugins.jenkins;
     }
     // optional (s.integrations != { }) { integrations = s.integrations; };
 
@@ -267,6 +298,28 @@ rec {
     staticAuthSecretFile = "/run/credentials/coturn.service/${credential}";
   };
 
+  # How `cityd db ensure` administers PostgreSQL. Its --admin-url is TCP only (no Unix-socket
+  # form, so no peer authentication): the superuser over loopback with a password from a root-only
+  # file, TLS verified against the city CA when the city asks for TLS (the server certificate
+  # names 127.0.0.1).
+  dbAdmin = database: rec {
+    user = "postgres";
+    url = "postgres://${user}@127.0.0.1:${toString database.port}/postgres";
+    passwordFile = paths.dbAdminPasswordFile;
+    hbaLine = "${if database.tls then "hostssl" else "host"} postgres ${user} 127.0.0.1/32 scram-sha-256";
+    # psql input run over the Unix socket as `postgres` (root is mapped to it) before each
+    # `cityd db ensure`: sets the superuser's password from the file. The password goes through
+    # psql's backquote expansion, so it is in no argv, and the session logs no statement.
+    # `cat` is the absolute path of cat (this file has no pkgs).
+    setPasswordSql = cat: ''
+      \set ON_ERROR_STOP on
+      SET log_statement = 'none';
+      SET log_min_error_statement = 'panic';
+      \set admin_password `${cat} ${passwordFile}`
+      ALTER ROLE ${user} PASSWORD :'admin_password';
+    '';
+  };
+
   # PostgreSQL's server certificate and key, handed over the same way (PostgreSQL accepts a key
   # owned by its user with mode 0400, which is what systemd credentials are).
   postgresql = s: {
@@ -279,9 +332,11 @@ rec {
       ssl_cert_file = "/run/credentials/postgresql.service/server.pem";
       ssl_key_file = "/run/credentials/postgresql.service/server.key";
     };
-    # The container connects over TCP with the password `cityd db ensure` sets from the vault.
+    # cityd's admin connection, then the container's: over TCP with the password `cityd db ensure`
+    # sets from the vault.
     authentication = builtins.concatStringsSep "\n" (
-      map
+      [ (dbAdmin s.database).hbaLine ]
+      ++ map
         (
           from:
           "${if s.database.tls then "hostssl" else "host"} ${s.database.name} ${s.database.name} ${from} scram-sha-256"
@@ -327,10 +382,12 @@ rec {
   # `--city <file> --state-dir <dir>`; `after` names what must have succeeded first.
   units =
     { backend ? "podman"
+    , database ? defaults.database
     ,
     }:
     let
       containerUnit = "${backend}-mattermost.service";
+      admin = dbAdmin database;
     in
     [
       {
@@ -366,6 +423,10 @@ rec {
         args = [
           "db"
           "ensure"
+          "--admin-url"
+          admin.url
+          "--admin-password-file"
+          admin.passwordFile
         ];
         after = [
           "cityd-render.service"
@@ -385,10 +446,22 @@ rec {
       {
         name = "cityd-wire.service";
         description = "cityd: team, channels, bots, webhooks and plugins in Mattermost";
-        args = [ "wire" ];
+        # The first start of the real image migrates the database; podman reports the container
+        # started long before Mattermost answers, and wire's default wait is 60 s.
+        args = [
+          "wire"
+          "--timeout"
+          "5m"
+        ];
         after = [ containerUnit ];
       }
     ];
+
+  # The environment of every cityd unit: only variables cityd reads (the CI test checks each name
+  # against the source). CITYD_LOG is the tracing filter; info logs each step's decision.
+  unitEnvironment = {
+    CITYD_LOG = "info";
+  };
 
   # `cityd --city <file> --state-dir <dir> <args>` for one unit.
   commandLine =

@@ -6,35 +6,46 @@ let
   cityLib = import ./lib.nix;
   d = cityLib.defaults;
 
-  channel = types.submodule {
-    options = {
-      name = mkOption {
-        type = types.str;
-        description = "Channel name (URL slug): a-z, 0-9, '-' and '_'.";
-      };
-      displayName = mkOption {
-        type = types.str;
-        description = "Channel display name, 1-64 characters.";
-      };
-      purpose = mkOption {
-        type = types.str;
-        default = "";
-        description = "Channel purpose, at most 250 characters.";
-      };
+  # A list entry (a city table) of these fields; a required string field, and one that may be
+  # left out.
+  entry = options: types.submodule { inherit options; };
+  text = description: mkOption { type = types.str; inherit description; };
+  optionalText =
+    default: description:
+    mkOption {
+      type = if default == null then types.nullOr types.str else types.str;
+      inherit default description;
     };
+
+  # A [[channels]] table of the city.
+  channel = entry {
+    name = text "Channel name (URL slug): a-z, 0-9, '-' and '_'.";
+    displayName = text "Channel display name, 1-64 characters.";
+    purpose = optionalText "" "Channel purpose, at most 250 characters.";
   };
 
-  pluginBundle = types.submodule {
-    options = {
-      source = mkOption {
-        type = types.str;
-        description = "Path or pinned URL of the plugin bundle (.tar.gz).";
-      };
-      sri = mkOption {
-        type = types.str;
-        description = "SRI hash of the bundle, `sha256-<base64>`; cityd refuses a bundle that does not match.";
-      };
-    };
+  # A [[bots]] table: a user converted to a bot, with its token in the vault.
+  bot = entry {
+    name = text "Bot username, e.g. `jenkins-bot` (not `gitlab`: the GitLab plugin creates that bot itself).";
+    displayName = text "Bot display name.";
+    description = optionalText "" "Bot description.";
+    channel = optionalText null "The channel the bot posts into (it is made a member).";
+  };
+
+  # A [[webhooks]] table: identified on the server by channel, bot and display name.
+  webhook = entry {
+    channel = text "Channel the incoming webhook is locked to.";
+    bot = text "Bot (from `bots`) that owns the webhook and posts through it.";
+    displayName = text "Webhook display name (with channel and bot, what identifies it on the server).";
+    description = optionalText "" "Webhook description.";
+  };
+
+  # [plugins.jenkins]: a bundle cityd verifies before it uploads it.
+  pluginBundle = entry {
+    source = text "Path or pinned URL of the plugin bundle (.tar.gz).";
+    sri = text "SRI hash of the bundle, `sha256-<base64>`; cityd refuses a bundle that does not match.";
+    version = text "The bundle's plugin version, e.g. `1.1.0`; `cityd wire` compares it with the installed plugin to decide whether to upload.";
+    jenkinsUrl = text "The Jenkins URL the plugin is configured with, e.g. `https://jenkins.cicd.local:8080` (it refuses to start without one).";
   };
 in
 {
@@ -168,6 +179,21 @@ in
       type = types.listOf channel;
       default = d.channels;
       description = "The team's channels; `cityd wire` creates them and their incoming webhooks.";
+    };
+
+    bots = mkOption {
+      type = types.listOf bot;
+      default = d.bots;
+      description = "Bot accounts `cityd wire` creates (users converted to bots, tokens in the vault).";
+    };
+
+    webhooks = mkOption {
+      type = types.listOf webhook;
+      default = d.webhooks;
+      description = ''
+        Incoming webhooks `cityd wire` creates, owned by a bot and locked to a channel; their URLs
+        go to the vault as `webhook-<channel>`. `cityd verify webhook` checks each one.
+      '';
     };
 
     plugins.jenkins = mkOption {

@@ -1,6 +1,7 @@
 # PostgreSQL 17 with Mattermost as a tenant: database and owner role declared here, the role's
-# password set from the vault by cityd-db.service, TLS with the city certificate handed over as
-# systemd credentials (the key never leaves root-only files otherwise).
+# password set from the vault by cityd-db.service (`cityd db ensure`, the superuser over loopback),
+# TLS with the city certificate handed over as systemd credentials (the key never leaves root-only
+# files otherwise).
 { config
 , lib
 , pkgs
@@ -33,7 +34,8 @@ in
         }
       ];
       authentication = lib.mkBefore pg.authentication;
-      # cityd-db.service runs as root and administers over the socket as `postgres`.
+      # cityd-db.service (root) sets the superuser's password over the socket as `postgres`
+      # before `cityd db ensure` connects over TCP with it.
       identMap = ''
         postgres root postgres
       '';

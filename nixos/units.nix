@@ -3,16 +3,35 @@
 # (0700, files 0600) and reach other services only as files or systemd credentials.
 { config
 , lib
+, pkgs
 , ...
 }:
 let
   cfg = config.services.cityd;
   cityLib = import ./lib.nix;
   backend = config.virtualisation.oci-containers.backend;
-  units = cityLib.units { inherit backend; };
+  units = cityLib.units {
+    inherit backend;
+    inherit (cfg) database;
+  };
   cityUnits = builtins.filter (u: u.args != null) units;
   unitName = lib.removeSuffix ".service";
-  pgPort = toString config.services.postgresql.settings.port;
+  admin = cityLib.dbAdmin cfg.database;
+  bin = "${pkgs.coreutils}/bin";
+  psql = lib.getExe' config.services.postgresql.package "psql";
+
+  # Before `cityd db ensure`: the superuser's password file (generated once, 64 hex digits) and
+  # the role's password set from it over the Unix socket, where root is mapped to `postgres`.
+  dbAdminPreStart = ''
+    if [ ! -s ${admin.passwordFile} ]; then
+      ${bin}/install -d -m 0700 ${cityLib.paths.dbAdminDir}
+      ${bin}/head -c 32 /dev/urandom | ${bin}/od -An -tx1 | ${bin}/tr -d ' \n' > ${admin.passwordFile}.new
+      ${bin}/mv ${admin.passwordFile}.new ${admin.passwordFile}
+    fi
+    ${psql} -X -q -h /run/postgresql -p ${toString cfg.database.port} -U ${admin.user} -d postgres <<'SQL'
+    ${admin.setPasswordSql "${bin}/cat"}
+    SQL
+  '';
 
   mkUnit = u: {
     name = unitName u.name;
@@ -22,16 +41,8 @@ let
       after = u.after ++ [ "network-online.target" ];
       requires = u.after;
       wants = [ "network-online.target" ];
-      environment = {
-        CITYD_LOG = "info";
-      }
-      // lib.optionalAttrs (u.name == "cityd-db.service") {
-        # The admin connection: the Unix socket, as `postgres` (root is mapped to it by identMap).
-        PGHOST = "/run/postgresql";
-        PGPORT = pgPort;
-        PGUSER = "postgres";
-        PGDATABASE = "postgres";
-      };
+      environment = cityLib.unitEnvironment;
+      preStart = lib.optionalString (u.name == "cityd-db.service") dbAdminPreStart;
       serviceConfig = {
         Type = "oneshot";
         RemainAfterExit = true;

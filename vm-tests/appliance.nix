@@ -1,5 +1,6 @@
 # The appliance boots: cityd's units succeed in order, the firewall opens exactly the city's ports,
-# and a phone that trusts only the exported city CA verifies TLS to Mattermost by the LAN IP.
+# and a phone that trusts only the exported city CA verifies TLS to Mattermost by the LAN IP (with
+# the plain-HTTP double: to the server's TLS witness, which serves the same certificate).
 { image, cityLib, ... }:
 {
   name = "cityd-appliance";
@@ -18,12 +19,15 @@
       backend = nodes.server.virtualisation.oci-containers.backend;
       bridge = cityLib.containerBridge backend;
       port = toString;
+      tlsPort = if image.servesTls then cfg.mattermost.port else image.tlsWitnessPort;
     in
     builtins.readFile ./lib/helpers.py
     + ''
       CITY = "${cfg.cityFile}"
       IP = "${ip}"
       UNITS = ${builtins.toJSON cfg.unitOrder}
+      SERVES_TLS = ${if image.servesTls then "True" else "False"}
+      TLS_PORT = ${port tlsPort}
 
       start_all()
 
@@ -57,13 +61,21 @@
 
       with subtest("a phone trusting only the city CA verifies TLS by the LAN IP"):
           share_with_phone(server, phone, "${cityLib.paths.caCert}", f"{PHONE_STATE}/pki/ca.pem", "0644")
-          phone.wait_until_succeeds(f"nc -z -w 3 {IP} ${port cfg.mattermost.port}", timeout=600)
-          phone.succeed(cityd(PHONE_CITY, PHONE_STATE, f"verify tls --connect {IP}:${port cfg.mattermost.port}"))
+          if SERVES_TLS:
+              url = f"https://{IP}:{TLS_PORT}/api/v4/system/ping"
+          else:
+              # The double answers in plain HTTP on the published port; the witness serves the
+              # certificate cityd issued, which is what the phone has to accept.
+              phone.wait_until_succeeds(f"curl --fail --silent http://{IP}:${port cfg.mattermost.port}/api/v4/system/ping", timeout=600)
+              server.wait_for_unit("tls-witness.service")
+              url = f"https://{IP}:{TLS_PORT}/"
+          phone.wait_until_succeeds(f"nc -z -w 3 {IP} {TLS_PORT}", timeout=600)
+          phone.succeed(cityd(PHONE_CITY, PHONE_STATE, f"verify tls --connect {IP}:{TLS_PORT}"))
           # Independent witnesses: openssl checks the IP SAN, curl with only the city CA connects,
           # and curl with the system trust store (which lacks the city CA) refuses.
-          phone.succeed(f"openssl s_client -connect {IP}:${port cfg.mattermost.port} -CAfile {PHONE_STATE}/pki/ca.pem -verify_ip {IP} -verify_return_error </dev/null")
-          phone.succeed(f"curl --fail --silent --cacert {PHONE_STATE}/pki/ca.pem https://{IP}:${port cfg.mattermost.port}/api/v4/system/ping")
-          phone.fail(f"curl --fail --silent https://{IP}:${port cfg.mattermost.port}/api/v4/system/ping")
+          phone.succeed(f"openssl s_client -connect {IP}:{TLS_PORT} -CAfile {PHONE_STATE}/pki/ca.pem -verify_ip {IP} -verify_return_error </dev/null")
+          phone.succeed(f"curl --fail --silent --cacert {PHONE_STATE}/pki/ca.pem {url}")
+          phone.fail(f"curl --fail --silent {url}")
 
       with subtest("the TURN secret reached coturn without entering the store"):
           server.succeed("grep -q '^use-auth-secret' /run/coturn/turnserver.cfg")

@@ -6,10 +6,14 @@ let
   system = pkgs.stdenv.hostPlatform.system;
   cityd = self.packages.${system}.cityd;
   images = {
+    # Plain HTTP on 8065: TLS is proven against a witness serving the city certificate on
+    # tlsWitnessPort, and webhooks are posted with --base-url http://... (see vm-tests/lib/server.nix).
     double = {
       image = "localhost/cityd-mattermost-double:vm";
       imageFile = self.packages.${system}.mattermost-double-image;
       memorySize = 2048;
+      servesTls = false;
+      tlsWitnessPort = 9443;
     };
     enterprise = import ./images/mattermost-enterprise.nix { inherit pkgs; };
   };

@@ -1,12 +1,22 @@
 # Renders every VM test's Python script against stand-in node values, with builtins only, so CI
-# (no nixpkgs) can check that each script is valid Python and calls the contract's cityd commands.
-# The stand-ins are the module's defaults from ../nixos/lib.nix and the test VLAN's addresses.
+# (no nixpkgs) can check that each script is valid Python and that every cityd command in it
+# parses with the real CLI. The stand-ins are the module's defaults from ../nixos/lib.nix, the test
+# VLAN's addresses, and both images' attributes as vm-tests/default.nix and images/ set them.
 let
   cityLib = import ../nixos/lib.nix;
-  image = {
+  double = {
     image = "localhost/cityd-mattermost-double:vm";
     imageFile = null;
     memorySize = 2048;
+    servesTls = false;
+    tlsWitnessPort = 9443;
+  };
+  enterprise = {
+    image = "docker.io/mattermost/mattermost-enterprise-edition:11.8.5";
+    imageFile = null;
+    memorySize = 4096;
+    servesTls = true;
+    tlsWitnessPort = null;
   };
   server = address: {
     services.cityd = cityLib.defaults // {
@@ -29,7 +39,7 @@ let
     ];
   };
   render =
-    file: nodes:
+    file: image: nodes:
     (import file {
       inherit image cityLib;
     }).testScript
@@ -40,10 +50,12 @@ let
   };
 in
 {
-  appliance = render ./appliance.nix lan;
-  turn = render ./turn.nix lan;
-  webhook = render ./webhook.nix lan;
-  turn-nat = render ./turn-nat.nix {
+  appliance = render ./appliance.nix double lan;
+  appliance-enterprise = render ./appliance.nix enterprise lan;
+  turn = render ./turn.nix double lan;
+  webhook = render ./webhook.nix double lan;
+  webhook-enterprise = render ./webhook.nix enterprise lan;
+  turn-nat = render ./turn-nat.nix double {
     server = server "192.168.1.3";
     router = node "192.168.1.2" "192.168.2.2";
     phone = node "192.168.2.1" null;

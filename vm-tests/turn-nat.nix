@@ -60,8 +60,10 @@
           phone.succeed(f"chmod 0700 {PHONE_STATE}/secrets")
           out = phone.succeed(cityd(PHONE_CITY, PHONE_STATE, "turn probe --server ${turn} --peer ${ip}:40000 --json"))
           print(out)
+          report = probe_report(out)
           # The mapped address coturn reports is the router's outside address: the NAT was crossed.
-          assert "${routerOutside}" in out, out
+          assert report["mapped"].rsplit(":", 1)[0] == "${routerOutside}", report["mapped"]
+          assert report["local"].rsplit(":", 1)[0] == "${phoneInside}", report["local"]
           assert "${phoneInside}" != "${routerOutside}"
     '';
 }

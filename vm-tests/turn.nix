@@ -41,14 +41,14 @@
           # CreatePermission is refused by coturn: nothing is ever sent to 10.0.0.1.
           rc, out = phone.execute(cityd(PHONE_CITY, PHONE_STATE, "turn probe --server ${turn} --peer 10.0.0.1:9") + " 2>&1")
           print(out)
-          assert rc not in (0, 1, 2), f"expected the probe's own 403 exit code, got {rc}"
+          assert rc == PROBE_PEER_DENIED, f"expected exit {PROBE_PEER_DENIED} (403 at CreatePermission), got {rc}"
           assert "403" in out, out
 
       with subtest("a wrong secret gets the 401 diagnosis"):
           phone.succeed("mkdir -p -m 0700 /root/wrong/secrets && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > /root/wrong/secrets/turn-static-auth-secret && chmod 0600 /root/wrong/secrets/turn-static-auth-secret")
           rc, out = phone.execute(cityd(PHONE_CITY, "/root/wrong", "turn probe --server ${turn} --peer ${ip}:40000") + " 2>&1")
           print(out)
-          assert rc not in (0, 1, 2), f"expected the probe's own 401 exit code, got {rc}"
+          assert rc == PROBE_UNAUTHORIZED, f"expected exit {PROBE_UNAUTHORIZED} (401 to Allocate), got {rc}"
           assert "401" in out, out
     '';
 }

@@ -285,6 +285,14 @@ let
       ]
       && builtins.elem "cityd-pki.service" svc.postgresql.after;
     "the container role connects over TLS with scram" = lib.hasInfix "hostssl mattermost mattermost samenet scram-sha-256" c.services.postgresql.authentication;
+    "cityd administers as the superuser over loopback TLS with a password, root mapped to postgres on the socket" =
+      lib.hasInfix "hostssl postgres postgres 127.0.0.1/32 scram-sha-256" c.services.postgresql.authentication
+      && lib.hasInfix "postgres root postgres" c.services.postgresql.identMap
+      && lib.hasInfix "/bin/psql -X -q -h /run/postgresql -p 5432 -U postgres -d postgres" svc.cityd-db.preStart
+      && lib.hasInfix "ALTER ROLE postgres PASSWORD :'admin_password';" svc.cityd-db.preStart
+      && lib.hasInfix "`/nix/store/00000000000000000000000000000000-coreutils/bin/cat /var/lib/cityd/postgresql/admin-password`" svc.cityd-db.preStart
+      && svc.cityd-pki.preStart == ""
+      && svc.cityd-db.environment == { CITYD_LOG = "info"; };
     "coturn: realm, port, relay range, REST secret from the vault credential, no CLI" =
       c.services.coturn.enable
       && c.services.coturn.realm == "mattermost.cicd.local"
@@ -378,12 +386,27 @@ let
     "each unit runs exactly the contract's command" =
       svc.cityd-secrets.serviceConfig.ExecStart
       == "/nix/store/00000000000000000000000000000000-cityd/bin/cityd --city /nix/store/00000000000000000000000000000000-cityd-city.json --state-dir /var/lib/cityd secrets ensure"
-      && lib.hasSuffix "--state-dir /var/lib/cityd db ensure" svc.cityd-db.serviceConfig.ExecStart
-      && lib.hasSuffix "--state-dir /var/lib/cityd wire" svc.cityd-wire.serviceConfig.ExecStart
+      && lib.hasSuffix "--state-dir /var/lib/cityd db ensure --admin-url postgres://postgres@127.0.0.1:5432/postgres --admin-password-file /var/lib/cityd/postgresql/admin-password" svc.cityd-db.serviceConfig.ExecStart
+      && lib.hasSuffix "--state-dir /var/lib/cityd wire --timeout 5m" svc.cityd-wire.serviceConfig.ExecStart
       && svc.cityd-render.serviceConfig.StateDirectory == "cityd";
     "the city file is checked by cityd config check and holds no secret" =
       lib.hasInfix "cityd config check ./city.json" c.services.cityd.cityFile.script
       && builtins.fromJSON c.services.cityd.cityFile.env.city == cityLib.city c.services.cityd;
+    "the city file carries the default city's bots and webhooks" =
+      let
+        city = builtins.fromJSON c.services.cityd.cityFile.env.city;
+      in
+      map (w: w.channel) city.webhooks == [
+        "builds"
+        "alerts"
+        "code-reviews"
+      ]
+      && builtins.head city.bots == {
+        name = "jenkins-bot";
+        display_name = "Jenkins";
+        description = "Posts Jenkins build results";
+        channel = "builds";
+      };
   };
   failed = builtins.attrNames (lib.filterAttrs (_: ok: !ok) checks);
 in

@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 
 use crate::common::{Scratch, cityd, require_tool, run_ok};
 
+// every cityd command line in the module, the VM tests and the docs, against the real CLI
+mod cli;
+
 const LAN: [&str; 2] = ["192.168.1.20", "2001:db8::20"];
 
 /// Names the NixOS test driver defines for a test script, plus the machines our tests declare.
@@ -29,6 +32,17 @@ fn nix_instantiate() -> Command {
     c.current_dir(repo())
         .env("NIX_CONFIG", "build-users-group =");
     c
+}
+
+/// Evaluates a Nix expression that must fail, and returns Nix's error output.
+fn eval_error(expr: &str) -> String {
+    let out = nix_instantiate()
+        .args(["--eval", "--strict", "--expr"])
+        .arg(expr)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{expr} evaluated but must fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Evaluates a Nix expression strictly and returns it as JSON.
@@ -60,6 +74,50 @@ fn module_city_json(scratch: &Scratch, overrides: &str) -> PathBuf {
         "city.json",
         text.as_str().expect("cityJSON evaluates to a string"),
     )
+}
+
+/// `cityd config check FILE` must accept the module's city file.
+fn assert_config_check_accepts(file: &Path) {
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_cityd"))
+            .args(["config", "check"])
+            .arg(file),
+    );
+}
+
+/// What cityd understood: `cityd --city FILE config show --json`.
+fn config_show(file: &Path) -> Value {
+    let shown = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_cityd"))
+            .arg("--city")
+            .arg(file)
+            .args(["config", "show", "--json"]),
+    );
+    serde_json::from_str(&shown).unwrap()
+}
+
+/// A JSON array of strings (command lines, names) as owned strings.
+fn strings(array: &Value) -> Vec<String> {
+    array
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {array}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every VM test's Python script, rendered by `vm-tests/render-scripts.nix`: name -> script.
+fn vm_test_scripts() -> serde_json::Map<String, Value> {
+    let scripts = run_ok(nix_instantiate().args([
+        "--eval",
+        "--strict",
+        "--json",
+        "vm-tests/render-scripts.nix",
+    ]));
+    match serde_json::from_str(&scripts).unwrap() {
+        Value::Object(map) => map,
+        other => panic!("render-scripts.nix evaluates to an attrset of scripts, not {other}"),
+    }
 }
 
 fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -126,24 +184,9 @@ fn the_module_city_file_passes_cityd_config_check() {
         .collect();
     assert_eq!(names, ["builds", "code-reviews", "alerts", "town-square"]);
 
-    let out = cityd()
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cityd config check refused the module's city:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_config_check_accepts(&file);
     // What cityd understood is what the module meant.
-    let shown = run_ok(
-        Command::new(env!("CARGO_BIN_EXE_cityd"))
-            .arg("--city")
-            .arg(&file)
-            .args(["config", "show", "--json"]),
-    );
-    let shown: Value = serde_json::from_str(&shown).unwrap();
+    let shown = config_show(&file);
     assert_eq!(shown["derived"]["turn_realm"], "mattermost.cicd.local");
     assert_eq!(
         shown["derived"]["site_url"],
@@ -176,6 +219,149 @@ fn a_bad_option_value_fails_the_build_time_check() {
         .unwrap();
     assert!(!out.status.success(), "an unknown city key must fail");
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
+}
+
+/// Every module setting that has a city field reaches it with the value set: the file is accepted
+/// by `cityd config check` and `cityd config show` reads back exactly what the options said.
+#[test]
+fn every_module_setting_reaches_its_city_field() {
+    let s = Scratch::new();
+    let file = module_city_json(
+        &s,
+        r#"{
+          domain = "lab.example";
+          mattermost = l.defaults.mattermost // {
+            host = "chat.lab.example";
+            port = 9065;
+            callsPort = 9444;
+            metricsPort = 9067;
+            allowCorsFrom = [ "https://ops.lab.example" ];
+            localSocketDir = "/mattermost/sock";
+          };
+          turn = {
+            port = 3479;
+            relayMin = 50000;
+            relayMax = 50100;
+            realm = "turn.lab.example";
+            credentialTtlMinutes = 60;
+          };
+          team = { name = "ops"; displayName = "Ops"; };
+          channels = [
+            { name = "deploys"; displayName = "Deploys"; purpose = "Releases"; }
+            { name = "town-square"; displayName = "Town Square"; purpose = ""; }
+          ];
+          bots = [
+            { name = "deploy-bot"; displayName = "Deploy"; description = "Posts releases"; channel = "deploys"; }
+            { name = "quiet-bot"; displayName = "Quiet"; description = ""; channel = null; }
+          ];
+          webhooks = [
+            { channel = "deploys"; bot = "deploy-bot"; displayName = "Deploys"; description = "Release notes"; }
+          ];
+          plugins.jenkins = {
+            source = "https://example.invalid/jenkins-1.1.0.tar.gz";
+            sri = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+            version = "1.1.0";
+            jenkinsUrl = "https://jenkins.lab.example:8080";
+          };
+          integrations = {
+            sonarqube.url = "http://sonar.lab.example:9000";
+            jenkins.channel = "deploys";
+            gitlab.channel = "deploys";
+          };
+          database = l.defaults.database // { name = "mm"; host = "10.1.2.3"; port = 5433; tls = false; };
+        }"#,
+    );
+    assert_config_check_accepts(&file);
+    let shown = config_show(&file);
+    let city = &shown["city"];
+    assert_eq!(city["domain"], "lab.example");
+    assert_eq!(
+        city["mattermost"],
+        json!({
+            "image": "mattermost/mattermost-enterprise-edition:11.8.5",
+            "host": "chat.lab.example",
+            "port": 9065,
+            "metrics": "127.0.0.1:9067",
+            "calls_port": 9444,
+            "allow_cors_from": ["https://ops.lab.example"],
+            "local_socket_dir": "/mattermost/sock",
+        })
+    );
+    assert_eq!(
+        city["turn"],
+        json!({
+            "port": 3479,
+            "relay_min": 50000,
+            "relay_max": 50100,
+            "realm": "turn.lab.example",
+            "credential_ttl_minutes": 60,
+        })
+    );
+    assert_eq!(
+        city["team"],
+        json!({ "name": "ops", "display_name": "Ops" })
+    );
+    assert_eq!(
+        city["channels"][0],
+        json!({ "name": "deploys", "display_name": "Deploys", "purpose": "Releases" })
+    );
+    assert_eq!(
+        city["bots"],
+        json!([
+            { "name": "deploy-bot", "display_name": "Deploy", "description": "Posts releases", "channel": "deploys" },
+            { "name": "quiet-bot", "display_name": "Quiet", "description": "" },
+        ])
+    );
+    assert_eq!(
+        city["webhooks"],
+        json!([{ "channel": "deploys", "bot": "deploy-bot", "display_name": "Deploys", "description": "Release notes" }])
+    );
+    assert_eq!(
+        city["plugins"]["jenkins"],
+        json!({
+            "source": "https://example.invalid/jenkins-1.1.0.tar.gz",
+            "sri": "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+            "version": "1.1.0",
+            "jenkins_url": "https://jenkins.lab.example:8080",
+        })
+    );
+    assert_eq!(
+        city["integrations"]["sonarqube"]["url"],
+        "http://sonar.lab.example:9000"
+    );
+    assert_eq!(city["integrations"]["jenkins"]["channel"], "deploys");
+    assert_eq!(
+        city["database"],
+        json!({ "host": "10.1.2.3", "port": 5433, "name": "mm", "user": "mm", "tls": false })
+    );
+}
+
+/// The default module city carries the default city's bots and webhooks: without them `cityd
+/// wire` creates no webhook and `cityd verify webhook` has nothing to verify (exit 2).
+#[test]
+fn the_module_city_has_the_default_bots_and_webhooks() {
+    let s = Scratch::new();
+    let file = module_city_json(&s, "{ }");
+    let from_module = config_show(&file);
+    // The embedded city's `auto` LAN address may not resolve here: that makes `config show` exit
+    // non-zero after printing, and the bots and webhooks do not depend on it.
+    let embedded = cityd().args(["config", "show", "--json"]).output().unwrap();
+    let embedded: Value = serde_json::from_slice(&embedded.stdout).unwrap_or_else(|e| {
+        panic!(
+            "config show of the embedded city printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&embedded.stderr)
+        )
+    });
+    for key in ["bots", "webhooks"] {
+        assert!(
+            !embedded["city"][key].as_array().unwrap().is_empty(),
+            "the embedded default city has {key}"
+        );
+        assert_eq!(
+            from_module["city"][key], embedded["city"][key],
+            "the module's default {key} differ from src/default-city.toml's"
+        );
+    }
 }
 
 #[test]
@@ -357,6 +543,12 @@ fn the_container_and_coturn_read_the_files_cityd_writes() {
         .split('&')
         .next()
         .unwrap();
+    // Where the module's container (and the double's --socket) put the local-mode socket.
+    let socket_name = eval("(import ./nixos/lib.nix).containerPaths.localSocketName");
+    assert_eq!(
+        value("MM_SERVICESETTINGS_LOCALMODESOCKETLOCATION"),
+        format!("/mattermost/run/{}", socket_name.as_str().unwrap())
+    );
     for inside in [
         ca.to_string(),
         value("MM_SERVICESETTINGS_TLSCERTFILE"),
@@ -431,20 +623,21 @@ fn units_run_in_the_contract_order_with_the_contract_commands() {
         &["secrets", "ensure"],
         &["pki", "ensure"],
         &["render", "mattermost-env"],
-        &["db", "ensure"],
-        &["wire"],
+        // TCP only: the superuser over loopback, its password from the file the unit generates.
+        &[
+            "db",
+            "ensure",
+            "--admin-url",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "--admin-password-file",
+            "/var/lib/cityd/postgresql/admin-password",
+        ],
+        &["wire", "--timeout", "5m"],
     ];
     let commands: Vec<Vec<String>> = units
         .iter()
         .filter(|u| !u["cmd"].is_null())
-        .map(|u| {
-            u["cmd"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap().to_string())
-                .collect()
-        })
+        .map(|u| strings(&u["cmd"]))
         .collect();
     assert_eq!(commands.len(), expected.len());
     for (got, want) in commands.iter().zip(expected) {
@@ -459,16 +652,10 @@ fn units_run_in_the_contract_order_with_the_contract_commands() {
 fn vm_test_scripts_are_python_calling_the_contract_commands() {
     let python = require_tool("python3", "python3");
     let pyflakes = require_tool("pyflakes3", "pyflakes3");
-    let scripts = run_ok(nix_instantiate().args([
-        "--eval",
-        "--strict",
-        "--json",
-        "vm-tests/render-scripts.nix",
-    ]));
-    let scripts: Value = serde_json::from_str(&scripts).unwrap();
+    let scripts = vm_test_scripts();
     let s = Scratch::new();
     let mut all = String::new();
-    for (name, script) in scripts.as_object().unwrap() {
+    for (name, script) in &scripts {
         let script = script.as_str().unwrap();
         let path = s.write(&format!("{name}.py"), script);
         run_ok(Command::new(&python).args(["-m", "py_compile"]).arg(&path));
@@ -486,27 +673,98 @@ fn vm_test_scripts_are_python_calling_the_contract_commands() {
         );
         all.push_str(script);
     }
-    let names: BTreeSet<&str> = scripts
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
+    let names: BTreeSet<&str> = scripts.keys().map(|k| k.as_str()).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["appliance", "turn", "turn-nat", "webhook"])
+        BTreeSet::from([
+            "appliance",
+            "appliance-enterprise",
+            "turn",
+            "turn-nat",
+            "webhook",
+            "webhook-enterprise"
+        ])
     );
     for call in [
         "\"verify tls --connect ",
         "\"turn probe\"",
         "\"turn probe --server 192.168.1.2:3478 --peer 192.168.1.2:40000\"",
         "\"turn probe --server 192.168.1.2:3478 --peer 10.0.0.1:9\"",
-        "\"verify webhook\"",
+        "\"verify webhook\" + BASE_URL",
+        "BASE_URL = \" --base-url http://192.168.1.2:8065\"",
+        "BASE_URL = \"\"",
         "\"wire\"",
         "wait_for_units_in_order(server, UNITS)",
     ] {
         assert!(all.contains(call), "no VM test calls {call}");
     }
+}
+
+/// Until the Enterprise pin is filled in, using the image stops evaluation with the command that
+/// computes it; a filled-in pin reaches `dockerTools.pullImage` unchanged.
+#[test]
+fn the_enterprise_image_pin_fails_loudly_until_filled_in() {
+    let stub_pkgs = "{ dockerTools.pullImage = args: args; }";
+    let err = eval_error(&format!(
+        "(import ./vm-tests/images/mattermost-enterprise.nix {{ pkgs = {stub_pkgs}; }}).imageFile"
+    ));
+    for needle in [
+        "the Enterprise image is not pinned",
+        "imageDigest is \"PLACEHOLDER-run-nix-prefetch-docker\"",
+        "nix-prefetch-docker -- --image-name mattermost/mattermost-enterprise-edition --image-tag 11.8.5",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    // The image name alone still evaluates (listing the tests must not need the pin).
+    assert_eq!(
+        eval(&format!(
+            "(import ./vm-tests/images/mattermost-enterprise.nix {{ pkgs = {stub_pkgs}; }}).image"
+        )),
+        "docker.io/mattermost/mattermost-enterprise-edition:11.8.5"
+    );
+
+    let text =
+        std::fs::read_to_string(repo().join("vm-tests/images/mattermost-enterprise.nix")).unwrap();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let hash = format!("sha256-{}=", "A".repeat(43));
+    let pinned = text
+        .replacen(
+            "imageDigest = \"PLACEHOLDER-run-nix-prefetch-docker\"",
+            &format!("imageDigest = \"{digest}\""),
+            1,
+        )
+        .replacen(
+            "hash = \"PLACEHOLDER-run-nix-prefetch-docker\"",
+            &format!("hash = \"{hash}\""),
+            1,
+        );
+    assert_ne!(pinned, text, "the placeholders moved; update this test");
+    let s = Scratch::new();
+    let file = s.write("enterprise.nix", &pinned);
+    let args = eval(&format!(
+        "(import \"{}\" {{ pkgs = {stub_pkgs}; }}).imageFile",
+        file.display()
+    ));
+    assert_eq!(args["imageDigest"], digest.as_str());
+    assert_eq!(args["hash"], hash.as_str());
+    assert_eq!(
+        args["finalImageName"],
+        "docker.io/mattermost/mattermost-enterprise-edition"
+    );
+
+    // Half-filled: the message names the value still wrong.
+    let half = text.replacen(
+        "imageDigest = \"PLACEHOLDER-run-nix-prefetch-docker\"",
+        &format!("imageDigest = \"{digest}\""),
+        1,
+    );
+    let file = s.write("half.nix", &half);
+    let err = eval_error(&format!(
+        "(import \"{}\" {{ pkgs = {stub_pkgs}; }}).imageFile",
+        file.display()
+    ));
+    assert!(err.contains("hash is \"PLACEHOLDER"), "{err}");
+    assert!(!err.contains("imageDigest is"), "{err}");
 }
 
 #[test]

@@ -1,14 +1,24 @@
 # Shared by the VM test scripts (prepended to each): cityd invocations exactly as the lab tests
 # make them, and the checks that read units and firewall rules.
+import json
 import re
 
 SERVER_STATE = "/var/lib/cityd"
 PHONE_STATE = "/root/phone"
 PHONE_CITY = "/etc/cityd/city.json"
 
+# `cityd turn probe` exit codes (cityd turn probe --help).
+PROBE_UNAUTHORIZED = 11
+PROBE_PEER_DENIED = 12
+
 
 def cityd(city, state, args):
     return f"cityd --city {city} --state-dir {state} {args}"
+
+
+def probe_report(out):
+    """The report `cityd turn probe --json` prints."""
+    return json.loads(out)
 
 
 def wait_for_units_in_order(machine, units):

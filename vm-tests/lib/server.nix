@@ -1,7 +1,16 @@
 # The appliance node: the module enabled with this node's test-VLAN address as its LAN address,
 # the Mattermost image under test loaded from the store, and a UDP echo the TURN probes relay to.
+# An image without TLS (the double) gets a TLS witness: openssl serving the city certificate, so
+# the phone still proves that certificate verifies by the LAN IP.
 { image }:
-{ config, pkgs, ... }:
+{ config
+, lib
+, pkgs
+, ...
+}:
+let
+  paths = (import ../../nixos/lib.nix).paths;
+in
 {
   services.cityd = {
     enable = true;
@@ -21,6 +30,25 @@
       DynamicUser = true;
     };
   };
+
+  systemd.services.tls-witness = lib.mkIf (!image.servesTls) {
+    wantedBy = [ "multi-user.target" ];
+    requires = [ "cityd-pki.service" ];
+    after = [ "cityd-pki.service" ];
+    serviceConfig.ExecStart = lib.escapeShellArgs [
+      "${pkgs.openssl}/bin/openssl"
+      "s_server"
+      "-quiet"
+      "-www"
+      "-accept"
+      (toString image.tlsWitnessPort)
+      "-cert"
+      paths.serverCert
+      "-key"
+      paths.serverKey
+    ];
+  };
+  networking.firewall.allowedTCPPorts = lib.mkIf (!image.servesTls) [ image.tlsWitnessPort ];
 
   environment.systemPackages = [
     config.services.cityd.package
