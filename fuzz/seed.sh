@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Seeds the fuzz corpus from the shared STUN/TURN vectors: every .hex file and every message of the
-# coturn captures becomes one binary file. The corpus is generated, never committed.
-# Usage: fuzz/seed.sh [VECTOR_DIR]   (default: ../shared/reference/turn-vectors from the repo root)
+# Seeds the fuzz corpora from the shared reference. stun_decode: every .hex file and every message
+# of the coturn captures in turn-vectors/ becomes one binary file. relay_admit: the real SonarQube
+# webhook payloads in payloads/. The corpora are generated, never committed.
+# Usage: fuzz/seed.sh [VECTOR_DIR [PAYLOAD_DIR]]
+#   (defaults: ../shared/reference/turn-vectors and ../shared/reference/payloads from the repo root)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 vectors="${1:-$here/../../shared/reference/turn-vectors}"
@@ -30,3 +32,14 @@ for f in "$vectors"/coturn-*.json; do
   done < <(sed -n 's/.*"hex": *"\([0-9a-fA-F]*\)".*/\1/p' "$f")
 done
 echo "seed.sh: wrote $count seeds to $out"
+
+payloads="${2:-$here/../../shared/reference/payloads}"
+[ -d "$payloads" ] || { echo "seed.sh: no payload directory at $payloads; pass it as the second argument" >&2; exit 2; }
+relay_out="$here/corpus/relay_admit"
+mkdir -p "$relay_out"
+relay_count=0
+for f in "$payloads"/sonarqube-webhook-*; do
+  cp "$f" "$relay_out/$(basename "$f")"
+  relay_count=$((relay_count + 1))
+done
+echo "seed.sh: wrote $relay_count seeds to $relay_out"

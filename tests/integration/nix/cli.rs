@@ -418,6 +418,9 @@ fn environment_the_module_gives_cityd_is_read_by_cityd() {
                 .chars()
                 .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
                 .collect();
+            if name.ends_with('_') {
+                continue; // `CITYD_*`: the family, not a variable
+            }
             assert!(
                 read.contains(&name),
                 "{} names {name}, which cityd never reads",
