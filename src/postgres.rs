@@ -546,6 +546,14 @@ pub async fn ensure(
             )
         })
         .unwrap_or((false, false, false));
+    if is_super && !dry_run {
+        // Role statements carry the password's SCRAM verifier: keep this session's statements
+        // out of a server log that records them all (only a superuser may change that).
+        s.client
+            .batch_execute("SET log_statement = 'none'; SET log_min_error_statement = 'panic'")
+            .await
+            .map_err(|e| s.query_error("turn statement logging off for this session", e))?;
+    }
 
     let role_row = s
         .rows(

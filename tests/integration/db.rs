@@ -126,7 +126,7 @@ impl HostPg15 {
             .arg(dir.path().join("log"))
             .arg("-o")
             .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c ssl=off",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c ssl=off -c log_statement=all",
                 dir.path().display()
             ))
             .args(["-w", "-t", "60", "start"])
@@ -277,6 +277,41 @@ fn db_ensure_fixes_the_public_schema_trap_on_postgres_17_in_a_container() {
 fn db_ensure_fixes_the_public_schema_trap_on_the_hosts_postgres_15() {
     let pg = HostPg15::start();
     the_blogs_trap_is_fixed(&pg.server, "15.");
+}
+
+#[test]
+fn db_ensure_keeps_the_password_verifier_out_of_a_server_log_that_logs_every_statement() {
+    let pg = HostPg15::start(); // log_statement = all
+    let s = Scratch::new();
+    assert!(
+        s.cityd()
+            .args(["secrets", "ensure"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let created = ensure(&s, &pg.server, &[]);
+    assert!(
+        whats(&created).contains(&"create role mattermost".to_string()),
+        "{created:#}"
+    );
+    pg.server.admin(
+        "postgres",
+        "ALTER ROLE mattermost PASSWORD 'SomethingElse1'",
+    );
+    let fixed = ensure(&s, &pg.server, &[]);
+    assert_eq!(
+        whats(&fixed),
+        ["set the password of role mattermost from the vault"]
+    );
+    let log = std::fs::read_to_string(pg.dir.path().join("log")).unwrap();
+    assert!(
+        log.contains("SomethingElse1"),
+        "the server does not log statements, so this test proves nothing:\n{log}"
+    );
+    assert!(!log.contains("SCRAM-SHA-256$"), "{log}");
+    assert!(!log.contains(&vault_password(&s)), "{log}");
 }
 
 #[test]
