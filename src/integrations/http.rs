@@ -380,15 +380,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved characters), so a GitLab
 /// project path `group/sub/proj` becomes `group%2Fsub%2Fproj`.
 pub fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    urlencoding::encode(segment).into_owned()
 }
 
 /// Percent-encodes a query value.
