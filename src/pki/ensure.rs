@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -262,14 +262,10 @@ fn on_disk(path: &Path) -> Result<Option<OnDisk>, PkiError> {
     let Some(bytes) = read_optional(path)? else {
         return Ok(None);
     };
-    let mode = std::fs::metadata(path)
-        .map_err(|source| PkiError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .permissions()
-        .mode()
-        & 0o7777;
+    let mode = crate::fsx::mode_of(path).map_err(|source| PkiError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(Some(OnDisk { bytes, mode }))
 }
 
