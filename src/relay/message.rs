@@ -596,14 +596,20 @@ mod tests {
         assert_eq!(field(&post, "New issues"), "**3** (threshold ≤ 0)");
         assert_eq!(field(&post, "buildNumber"), "128");
 
-        let settings = MessageSettings {
-            dashboard_url: Some("https://sonar.cicd.local/".into()),
-        };
-        let post = render(&event, "k", &settings);
         assert_eq!(
-            post.attachments[0].title_link.as_deref(),
+            link_under(&event, "https://sonar.cicd.local/").as_deref(),
             Some("https://sonar.cicd.local/dashboard?id=my-group_my-app&pullRequest=42")
         );
+    }
+
+    /// The title link of `event`'s post when the relay is told the dashboard lives at `base`.
+    fn link_under(event: &WebhookEvent, base: &str) -> Option<String> {
+        let settings = MessageSettings {
+            dashboard_url: Some(base.into()),
+        };
+        render(event, "k", &settings).attachments[0]
+            .title_link
+            .clone()
     }
 
     #[test]
@@ -611,12 +617,8 @@ mod tests {
         let mut event = parse(&fixture("sonarqube-webhook-pull-request.CONSTRUCTED.json")).unwrap();
         event.project.key = "org:app x".into();
         event.branch.as_mut().unwrap().name = Some("fix/a&b~1".into());
-        let settings = MessageSettings {
-            dashboard_url: Some("https://sonar.cicd.local".into()),
-        };
-        let post = render(&event, "k", &settings);
         assert_eq!(
-            post.attachments[0].title_link.as_deref(),
+            link_under(&event, "https://sonar.cicd.local").as_deref(),
             Some("https://sonar.cicd.local/dashboard?id=org%3Aapp%20x&pullRequest=fix%2Fa%26b~1")
         );
     }
