@@ -451,34 +451,31 @@ impl City {
         if let Some(rule) = team_name_rule(&self.team.name) {
             bad("team.name", self.team.name.clone(), rule);
         }
-        let display_len = self.team.display_name.chars().count();
-        if display_len == 0 || display_len > 64 {
-            bad(
-                "team.display_name",
-                format!("{:?}", self.team.display_name),
-                "must be 1-64 characters",
-            );
-        }
+        check_length(
+            &mut bad,
+            "team.display_name",
+            &self.team.display_name,
+            64,
+            None,
+        );
         let mut names = BTreeSet::new();
         for (i, ch) in self.channels.iter().enumerate() {
             if let Some(rule) = channel_name_rule(&ch.name) {
                 bad(&format!("channels[{i}].name"), ch.name.clone(), rule);
             }
-            let len = ch.display_name.chars().count();
-            if len == 0 || len > 64 {
-                bad(
-                    &format!("channels[{i}].display_name"),
-                    format!("{:?}", ch.display_name),
-                    "must be 1-64 characters",
-                );
-            }
-            if ch.purpose.chars().count() > 250 {
-                bad(
-                    &format!("channels[{i}].purpose"),
-                    format!("{} characters", ch.purpose.chars().count()),
-                    "must be at most 250 characters",
-                );
-            }
+            check_length(
+                &mut bad,
+                &format!("channels[{i}].display_name"),
+                &ch.display_name,
+                64,
+                None,
+            );
+            check_at_most(
+                &mut bad,
+                &format!("channels[{i}].purpose"),
+                &ch.purpose,
+                250,
+            );
             if !names.insert(ch.name.as_str()) {
                 bad(
                     &format!("channels[{i}].name"),
@@ -1066,14 +1063,13 @@ impl Integrations {
                 "must be a non-empty application name",
             );
         }
-        let name_len = s.webhook_name.chars().count();
-        if name_len == 0 || name_len > 100 {
-            bad(
-                "integrations.sonarqube.webhook_name",
-                format!("{:?}", s.webhook_name),
-                "must be 1-100 characters (SonarQube's limit)",
-            );
-        }
+        check_length(
+            &mut bad,
+            "integrations.sonarqube.webhook_name",
+            &s.webhook_name,
+            100,
+            Some("SonarQube's limit"),
+        );
         if let Some(project) = &s.project
             && (project.is_empty() || project.len() > 400)
         {
@@ -1181,14 +1177,55 @@ fn username_rule(name: &str) -> Option<&'static str> {
 }
 
 fn http_url_rule(url: &str) -> Option<&'static str> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => None,
-        _ => Some(
-            "must be an http:// or https:// URL with a host, e.g. https://jenkins.cicd.local:8080",
-        ),
+    (!is_http_url(url)).then_some(
+        "must be an http:// or https:// URL with a host, e.g. https://jenkins.cicd.local:8080",
+    )
+}
+
+/// A name shown in Mattermost or SonarQube: 1 to `max` characters (characters, not bytes).
+/// `why`, when given, follows the rule in parentheses.
+fn check_length(
+    bad: &mut impl FnMut(&str, String, &str),
+    field: &str,
+    text: &str,
+    max: usize,
+    why: Option<&str>,
+) {
+    if (1..=max).contains(&text.chars().count()) {
+        return;
+    }
+    let rule = match why {
+        Some(why) => format!("must be 1-{max} characters ({why})"),
+        None => format!("must be 1-{max} characters"),
+    };
+    bad(field, format!("{text:?}"), &rule);
+}
+
+/// A free text of at most `max` characters; the problem names its length rather than repeat it.
+fn check_at_most(bad: &mut impl FnMut(&str, String, &str), field: &str, text: &str, max: usize) {
+    let len = text.chars().count();
+    if len > max {
+        bad(
+            field,
+            format!("{len} characters"),
+            &format!("must be at most {max} characters"),
+        );
+    }
+}
+
+/// A reference to one of the city's `[[channels]]`.
+fn check_channel(
+    bad: &mut impl FnMut(&str, String, &str),
+    field: &str,
+    name: &str,
+    channels: &BTreeSet<&str>,
+) {
+    if !channels.contains(name) {
+        bad(
+            field,
+            name.to_string(),
+            "names no channel of the city; add it under [[channels]] or fix the name",
+        );
     }
 }
 
@@ -1196,153 +1233,138 @@ impl City {
     /// Rules for the wiring sections (admin, bots, webhooks, plugin settings).
     fn wiring_problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        let mut bad = |field: String, value: String, rule: &str| {
+        let mut bad = |field: &str, value: String, rule: &str| {
             out.push(Problem {
-                field,
+                field: field.to_string(),
                 value,
                 rule: rule.to_string(),
             })
         };
         let channels: BTreeSet<&str> = self.channels.iter().map(|c| c.name.as_str()).collect();
         if let Some(rule) = username_rule(&self.admin.username) {
-            bad("admin.username".into(), self.admin.username.clone(), rule);
+            bad("admin.username", self.admin.username.clone(), rule);
         }
         let mut bots = BTreeSet::new();
         for (i, b) in self.bots.iter().enumerate() {
             if let Some(rule) = username_rule(&b.name) {
-                bad(format!("bots[{i}].name"), b.name.clone(), rule);
+                bad(&format!("bots[{i}].name"), b.name.clone(), rule);
             }
             if b.name == self.admin.username {
                 bad(
-                    format!("bots[{i}].name"),
+                    &format!("bots[{i}].name"),
                     b.name.clone(),
                     "is the admin's username; a bot needs its own",
                 );
             }
             if !bots.insert(b.name.as_str()) {
                 bad(
-                    format!("bots[{i}].name"),
+                    &format!("bots[{i}].name"),
                     b.name.clone(),
                     "appears twice; bot names must be unique",
                 );
             }
-            let len = b.display_name.chars().count();
-            if len == 0 || len > 64 {
-                bad(
-                    format!("bots[{i}].display_name"),
-                    format!("{:?}", b.display_name),
-                    "must be 1-64 characters",
-                );
-            }
-            if b.description.chars().count() > 1024 {
-                bad(
-                    format!("bots[{i}].description"),
-                    format!("{} characters", b.description.chars().count()),
-                    "must be at most 1024 characters",
-                );
-            }
-            if let Some(ch) = &b.channel
-                && !channels.contains(ch.as_str())
-            {
-                bad(
-                    format!("bots[{i}].channel"),
-                    ch.clone(),
-                    "names no channel of the city; add it under [[channels]] or fix the name",
-                );
+            check_length(
+                &mut bad,
+                &format!("bots[{i}].display_name"),
+                &b.display_name,
+                64,
+                None,
+            );
+            check_at_most(
+                &mut bad,
+                &format!("bots[{i}].description"),
+                &b.description,
+                1024,
+            );
+            if let Some(ch) = &b.channel {
+                check_channel(&mut bad, &format!("bots[{i}].channel"), ch, &channels);
             }
         }
         let mut hooked = BTreeSet::new();
         for (i, h) in self.webhooks.iter().enumerate() {
-            if !channels.contains(h.channel.as_str()) {
-                bad(
-                    format!("webhooks[{i}].channel"),
-                    h.channel.clone(),
-                    "names no channel of the city; add it under [[channels]] or fix the name",
-                );
-            }
+            check_channel(
+                &mut bad,
+                &format!("webhooks[{i}].channel"),
+                &h.channel,
+                &channels,
+            );
             if !bots.contains(h.bot.as_str()) {
                 bad(
-                    format!("webhooks[{i}].bot"),
+                    &format!("webhooks[{i}].bot"),
                     h.bot.clone(),
                     "names no bot of the city; add it under [[bots]] (webhooks are owned by bots)",
                 );
             }
             if !hooked.insert(h.channel.as_str()) {
                 bad(
-                    format!("webhooks[{i}].channel"),
+                    &format!("webhooks[{i}].channel"),
                     h.channel.clone(),
                     "has a second webhook; one per channel (its URL is stored as webhook-<channel>)",
                 );
             }
-            let len = h.display_name.chars().count();
-            if len == 0 || len > 64 {
-                bad(
-                    format!("webhooks[{i}].display_name"),
-                    format!("{:?}", h.display_name),
-                    "must be 1-64 characters (it identifies the hook together with channel and bot)",
-                );
-            }
-            if h.description.chars().count() > 500 {
-                bad(
-                    format!("webhooks[{i}].description"),
-                    format!("{} characters", h.description.chars().count()),
-                    "must be at most 500 characters",
-                );
-            }
+            check_length(
+                &mut bad,
+                &format!("webhooks[{i}].display_name"),
+                &h.display_name,
+                64,
+                Some("it identifies the hook together with channel and bot"),
+            );
+            check_at_most(
+                &mut bad,
+                &format!("webhooks[{i}].description"),
+                &h.description,
+                500,
+            );
         }
         if let Some(j) = &self.plugins.jenkins {
             let source = j.source.as_str();
             if source.starts_with("http://") || source.starts_with("https://") {
                 if let Some(rule) = http_url_rule(source) {
-                    bad("plugins.jenkins.source".into(), source.into(), rule);
+                    bad("plugins.jenkins.source", source.into(), rule);
                 }
             } else if !source.starts_with('/') {
                 bad(
-                    "plugins.jenkins.source".into(),
+                    "plugins.jenkins.source",
                     source.into(),
                     "must be an absolute path or an http(s) URL of the plugin bundle (.tar.gz)",
                 );
             } else if crate::nixhash::StorePath::looks_like(source)
                 && let Err(e) = crate::nixhash::StorePath::parse(source)
             {
-                bad(
-                    "plugins.jenkins.source".into(),
-                    source.into(),
-                    &e.to_string(),
-                );
+                bad("plugins.jenkins.source", source.into(), &e.to_string());
             }
             if j.sri.starts_with("sha256-")
                 && let Err(e) = crate::nixhash::Sri::parse(&j.sri)
             {
-                bad("plugins.jenkins.sri".into(), j.sri.clone(), &e.to_string());
+                bad("plugins.jenkins.sri", j.sri.clone(), &e.to_string());
             }
             if j.version.as_deref().is_none_or(str::is_empty) {
                 bad(
-                    "plugins.jenkins.version".into(),
+                    "plugins.jenkins.version",
                     "(missing)".into(),
                     "set the bundle's plugin version (e.g. 1.1.0): `cityd wire` compares it with the installed plugin to decide whether to upload",
                 );
             }
             match &j.jenkins_url {
                 None => bad(
-                    "plugins.jenkins.jenkins_url".into(),
+                    "plugins.jenkins.jenkins_url",
                     "(missing)".into(),
                     "the Jenkins plugin (v1.1.0) refuses to start without its Jenkins URL; set e.g. https://jenkins.cicd.local:8080",
                 ),
                 Some(url) => {
                     if let Some(rule) = http_url_rule(url) {
-                        bad("plugins.jenkins.jenkins_url".into(), url.clone(), rule);
+                        bad("plugins.jenkins.jenkins_url", url.clone(), rule);
                     }
                 }
             }
         }
         if let Some(g) = &self.plugins.gitlab {
             if let Some(rule) = http_url_rule(&g.url) {
-                bad("plugins.gitlab.url".into(), g.url.clone(), rule);
+                bad("plugins.gitlab.url", g.url.clone(), rule);
             }
             if !GITLAB_CODE_PREVIEW.contains(&g.code_preview.as_str()) {
                 bad(
-                    "plugins.gitlab.code_preview".into(),
+                    "plugins.gitlab.code_preview",
                     g.code_preview.clone(),
                     "must be one of public, privateAndPublic, disable",
                 );

@@ -25,6 +25,11 @@ impl Failure {
     }
 }
 
+/// `BAD_INPUT` when the input is at fault (the error says so), else `FAILED`.
+pub fn failure_code(bad_input: bool) -> u8 {
+    if bad_input { BAD_INPUT } else { FAILED }
+}
+
 /// The exit code for an error: a `Failure`'s own, `BAD_INPUT` for invalid descriptions, else `FAILED`.
 pub fn code_for(error: &anyhow::Error) -> ExitCode {
     for cause in error.chain() {
@@ -39,4 +44,15 @@ pub fn code_for(error: &anyhow::Error) -> ExitCode {
         }
     }
     ExitCode::from(FAILED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_at_fault_exits_2_anything_else_1() {
+        assert_eq!(failure_code(true), 2);
+        assert_eq!(failure_code(false), 1);
+    }
 }

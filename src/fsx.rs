@@ -66,6 +66,11 @@ fn sync_dir(path: &Path) -> Result<(), WriteError> {
         .map_err(io(dir))
 }
 
+/// The permission bits of `path` (setuid, setgid and sticky included; the file type left out).
+pub fn mode_of(path: &Path) -> std::io::Result<u32> {
+    Ok(std::fs::metadata(path)?.permissions().mode() & 0o7777)
+}
+
 /// Replaces `path` atomically unless it already holds exactly `bytes` with `mode`; then nothing is touched
 /// (not even the mtime), which is what makes re-runs provably idempotent.
 pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOutcome, WriteError> {
@@ -76,11 +81,7 @@ pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOut
     };
     if let Some(existing) = &existing {
         if existing == bytes {
-            let current = std::fs::metadata(path)
-                .map_err(io(path))?
-                .permissions()
-                .mode()
-                & 0o7777;
+            let current = mode_of(path).map_err(io(path))?;
             if current != mode {
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                     .map_err(io(path))?;

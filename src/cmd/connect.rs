@@ -126,14 +126,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
                 runtime.block_on(jenkins::connect(&target, &records, args.common.dry_run));
             finish(
                 report,
-                result.map_err(|e| {
-                    let code = if e.is_bad_input() {
-                        exit::BAD_INPUT
-                    } else {
-                        exit::FAILED
-                    };
-                    (code, e.to_string())
-                }),
+                result.map_err(|e| (exit::failure_code(e.is_bad_input()), e.to_string())),
                 args.common.json,
             )
         }
@@ -204,14 +197,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
                 runtime.block_on(sonarqube::connect(&target, &records, args.dry_run));
             finish(
                 report,
-                result.map_err(|e| {
-                    let code = if e.is_bad_input() {
-                        exit::BAD_INPUT
-                    } else {
-                        exit::FAILED
-                    };
-                    (code, e.to_string())
-                }),
+                result.map_err(|e| (exit::failure_code(e.is_bad_input()), e.to_string())),
                 args.json,
             )
         }
@@ -223,12 +209,7 @@ fn bad_input(message: &str) -> anyhow::Error {
 }
 
 fn need(e: NeedError) -> anyhow::Error {
-    let code = if e.is_bad_input() {
-        exit::BAD_INPUT
-    } else {
-        exit::FAILED
-    };
-    Failure::new(code, e.to_string()).into()
+    Failure::new(exit::failure_code(e.is_bad_input()), e.to_string()).into()
 }
 
 /// Prints the report (even after a failure: it says what was already done), then the error.

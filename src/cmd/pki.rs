@@ -96,11 +96,7 @@ fn parse_validity_days(text: &str) -> Result<u32, String> {
 
 /// Maps a PKI error to its exit code: 2 when the input is at fault, 1 otherwise.
 fn failure(error: PkiError) -> anyhow::Error {
-    let code = if error.is_bad_input() {
-        exit::BAD_INPUT
-    } else {
-        exit::FAILED
-    };
+    let code = exit::failure_code(error.is_bad_input());
     anyhow::Error::new(Failure::new(code, error.to_string()))
 }
 

@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Context;
 use crate::exit::{BAD_INPUT, Failure};
+use crate::mattermost::Target;
+use crate::mattermost::transport::parse_base_url;
 use crate::relay::deliver::Routes;
 use crate::relay::message::MessageSettings;
 use crate::relay::post::HookUrl;
-use crate::relay::readback::ApiTarget;
 use crate::relay::{self, RelayConfig};
 use crate::secrets::{Secret, SecretName, Vault};
 
@@ -160,21 +161,7 @@ fn read_one_line(path: &Path, what: &str) -> anyhow::Result<Secret> {
 
 /// `https://` anything, or `http://` to this machine only (a token must not cross a network in clear).
 fn plain_http_is_safe(url: &str) -> bool {
-    if url.starts_with("https://") {
-        return true;
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    url.starts_with("https://") || parse_base_url(url).is_ok_and(|u| u.loopback)
 }
 
 fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -345,16 +332,17 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         &args.mattermost_url,
         &args.token_file,
     ) {
-        (Some(socket), _, _) => Some(ApiTarget::Socket(socket.clone())),
+        (Some(socket), _, _) => Some(Target::Socket(socket.clone())),
         (None, Some(url), Some(token_file)) => {
             if !plain_http_is_safe(url) {
                 return Err(bad_input(format!(
                     "--mattermost-url {url}: a token is sent only over https:// (plain http:// only to a loopback address)"
                 )));
             }
-            Some(ApiTarget::Url {
-                base: url.clone(),
+            Some(Target::Url {
+                base: url.trim_end_matches('/').to_string(),
                 token: read_one_line(token_file, "Mattermost token")?,
+                ca_pem: ca_file.clone(),
             })
         }
         (None, Some(_), None) => bail!("--mattermost-url needs --token-file"),

@@ -75,12 +75,7 @@ pub enum Command {
 /// Bad input (wrong shapes, unknown names, conflicts, unusable state) exits 2, failed operations 1.
 /// The message already names the cause, so it is printed once rather than with its source chain.
 fn vault_error(e: VaultError) -> anyhow::Error {
-    let code = if e.is_bad_input() {
-        exit::BAD_INPUT
-    } else {
-        exit::FAILED
-    };
-    Failure::new(code, e.to_string()).into()
+    Failure::new(exit::failure_code(e.is_bad_input()), e.to_string()).into()
 }
 
 pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
@@ -161,14 +156,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
                 Err(Failure::new(exit::BAD_INPUT, ImportError::Refused(report).to_string()).into())
             }
             Err(ImportError::Vault(e)) => Err(vault_error(e)),
-            Err(e) => {
-                let code = if e.is_bad_input() {
-                    exit::BAD_INPUT
-                } else {
-                    exit::FAILED
-                };
-                Err(Failure::new(code, e.to_string()).into())
-            }
+            Err(e) => Err(Failure::new(exit::failure_code(e.is_bad_input()), e.to_string()).into()),
         },
     }
 }

@@ -342,20 +342,8 @@ impl HttpClient {
 
     /// A short, single-line, redacted quote of a body for error messages.
     pub fn excerpt(&self, body: &[u8]) -> String {
-        let text = String::from_utf8_lossy(body);
-        let text = self.scrub(&text);
-        let one_line: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        let trimmed = one_line.trim();
-        if trimmed.is_empty() {
-            return "(empty body)".into();
-        }
-        match trimmed.char_indices().nth(EXCERPT_CHARS) {
-            Some((cut, _)) => format!("{}…", &trimmed[..cut]),
-            None => trimmed.to_string(),
-        }
+        let text = self.scrub(&String::from_utf8_lossy(body));
+        crate::mattermost::error::excerpt_of(&text, EXCERPT_CHARS)
     }
 
     /// `text` with every registered secret replaced by `<redacted>`.
@@ -392,15 +380,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved characters), so a GitLab
 /// project path `group/sub/proj` becomes `group%2Fsub%2Fproj`.
 pub fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    urlencoding::encode(segment).into_owned()
 }
 
 /// Percent-encodes a query value.

@@ -11,7 +11,6 @@
 //! container otherwise. A "reload pending" record is written before the files, so a run killed or
 //! failed between editing and applying applies on the next run.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use reqwest::Method;
@@ -149,14 +148,10 @@ struct Pending {
 fn read_existing(path: &Path, missing: JenkinsError) -> Result<(String, u32), JenkinsError> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let mode = std::fs::metadata(path)
-                .map_err(|source| JenkinsError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?
-                .permissions()
-                .mode()
-                & 0o7777;
+            let mode = crate::fsx::mode_of(path).map_err(|source| JenkinsError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
             Ok((text, mode))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing),

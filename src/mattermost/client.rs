@@ -230,16 +230,17 @@ impl ApiClient {
         .await
     }
 
-    /// GET /channels/{id}/posts, the newest page.
+    /// GET /channels/{id}/posts, one page; page 0 holds the newest posts.
     pub async fn get_channel_posts(
         &self,
         channel_id: &str,
+        page: usize,
         per_page: usize,
     ) -> Result<PostList, ApiError> {
         self.json(
             Method::GET,
             &format!(
-                "/channels/{}/posts?page=0&per_page={per_page}",
+                "/channels/{}/posts?page={page}&per_page={per_page}",
                 enc(channel_id)
             ),
             Body::Empty,

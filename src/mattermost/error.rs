@@ -187,6 +187,12 @@ pub fn human(d: Duration) -> String {
 
 /// A short, single-line excerpt of a non-JSON body for error messages.
 pub fn excerpt(body: &str) -> String {
+    excerpt_of(body, 200)
+}
+
+/// `body` on one line (control characters become spaces), trimmed, and cut after `max_chars`
+/// characters with an ellipsis marking the cut. Shared by every client that quotes an answer.
+pub fn excerpt_of(body: &str, max_chars: usize) -> String {
     let one_line: String = body
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -195,11 +201,10 @@ pub fn excerpt(body: &str) -> String {
     if trimmed.is_empty() {
         return "(empty body)".into();
     }
-    let mut out: String = trimmed.chars().take(200).collect();
-    if trimmed.chars().count() > 200 {
-        out.push('…');
+    match trimmed.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
+        None => trimmed.to_string(),
     }
-    out
 }
 
 #[cfg(test)]
@@ -257,5 +262,11 @@ mod tests {
         assert_eq!(excerpt(""), "(empty body)");
         assert_eq!(excerpt("a\nb"), "a b");
         assert_eq!(excerpt(&"x".repeat(500)).chars().count(), 201);
+        assert_eq!(
+            excerpt(&"é".repeat(200)),
+            "é".repeat(200),
+            "exactly 200: no cut"
+        );
+        assert_eq!(excerpt_of("abcdef", 3), "abc…");
     }
 }

@@ -274,6 +274,16 @@ pub struct Post {
     pub message: String,
     #[serde(default)]
     pub create_at: i64,
+    /// Free-form properties; `null` and absent both read as `None`.
+    #[serde(default)]
+    pub props: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Post {
+    /// The string property `key`, if the post has one.
+    pub fn prop_str(&self, key: &str) -> Option<&str> {
+        self.props.as_ref()?.get(key)?.as_str()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -295,6 +305,25 @@ mod tests {
         assert_eq!(h.id, "h1");
         assert!(!h.channel_locked);
         assert_eq!(h.user_id, "");
+    }
+
+    #[test]
+    fn post_props_read_as_strings_whether_present_null_or_absent() {
+        let list: PostList = serde_json::from_str(
+            r#"{"order":["a","b","c","d"],"posts":{
+                "a":{"id":"a","create_at":5,"props":{"cityd_relay_key":"k1","n":3}},
+                "b":{"id":"b","props":null},
+                "c":{"id":"c"},
+                "d":{"id":"d","props":{}}}}"#,
+        )
+        .unwrap();
+        let a = &list.posts["a"];
+        assert_eq!(a.create_at, 5);
+        assert_eq!(a.prop_str("cityd_relay_key"), Some("k1"));
+        assert_eq!(a.prop_str("n"), None, "a number is not a string");
+        for id in ["b", "c", "d"] {
+            assert_eq!(list.posts[id].prop_str("cityd_relay_key"), None, "{id}");
+        }
     }
 
     #[test]

@@ -143,7 +143,10 @@ pub async fn check(
 
     let mut pause = Duration::from_millis(20);
     loop {
-        let posts = api.get_channel_posts(&ch.id, 60).await.map_err(api_err)?;
+        let posts = api
+            .get_channel_posts(&ch.id, 0, 60)
+            .await
+            .map_err(api_err)?;
         if let Some(found) = posts.posts.values().find(|p| p.message.contains(&tag)) {
             if let Some(owner) = owner.filter(|o| !o.is_empty() && *o != found.user_id) {
                 return Err(CheckError::WrongAuthor {

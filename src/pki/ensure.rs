@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -262,14 +262,10 @@ fn on_disk(path: &Path) -> Result<Option<OnDisk>, PkiError> {
     let Some(bytes) = read_optional(path)? else {
         return Ok(None);
     };
-    let mode = std::fs::metadata(path)
-        .map_err(|source| PkiError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .permissions()
-        .mode()
-        & 0o7777;
+    let mode = crate::fsx::mode_of(path).map_err(|source| PkiError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(Some(OnDisk { bytes, mode }))
 }
 
@@ -627,14 +623,17 @@ mod tests {
         let pki = dir.path().join("pki");
         let city = City::default_city();
         let now = OffsetDateTime::now_utc();
-        let first = ensure_in(
-            &pki,
-            &city,
-            &lan(&["192.0.2.10"]),
-            &EnsureOptions::default(),
-            now,
-        )
-        .unwrap();
+        let ensure_on = |address: &str| {
+            ensure_in(
+                &pki,
+                &city,
+                &lan(&[address]),
+                &EnsureOptions::default(),
+                now,
+            )
+            .unwrap()
+        };
+        let first = ensure_on("192.0.2.10");
         assert_eq!(
             (first.ca, first.server),
             (CaAction::Created, ServerAction::Issued)
@@ -649,25 +648,11 @@ mod tests {
         assert_eq!(before[0].4, 0o600);
         assert_eq!(before[3].4, 0o600);
 
-        let second = ensure_in(
-            &pki,
-            &city,
-            &lan(&["192.0.2.10"]),
-            &EnsureOptions::default(),
-            now,
-        )
-        .unwrap();
+        let second = ensure_on("192.0.2.10");
         assert!(!second.changed, "{second:?}");
         assert_eq!(snapshot(&pki), before);
 
-        let moved = ensure_in(
-            &pki,
-            &city,
-            &lan(&["192.0.2.11"]),
-            &EnsureOptions::default(),
-            now,
-        )
-        .unwrap();
+        let moved = ensure_on("192.0.2.11");
         assert_eq!(
             (moved.ca, moved.server),
             (CaAction::Kept, ServerAction::Issued)
@@ -703,15 +688,20 @@ mod tests {
         assert!(!pki.exists());
     }
 
+    /// The default city without LAN addresses, default options, at one fixed time.
+    fn ensure_default_at(now: OffsetDateTime) -> impl Fn(&Path) -> Result<EnsureReport, PkiError> {
+        let city = City::default_city();
+        move |pki| ensure_in(pki, &city, &[], &EnsureOptions::default(), now)
+    }
+
     #[test]
     fn a_lone_ca_certificate_is_never_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let pki = dir.path().join("pki");
-        let city = City::default_city();
-        let now = OffsetDateTime::now_utc();
-        ensure_in(&pki, &city, &[], &EnsureOptions::default(), now).unwrap();
+        let ensure = ensure_default_at(OffsetDateTime::now_utc());
+        ensure(&pki).unwrap();
         std::fs::remove_file(pki.join(files::CA_KEY)).unwrap();
-        let err = ensure_in(&pki, &city, &[], &EnsureOptions::default(), now).unwrap_err();
+        let err = ensure(&pki).unwrap_err();
         assert!(matches!(err, PkiError::CaKeyMissing { .. }), "{err}");
         assert!(!pki.join(files::CA_KEY).exists());
     }
@@ -720,12 +710,11 @@ mod tests {
     fn a_surviving_ca_key_gets_a_new_certificate_and_keeps_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let pki = dir.path().join("pki");
-        let city = City::default_city();
-        let now = OffsetDateTime::now_utc();
-        ensure_in(&pki, &city, &[], &EnsureOptions::default(), now).unwrap();
+        let ensure = ensure_default_at(OffsetDateTime::now_utc());
+        ensure(&pki).unwrap();
         let key = std::fs::read(pki.join(files::CA_KEY)).unwrap();
         std::fs::remove_file(pki.join(files::CA_PEM)).unwrap();
-        let report = ensure_in(&pki, &city, &[], &EnsureOptions::default(), now).unwrap();
+        let report = ensure(&pki).unwrap();
         assert_eq!(
             (report.ca, report.server),
             (CaAction::Recertified, ServerAction::Issued)

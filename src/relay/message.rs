@@ -279,16 +279,16 @@ fn dashboard_link(event: &WebhookEvent, settings: &MessageSettings) -> Option<St
         let mut url = format!(
             "{}/dashboard?id={}",
             base.trim_end_matches('/'),
-            encode_component(&event.project.key)
+            urlencoding::encode(&event.project.key)
         );
         if let Some(branch) = &event.branch {
             if let Some(name) = branch.name.as_deref() {
                 if event.is_pull_request() {
                     url.push_str("&pullRequest=");
-                    url.push_str(&encode_component(name));
+                    url.push_str(&urlencoding::encode(name));
                 } else if branch.is_main != Some(true) {
                     url.push_str("&branch=");
-                    url.push_str(&encode_component(name));
+                    url.push_str(&urlencoding::encode(name));
                 }
             }
         }
@@ -333,19 +333,6 @@ fn safe_url(url: &str) -> Option<String> {
         }
     }
     Some(out)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Backslash-escapes Markdown syntax and mention triggers in untrusted text.
@@ -609,13 +596,30 @@ mod tests {
         assert_eq!(field(&post, "New issues"), "**3** (threshold ≤ 0)");
         assert_eq!(field(&post, "buildNumber"), "128");
 
-        let settings = MessageSettings {
-            dashboard_url: Some("https://sonar.cicd.local/".into()),
-        };
-        let post = render(&event, "k", &settings);
         assert_eq!(
-            post.attachments[0].title_link.as_deref(),
+            link_under(&event, "https://sonar.cicd.local/").as_deref(),
             Some("https://sonar.cicd.local/dashboard?id=my-group_my-app&pullRequest=42")
+        );
+    }
+
+    /// The title link of `event`'s post when the relay is told the dashboard lives at `base`.
+    fn link_under(event: &WebhookEvent, base: &str) -> Option<String> {
+        let settings = MessageSettings {
+            dashboard_url: Some(base.into()),
+        };
+        render(event, "k", &settings).attachments[0]
+            .title_link
+            .clone()
+    }
+
+    #[test]
+    fn dashboard_links_percent_encode_the_project_key_and_branch() {
+        let mut event = parse(&fixture("sonarqube-webhook-pull-request.CONSTRUCTED.json")).unwrap();
+        event.project.key = "org:app x".into();
+        event.branch.as_mut().unwrap().name = Some("fix/a&b~1".into());
+        assert_eq!(
+            link_under(&event, "https://sonar.cicd.local").as_deref(),
+            Some("https://sonar.cicd.local/dashboard?id=org%3Aapp%20x&pullRequest=fix%2Fa%26b~1")
         );
     }
 

@@ -23,12 +23,13 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+use crate::mattermost::{ApiClient, ApiError, Target};
 use crate::secrets::Secret;
 use deliver::{DeliveryOptions, Routes, Worker};
 use message::MessageSettings;
 use metrics::Metrics;
 use post::{PostError, Poster};
-use readback::{ApiTarget, Readback};
+use readback::Readback;
 use signature::Verifier;
 use spool::{SpoolError, SpoolOptions};
 
@@ -49,6 +50,8 @@ pub enum RelayError {
     Spool(#[from] SpoolError),
     #[error(transparent)]
     Post(#[from] PostError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
     #[error("the relay's {what} task failed: {reason}")]
     Task { what: &'static str, reason: String },
 }
@@ -61,7 +64,8 @@ pub struct RelayConfig {
     pub secret: Secret,
     pub routes: Routes,
     pub settings: MessageSettings,
-    pub readback: Option<ApiTarget>,
+    /// The Mattermost API that channels are read back through (its URL target carries the CA).
+    pub readback: Option<Target>,
     pub ca_file: Option<PathBuf>,
     pub post_timeout: Duration,
     pub body_limit: usize,
@@ -110,11 +114,10 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::default());
     let poster = Poster::new(config.post_timeout, config.ca_file.as_deref())?;
     let readback = match &config.readback {
-        Some(target) => Some(Arc::new(Readback::new(
+        Some(target) => Some(Arc::new(Readback::new(ApiClient::with_timeout(
             target.clone(),
             config.post_timeout,
-            config.ca_file.as_deref(),
-        )?)),
+        )?))),
         None => None,
     };
 

@@ -97,14 +97,10 @@ pub enum Attempt {
 /// The one place that installs ring as rustls' provider (reqwest is built without one).
 pub use crate::mattermost::transport::install_crypto_provider;
 
-/// A reqwest client for Mattermost: HTTPS trusting only `ca_file` when given.
-pub fn http_client(
-    timeout: Duration,
-    ca_file: Option<&Path>,
-    builder: reqwest::ClientBuilder,
-) -> Result<reqwest::Client, PostError> {
+/// A reqwest client for webhook posts: HTTPS trusting only `ca_file` when given.
+fn http_client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Client, PostError> {
     install_crypto_provider();
-    let mut builder = builder
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .no_proxy()
@@ -134,7 +130,7 @@ pub struct Poster {
 impl Poster {
     pub fn new(timeout: Duration, ca_file: Option<&Path>) -> Result<Self, PostError> {
         Ok(Self {
-            client: http_client(timeout, ca_file, reqwest::Client::builder())?,
+            client: http_client(timeout, ca_file)?,
         })
     }
 
@@ -171,7 +167,7 @@ impl Poster {
 }
 
 /// An error's message and causes, without the URL.
-pub fn describe(e: reqwest::Error) -> String {
+fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut text = e.to_string();
     let mut source = std::error::Error::source(&e);

@@ -96,17 +96,12 @@ pub fn render(inputs: &Inputs, secret: SecretSource) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::city::City;
+    use crate::render::DefaultCity;
 
     #[test]
     fn denies_the_lan_ranges_and_the_mapped_bypass_but_allows_the_city() {
-        let city = City::default_city();
-        let lan = ["192.168.1.20".parse().unwrap()];
-        let inputs = Inputs {
-            city: &city,
-            lan: &lan,
-            origin: "test",
-        };
+        let city = DefaultCity::new();
+        let inputs = city.inputs();
         let secret = Secret::new("ab".repeat(32));
         let conf = render(&inputs, SecretSource::Inline(&secret));
         for needle in [

@@ -158,7 +158,7 @@ pub fn render(inputs: &Inputs, secrets: &MattermostSecrets) -> Result<String, En
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::city::City;
+    use crate::render::DefaultCity;
 
     fn secrets() -> [Secret; 4] {
         [
@@ -171,13 +171,8 @@ mod tests {
 
     #[test]
     fn ice_servers_carry_no_credential() {
-        let city = City::default_city();
-        let lan = ["192.168.1.20".parse().unwrap()];
-        let inputs = Inputs {
-            city: &city,
-            lan: &lan,
-            origin: "test",
-        };
+        let city = DefaultCity::new();
+        let inputs = city.inputs();
         let ice: serde_json::Value = serde_json::from_str(&ice_servers_json(&inputs)).unwrap();
         assert_eq!(
             ice,
@@ -187,13 +182,8 @@ mod tests {
 
     #[test]
     fn env_file_has_no_quotes_no_pins_and_exact_cors() {
-        let city = City::default_city();
-        let lan = ["192.168.1.20".parse().unwrap()];
-        let inputs = Inputs {
-            city: &city,
-            lan: &lan,
-            origin: "test",
-        };
+        let city = DefaultCity::new();
+        let inputs = city.inputs();
         let [db, at, salt, turn] = secrets();
         let text = render(
             &inputs,

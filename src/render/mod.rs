@@ -25,3 +25,28 @@ pub fn url_host(ip: &IpAddr) -> String {
         IpAddr::V6(v6) => format!("[{v6}]"),
     }
 }
+
+/// The renderers' test input: the default city on one LAN address (192.168.1.20).
+#[cfg(test)]
+pub(crate) struct DefaultCity {
+    city: City,
+    lan: [IpAddr; 1],
+}
+
+#[cfg(test)]
+impl DefaultCity {
+    pub fn new() -> Self {
+        Self {
+            city: City::default_city(),
+            lan: [IpAddr::from([192, 168, 1, 20])],
+        }
+    }
+
+    pub fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            city: &self.city,
+            lan: &self.lan,
+            origin: "test",
+        }
+    }
+}
