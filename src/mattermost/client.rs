@@ -578,9 +578,14 @@ impl ApiClient {
 }
 
 /// `METHOD /api/v4/path` without the query string, for messages.
+/// How a request is named in logs and errors: without its query, and with an incoming webhook's
+/// id replaced, since that id is the secret part of the webhook's URL.
 fn endpoint_name(method: &Method, path: &str) -> String {
     let path = path.split('?').next().unwrap_or(path);
-    format!("{method} /api/v4{path}")
+    match path.strip_prefix("/hooks/incoming/") {
+        Some(id) if !id.is_empty() => format!("{method} /api/v4/hooks/incoming/<hook id>"),
+        _ => format!("{method} /api/v4{path}"),
+    }
 }
 
 fn json_body<T: Serialize + ?Sized>(value: &T) -> Result<Body, ApiError> {
@@ -607,6 +612,20 @@ mod tests {
         assert_eq!(
             endpoint_name(&Method::GET, "/teams/x/members?page=0&per_page=200"),
             "GET /api/v4/teams/x/members"
+        );
+    }
+
+    #[test]
+    fn a_hook_id_never_appears_in_an_endpoint_name() {
+        let id = "b8x1q3k7zt4m9c2w6r5y0p1n3e";
+        for method in [Method::GET, Method::PUT] {
+            let name = endpoint_name(&method, &format!("/hooks/incoming/{id}"));
+            assert!(!name.contains(id), "{name}");
+            assert_eq!(name, format!("{method} /api/v4/hooks/incoming/<hook id>"));
+        }
+        assert_eq!(
+            endpoint_name(&Method::GET, "/hooks/incoming?team_id=t&page=0"),
+            "GET /api/v4/hooks/incoming"
         );
     }
 }
