@@ -376,12 +376,16 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let cancel = CancellationToken::new();
         let on_signal = cancel.clone();
+        // Both handlers exist before `ready` is announced, so no signal meets the default action.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot install the SIGTERM handler")?;
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("cannot install the SIGINT handler")?;
         tokio::spawn(async move {
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM: finishing open requests and posts"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing open requests and posts"),
+                _ = interrupt.recv() => tracing::info!("SIGINT: finishing open requests and posts"),
             }
             on_signal.cancel();
         });

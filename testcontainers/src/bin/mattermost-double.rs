@@ -50,6 +50,10 @@ async fn main() -> anyhow::Result<()> {
     let addr = args
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    // Handlers before the ready line: a SIGTERM sent as soon as it is read must not kill the
+    // process with the default action and lose the state dump.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let double = MattermostDouble::start_on(opts, addr).await?;
     println!(
         "{}",
@@ -59,9 +63,8 @@ async fn main() -> anyhow::Result<()> {
             "admin_token": double.admin_token(),
         })
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = term.recv() => {}
     }
     if let Some(path) = &args.state_dump {
