@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde_json::{Map, Value, json};
@@ -134,7 +134,7 @@ impl GitlabDouble {
             .fallback(not_found)
             .with_state(world.clone());
         let gate = Gate {
-            is_mutating: |method| method != Method::GET && method != Method::HEAD,
+            is_mutating: crate::server::not_a_read,
             injected_failure: || {
                 message(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -61,7 +61,7 @@ impl RegistryDouble {
             async move { answer(&store, &method, &uri) }
         });
         let gate = Gate {
-            is_mutating: |method| method != Method::GET && method != Method::HEAD,
+            is_mutating: crate::server::not_a_read,
             injected_failure: || {
                 error(
                     StatusCode::INTERNAL_SERVER_ERROR,

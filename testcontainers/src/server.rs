@@ -33,6 +33,11 @@ pub struct Gate {
     pub injected_failure: fn() -> Response,
 }
 
+/// Everything but GET and HEAD counts as mutating (a [`Gate::is_mutating`] for REST APIs).
+pub fn not_a_read(method: &Method) -> bool {
+    method != Method::GET && method != Method::HEAD
+}
+
 /// Locks a double's state; a handler that panicked mid-update must not wedge every later request.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex

@@ -161,6 +161,11 @@ impl Drop for HostPg15 {
     }
 }
 
+/// `cityd secrets ensure` in the scratch state: the vault the tenant's password comes from.
+fn secrets_ensure(s: &Scratch) {
+    s.cityd().args(["secrets", "ensure"]).assert().success();
+}
+
 fn vault_password(s: &Scratch) -> String {
     let out = s
         .cityd()
@@ -201,14 +206,7 @@ fn whats(report: &Value) -> Vec<String> {
 /// which since PostgreSQL 15 does not let the tenant create tables in public.
 fn the_blogs_trap_is_fixed(server: &Server, major: &str) {
     let s = Scratch::new();
-    assert!(
-        s.cityd()
-            .args(["secrets", "ensure"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    secrets_ensure(&s);
     let pw = vault_password(&s);
     server.admin(
         "postgres",
@@ -283,14 +281,7 @@ fn db_ensure_fixes_the_public_schema_trap_on_the_hosts_postgres_15() {
 fn db_ensure_keeps_the_password_verifier_out_of_a_server_log_that_logs_every_statement() {
     let pg = HostPg15::start(); // log_statement = all
     let s = Scratch::new();
-    assert!(
-        s.cityd()
-            .args(["secrets", "ensure"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    secrets_ensure(&s);
     let created = ensure(&s, &pg.server, &[]);
     assert!(
         whats(&created).contains(&"create role mattermost".to_string()),
@@ -319,14 +310,7 @@ fn db_ensure_creates_a_fresh_tenant_after_a_dry_run_that_changes_nothing() {
     let s = Scratch::new();
     let pg = Pg::start(&s);
     let server = from_container(&pg);
-    assert!(
-        s.cityd()
-            .args(["secrets", "ensure"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    secrets_ensure(&s);
 
     let dry = ensure(&s, &server, &["--dry-run"]);
     assert_eq!(
@@ -393,14 +377,7 @@ fn db_ensure_creates_a_fresh_tenant_after_a_dry_run_that_changes_nothing() {
 #[test]
 fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
     let s = Scratch::new();
-    assert!(
-        s.cityd()
-            .args(["secrets", "ensure"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    secrets_ensure(&s);
     let closed = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap()
         .local_addr()
@@ -538,14 +515,7 @@ fn server_certs(s: &Scratch, foreign: bool) -> PathBuf {
 #[test]
 fn db_ensure_verifies_tls_against_the_city_ca_whenever_the_server_offers_it() {
     let s = Scratch::new();
-    assert!(
-        s.cityd()
-            .args(["secrets", "ensure"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    secrets_ensure(&s);
     let pki = s.cityd().args(["pki", "ensure"]).output().unwrap();
     assert!(
         pki.status.success(),
