@@ -110,11 +110,7 @@ pub async fn check(
         vault_name: vault_name.into(),
     };
     let stored = parse_base_url(stored_url.expose()).map_err(|_| bad_url())?;
-    let hook_id = stored
-        .path
-        .rsplit_once("/hooks/")
-        .map(|(_, id)| id)
-        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+    let hook_id = super::incoming_hook_id(&stored.path)
         .ok_or_else(bad_url)?
         .to_string();
     let api_err = |error| CheckError::Api {

@@ -52,12 +52,11 @@ impl HookUrl {
             .strip_prefix("https://")
             .or_else(|| url.strip_prefix("http://"))
             .ok_or_else(|| bad("it does not start with http:// or https://"))?;
-        let (_, path) = rest.split_once('/').ok_or_else(|| bad("it has no path"))?;
-        let hook_id = path
-            .trim_end_matches('/')
-            .rsplit_once("hooks/")
-            .map(|(_, id)| id)
-            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        let path = rest
+            .find('/')
+            .map(|at| &rest[at..])
+            .ok_or_else(|| bad("it has no path"))?;
+        let hook_id = crate::mattermost::incoming_hook_id(path)
             .ok_or_else(|| bad("its path does not end in /hooks/<id>"))?;
         Ok(Self {
             url: url.to_string(),
