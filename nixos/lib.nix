@@ -35,6 +35,8 @@ let
   cityFieldNames = {
     displayName = "display_name";
     jenkinsUrl = "jenkins_url";
+    postPasses = "post_passes";
+    dashboardUrl = "dashboard_url";
   };
   optionNames = builtins.listToAttrs (
     map
@@ -81,6 +83,8 @@ rec {
     serverKey = "${pkiDir}/server.key";
     caCert = "${pkiDir}/ca.pem";
     envFile = "${stateDir}/render/mattermost.env";
+    # `cityd relay serve`'s durable queue (its default, <state>/relay-spool).
+    relaySpool = "${stateDir}/relay-spool";
     # The PostgreSQL superuser's password for `cityd db ensure --admin-password-file`: cityd
     # administers over TCP only, so cityd-db.service generates it and sets it on the role first.
     dbAdminDir = "${stateDir}/postgresql";
@@ -96,6 +100,9 @@ rec {
       certs = "${mattermostDir}/certs";
       socket = "${mattermostDir}/run";
     };
+    # Mattermost's local-mode socket on the host side (`cityd wire`'s default); the relay reads
+    # channels back through it after an uncertain post, so it never posts an event twice.
+    mattermostSocket = "${mattermostDirs.socket}/${containerPaths.localSocketName}";
   };
 
   # The module's option defaults, from the default city. LAN addresses have no default: the peer
@@ -145,6 +152,15 @@ rec {
       port = defaultCity.database.port;
       tls = true;
       allowFrom = [ "samenet" ];
+    };
+    # src/default-city.toml has no [relay] table; these are src/city.rs's `Relay::default()`,
+    # which the CI test compares with what `cityd config show` reports for the embedded city.
+    relay = {
+      enable = false;
+      listen = defaultCity.relay.listen or "0.0.0.0:9180";
+      metrics = defaultCity.relay.metrics or "127.0.0.1:9181";
+      postPasses = defaultCity.relay.post_passes or false;
+      dashboardUrl = defaultCity.relay.dashboard_url or null;
     };
   };
 
@@ -205,6 +221,9 @@ rec {
         user = s.database.name;
         tls = s.database.tls;
       };
+      # Written whether or not the relay runs here: the SonarQube integration derives the
+      # relay's URL from relay.listen.
+      relay = toCity (builtins.removeAttrs s.relay [ "enable" ]);
     }
     // optional (s.plugins.jenkins != null) {
       plugins.jenkins = toCity s.plugins.jenkins;
@@ -238,7 +257,9 @@ rec {
       s.mattermost.port
       s.mattermost.callsPort
       s.turn.port
-    ];
+    ]
+    # SonarQube posts to the relay from another host; the relay's metrics stay on loopback.
+    ++ (if s.relay.enable then [ (relayPort s) ] else [ ]);
     allowedUDPPorts = [
       s.mattermost.callsPort
       s.turn.port
@@ -250,6 +271,9 @@ rec {
       }
     ];
   };
+
+  # The TCP port of relay.listen ("0.0.0.0:9180", "[::]:9180").
+  relayPort = s: portOf s.relay.listen;
 
   # The bridge the container reaches the host through, per backend (netavark's and Docker's default).
   containerBridge = backend: if backend == "docker" then "docker0" else "podman0";
@@ -378,11 +402,13 @@ rec {
     ownedDirs = builtins.attrValues paths.mattermostDirs;
   };
 
-  # cityd's oneshot units, in the order they must run. Each `args` list follows the global options
-  # `--city <file> --state-dir <dir>`; `after` names what must have succeeded first.
+  # cityd's units, in the order they must run: the oneshots, then the relay when it is enabled.
+  # Each `args` list follows the global options `--city <file> --state-dir <dir>`; `after` names
+  # what must have succeeded first.
   units =
     { backend ? "podman"
     , database ? defaults.database
+    , relay ? false
     ,
     }:
     let
@@ -455,7 +481,24 @@ rec {
         ];
         after = [ containerUnit ];
       }
+    ]
+    ++ (if relay then [ relayUnit ] else [ ]);
+
+  # `cityd relay serve`: the one long-running cityd unit, after wire (which creates the #alerts and
+  # #builds webhooks it posts through). It reads its secret and webhook URLs from the vault and
+  # spools under the state directory (paths.relaySpool, its default); nothing secret is in argv.
+  relayUnit = {
+    name = "cityd-relay.service";
+    description = "cityd: relay SonarQube quality gates to Mattermost (#alerts, #builds)";
+    longRunning = true;
+    args = [
+      "relay"
+      "serve"
+      "--mattermost-socket"
+      paths.mattermostSocket
     ];
+    after = [ "cityd-wire.service" ];
+  };
 
   # The environment of every cityd unit: only variables cityd reads (the CI test checks each name
   # against the source). CITYD_LOG is the tracing filter; info logs each step's decision.

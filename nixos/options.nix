@@ -17,6 +17,14 @@ let
       inherit default description;
     };
 
+  # A field of the city's [relay] table, with the relay's default.
+  relaySetting =
+    name: type: description:
+    mkOption {
+      inherit type description;
+      default = d.relay.${name};
+    };
+
   # A [[channels]] table of the city.
   channel = entry {
     name = text "Channel name (URL slug): a-z, 0-9, '-' and '_'.";
@@ -237,6 +245,17 @@ in
         default = d.database.allowFrom;
         description = "pg_hba address fields the Mattermost role may connect from (`samenet` covers the container bridge).";
       };
+    };
+
+    relay = {
+      enable = mkEnableOption ''
+        the SonarQube -> Mattermost alert relay (`cityd-relay.service`, after `cityd wire`): failed
+        quality gates to #alerts, passes to #builds with `postPasses`. Opens the `listen` port (TCP)
+      '';
+      listen = relaySetting "listen" types.str "Address SonarQube posts its webhook to (`POST /sonarqube`), e.g. `192.168.1.20:9180`; `relay.listen`.";
+      metrics = relaySetting "metrics" types.str "Prometheus listener (`/metrics`), loopback only and never opened in the firewall; `relay.metrics`.";
+      postPasses = relaySetting "postPasses" types.bool "Also post passed quality gates to #builds; `relay.post_passes`.";
+      dashboardUrl = relaySetting "dashboardUrl" (types.nullOr types.str) "Public SonarQube root for message links, e.g. `https://sonarqube.cicd.local`; default the links in the payload. `relay.dashboard_url`.";
     };
 
     cityFile = mkOption {

@@ -1,6 +1,7 @@
-# cityd's own oneshot units, chained secrets -> pki -> render -> db -> container -> wire. Each runs
-# `cityd --city <store file> --state-dir /var/lib/cityd <verb>`; secrets stay in the state directory
-# (0700, files 0600) and reach other services only as files or systemd credentials.
+# cityd's own units: oneshots chained secrets -> pki -> render -> db -> container -> wire, then the
+# long-running relay if enabled. Each runs `cityd --city <store file> --state-dir /var/lib/cityd
+# <verb>`; secrets stay in the state directory (0700, files 0600) and reach other services only as
+# files or systemd credentials.
 { config
 , lib
 , pkgs
@@ -13,6 +14,7 @@ let
   units = cityLib.units {
     inherit backend;
     inherit (cfg) database;
+    relay = cfg.relay.enable;
   };
   cityUnits = builtins.filter (u: u.args != null) units;
   unitName = lib.removeSuffix ".service";
@@ -43,9 +45,21 @@ let
       wants = [ "network-online.target" ];
       environment = cityLib.unitEnvironment;
       preStart = lib.optionalString (u.name == "cityd-db.service") dbAdminPreStart;
-      serviceConfig = {
-        Type = "oneshot";
-        RemainAfterExit = true;
+      # The relay runs on; systemd stops it with SIGTERM, on which it drains open requests and
+      # posts (its spool keeps the rest across the restart).
+      serviceConfig = (
+        if u.longRunning or false then
+          {
+            Type = "simple";
+            Restart = "on-failure";
+            RestartSec = "5s";
+          }
+        else
+          {
+            Type = "oneshot";
+            RemainAfterExit = true;
+          }
+      ) // {
         ExecStart = lib.escapeShellArgs (
           [ (lib.getExe' cfg.package "cityd") ] ++ cityLib.commandLine cfg.cityFile u
         );

@@ -261,6 +261,14 @@ let
       virtualisation.oci-containers.backend = "docker";
       services.cityd.lan.interface = "enp3s0";
     }).config;
+  # The alert relay enabled, passes posted too.
+  relayOn =
+    (evalWith {
+      services.cityd.relay = {
+        enable = true;
+        postPasses = true;
+      };
+    }).config;
   c = eval.config;
   cityLib = import ../lib.nix;
   svc = c.systemd.services;
@@ -392,6 +400,42 @@ let
     "the city file is checked by cityd config check and holds no secret" =
       lib.hasInfix "cityd config check ./city.json" c.services.cityd.cityFile.script
       && builtins.fromJSON c.services.cityd.cityFile.env.city == cityLib.city c.services.cityd;
+    "the relay is off by default: no unit, its port closed" =
+      !(svc ? cityd-relay)
+      && !(builtins.elem 9180 c.networking.firewall.allowedTCPPorts)
+      && !(builtins.elem "cityd-relay.service" c.services.cityd.unitOrder);
+    "the relay enabled: long-running after wire, hardened, its port open, its settings in the city" =
+      let
+        relay = relayOn.systemd.services.cityd-relay;
+        city = builtins.fromJSON relayOn.services.cityd.cityFile.env.city;
+      in
+      relay.serviceConfig.Type == "simple"
+      && relay.serviceConfig.Restart == "on-failure"
+      && !(relay.serviceConfig ? RemainAfterExit)
+      && relay.requires == [ "cityd-wire.service" ]
+      && builtins.elem "cityd-wire.service" relay.after
+      && relay.wantedBy == [ "multi-user.target" ]
+      && lib.hasSuffix "--state-dir /var/lib/cityd relay serve --mattermost-socket /var/lib/cityd/mattermost/run/mattermost_local.socket" relay.serviceConfig.ExecStart
+      && builtins.all (k: relay.serviceConfig.${k} == svc.cityd-wire.serviceConfig.${k}) [
+        "StateDirectory"
+        "StateDirectoryMode"
+        "UMask"
+        "PrivateTmp"
+        "ProtectHome"
+        "NoNewPrivileges"
+      ]
+      && lib.last relayOn.services.cityd.unitOrder == "cityd-relay.service"
+      && relayOn.networking.firewall.allowedTCPPorts == [
+        8065
+        8444
+        3478
+        9180
+      ]
+      && city.relay == {
+        listen = "0.0.0.0:9180";
+        metrics = "127.0.0.1:9181";
+        post_passes = true;
+      };
     "the city file carries the default city's bots and webhooks" =
       let
         city = builtins.fromJSON c.services.cityd.cityFile.env.city;

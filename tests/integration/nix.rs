@@ -269,6 +269,13 @@ fn every_module_setting_reaches_its_city_field() {
             gitlab.channel = "deploys";
           };
           database = l.defaults.database // { name = "mm"; host = "10.1.2.3"; port = 5433; tls = false; };
+          relay = {
+            enable = true;
+            listen = "192.168.1.20:9280";
+            metrics = "127.0.0.1:9281";
+            postPasses = true;
+            dashboardUrl = "https://sonar.lab.example";
+          };
         }"#,
     );
     assert_config_check_accepts(&file);
@@ -334,6 +341,15 @@ fn every_module_setting_reaches_its_city_field() {
         city["database"],
         json!({ "host": "10.1.2.3", "port": 5433, "name": "mm", "user": "mm", "tls": false })
     );
+    assert_eq!(
+        city["relay"],
+        json!({
+            "listen": "192.168.1.20:9280",
+            "metrics": "127.0.0.1:9281",
+            "post_passes": true,
+            "dashboard_url": "https://sonar.lab.example",
+        })
+    );
 }
 
 /// The default module city carries the default city's bots and webhooks: without them `cityd
@@ -362,6 +378,12 @@ fn the_module_city_has_the_default_bots_and_webhooks() {
             "the module's default {key} differ from src/default-city.toml's"
         );
     }
+    // The relay's defaults live in src/city.rs, not in the TOML: the module repeats them.
+    assert_eq!(embedded["city"]["relay"]["listen"], "0.0.0.0:9180");
+    assert_eq!(
+        from_module["city"]["relay"], embedded["city"]["relay"],
+        "the module's relay defaults differ from cityd's"
+    );
 }
 
 #[test]
@@ -406,6 +428,30 @@ fn the_firewall_opens_exactly_the_specified_ports() {
     assert!(
         !text.contains("5432"),
         "PostgreSQL is opened only on the container bridge"
+    );
+    // The relay's port opens only with the relay, and follows relay.listen; its metrics never.
+    let relay_on = |relay: &str| {
+        eval_with(
+            &LAN,
+            &format!("{{ relay = l.defaults.relay // {{ enable = true; {relay} }}; }}"),
+            "l.firewall s",
+        )
+    };
+    assert_eq!(
+        relay_on("")["allowedTCPPorts"],
+        json!([8065, 8444, 3478, 9180])
+    );
+    let moved = relay_on("listen = \"[::]:9280\"; metrics = \"127.0.0.1:9281\";");
+    assert_eq!(moved["allowedTCPPorts"], json!([8065, 8444, 3478, 9280]));
+    assert_eq!(moved["allowedUDPPorts"], fw["allowedUDPPorts"]);
+    assert_eq!(
+        eval_with(
+            &LAN,
+            "{ relay = l.defaults.relay // { listen = \"0.0.0.0:9280\"; }; }",
+            "l.firewall s"
+        ),
+        fw,
+        "a disabled relay opens nothing"
     );
     assert_eq!(
         eval("(import ./nixos/lib.nix).containerBridge \"podman\""),
@@ -646,6 +692,104 @@ fn units_run_in_the_contract_order_with_the_contract_commands() {
     }
     let docker = eval("map (u: u.name) ((import ./nixos/lib.nix).units { backend = \"docker\"; })");
     assert_eq!(docker[4], "docker-mattermost.service");
+
+    // With the relay: the same chain, then the one long-running unit, after wire.
+    let with_relay = eval(
+        "let l = import ./nixos/lib.nix; in map (u: u // { cmd = l.commandLine \"/nix/store/x-city.json\" u; }) (builtins.filter (u: u.args != null) (l.units { relay = true; }))",
+    );
+    let with_relay = with_relay.as_array().unwrap();
+    assert_eq!(with_relay.len(), 6);
+    let relay = &with_relay[5];
+    assert_eq!(relay["name"], "cityd-relay.service");
+    assert_eq!(relay["after"], json!(["cityd-wire.service"]));
+    assert_eq!(relay["longRunning"], true);
+    assert!(
+        with_relay[..5]
+            .iter()
+            .all(|u| u.get("longRunning").is_none()),
+        "only the relay runs on"
+    );
+    let want: Vec<String> = prefix
+        .iter()
+        .chain(&[
+            "relay",
+            "serve",
+            "--mattermost-socket",
+            "/var/lib/cityd/mattermost/run/mattermost_local.socket",
+        ])
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(strings(&relay["cmd"]), want);
+}
+
+/// The relay unit's own command line, with a scratch state directory and `--dry-run`: cityd
+/// resolves the options' settings from the city file, the secret and webhook URLs from the vault
+/// (never argv), the spool under the state directory, and the read-back socket the container
+/// bind-mounts.
+#[test]
+fn the_relay_unit_serves_the_module_settings_from_the_state_directory() {
+    let s = Scratch::new();
+    let file = module_city_json(
+        &s,
+        r#"{ relay = l.defaults.relay // {
+               enable = true;
+               listen = "192.168.1.20:9280";
+               postPasses = true;
+               dashboardUrl = "https://sonar.lab.example";
+             }; }"#,
+    );
+    let cmd = eval(&format!(
+        "let l = import ./nixos/lib.nix; in l.commandLine \"{}\" l.relayUnit",
+        file.display()
+    ));
+    let mut args = strings(&cmd);
+    let state_at = args.iter().position(|a| a == "--state-dir").unwrap() + 1;
+    args[state_at] = s.state().display().to_string();
+    for arg in &args {
+        assert!(
+            !arg.contains("secret") && !arg.contains("token"),
+            "the relay's argv names a secret: {args:?}"
+        );
+    }
+    let out = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_cityd"))
+            .args(&args)
+            .args(["--dry-run", "--json"]),
+    );
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    let paths = eval("(import ./nixos/lib.nix).paths");
+    let in_state = |key: &str| {
+        let p = paths[key].as_str().unwrap();
+        let rel = Path::new(p)
+            .strip_prefix(paths["stateDir"].as_str().unwrap())
+            .unwrap_or_else(|_| panic!("{key} = {p} lies outside the state directory"));
+        s.state().join(rel).display().to_string()
+    };
+    assert_eq!(plan["listen"], "192.168.1.20:9280");
+    assert_eq!(plan["metrics"], "127.0.0.1:9181");
+    assert_eq!(plan["post_passes"], true);
+    assert_eq!(plan["dashboard_url"], "https://sonar.lab.example");
+    assert_eq!(plan["spool"], in_state("relaySpool").as_str());
+    assert_eq!(
+        plan["secret_from"],
+        format!("{}/sonarqube-webhook-secret", in_state("secretsDir")).as_str()
+    );
+    assert_eq!(
+        plan["alerts_webhook_from"],
+        format!("{}/webhook-alerts", in_state("secretsDir")).as_str()
+    );
+    assert_eq!(
+        plan["builds_webhook_from"],
+        format!("{}/webhook-builds", in_state("secretsDir")).as_str()
+    );
+    assert_eq!(
+        plan["readback"],
+        format!(
+            "local-mode socket {}",
+            paths["mattermostSocket"].as_str().unwrap()
+        )
+        .as_str()
+    );
 }
 
 #[test]

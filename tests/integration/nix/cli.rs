@@ -91,10 +91,14 @@ fn assert_parses(args: &[String], origin: &str) {
 #[test]
 fn every_unit_command_line_parses_with_the_real_cli() {
     let units = eval(
-        "let l = import ./nixos/lib.nix; in map (u: { inherit (u) name; cmd = l.commandLine \"/nix/store/x-city.json\" u; }) (builtins.filter (u: u.args != null) (l.units { }))",
+        "let l = import ./nixos/lib.nix; in map (u: { inherit (u) name; cmd = l.commandLine \"/nix/store/x-city.json\" u; }) (builtins.filter (u: u.args != null) (l.units { relay = true; }))",
     );
     let units = units.as_array().unwrap();
-    assert_eq!(units.len(), 5, "five cityd units: {units:?}");
+    assert_eq!(
+        units.len(),
+        6,
+        "five oneshot cityd units and the relay: {units:?}"
+    );
     for unit in units {
         assert_parses(&strings(&unit["cmd"]), unit["name"].as_str().unwrap());
     }
