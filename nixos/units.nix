@@ -41,8 +41,10 @@ let
       inherit (u) description;
       wantedBy = [ "multi-user.target" ];
       after = u.after ++ [ "network-online.target" ];
-      requires = u.after;
-      wants = [ "network-online.target" ];
+      # A oneshot needs the step before it; the relay only starts after wire, and keeps running
+      # (its spool holds alerts) if a later re-run of wire fails.
+      requires = if u.longRunning or false then [ ] else u.after;
+      wants = [ "network-online.target" ] ++ lib.optionals (u.longRunning or false) u.after;
       environment = cityLib.unitEnvironment;
       preStart = lib.optionalString (u.name == "cityd-db.service") dbAdminPreStart;
       # The relay runs on; systemd stops it with SIGTERM, on which it drains open requests and

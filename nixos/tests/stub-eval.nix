@@ -412,7 +412,8 @@ let
       relay.serviceConfig.Type == "simple"
       && relay.serviceConfig.Restart == "on-failure"
       && !(relay.serviceConfig ? RemainAfterExit)
-      && relay.requires == [ "cityd-wire.service" ]
+      && relay.requires == [ ]
+      && builtins.elem "cityd-wire.service" relay.wants
       && builtins.elem "cityd-wire.service" relay.after
       && relay.wantedBy == [ "multi-user.target" ]
       && lib.hasSuffix "--state-dir /var/lib/cityd relay serve --mattermost-socket /var/lib/cityd/mattermost/run/mattermost_local.socket" relay.serviceConfig.ExecStart
