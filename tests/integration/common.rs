@@ -77,6 +77,13 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A command's stderr, after checking it exited with `code`.
+pub fn stderr_of_exit(out: &std::process::Output, code: i32) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    err
+}
+
 /// Path of a file in the shared reference (turn vectors, payloads).
 pub fn reference(rel: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

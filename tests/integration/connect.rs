@@ -650,8 +650,7 @@ fn a_team_name_as_jenkins_username_is_refused_by_the_city_check() {
         .arg(&path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::common::stderr_of_exit(&out, 2);
     assert!(err.contains("integrations.jenkins.username"), "{err}");
     assert!(err.contains("username@channel"), "{err}");
 }

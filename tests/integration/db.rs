@@ -389,8 +389,7 @@ fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
         .arg(format!("postgres://postgres@127.0.0.1:{closed}/postgres"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::common::stderr_of_exit(&out, 1);
     assert!(
         err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{closed}")),
         "{err}"
@@ -407,8 +406,7 @@ fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
         .arg(&wrong)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::common::stderr_of_exit(&out, 1);
     assert!(
         err.contains(&format!(
             "PostgreSQL at 127.0.0.1:{} refused to authenticate postgres",
@@ -441,8 +439,7 @@ fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
         .arg(&weak)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::common::stderr_of_exit(&out, 1);
     assert!(err.contains("role weak on 127.0.0.1"), "{err}");
     assert!(err.contains("may not create the role"), "{err}");
     assert!(err.contains("CREATEROLE"), "{err}");
@@ -538,8 +535,7 @@ fn db_ensure_verifies_tls_against_the_city_ca_whenever_the_server_offers_it() {
         .args(from_container(&foreign).admin_args())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::common::stderr_of_exit(&out, 1);
     assert!(
         err.contains(&format!(
             "TLS with PostgreSQL at 127.0.0.1:{} failed",

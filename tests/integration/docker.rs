@@ -968,8 +968,7 @@ fn an_unreachable_docker_engine_is_named_with_the_fix() {
         .env("DOCKER_HOST", "unix:///nonexistent")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::common::stderr_of_exit(&out, 1);
     assert!(
         err.contains("cannot reach the Docker engine at unix:///nonexistent"),
         "{err}"
@@ -1093,8 +1092,7 @@ fn a_missing_image_that_cannot_be_pulled_says_how_to_load_it() {
         "coturn_image = \"cityd-test/not-built:0.0.1\"",
     );
     let out = lab.cityd().args(["up", "--skip-db"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::common::stderr_of_exit(&out, 1);
     assert!(err.contains("image cityd-test/not-built:0.0.1"), "{err}");
     assert!(err.contains("docker load -i"), "{err}");
     assert!(lab.labelled_containers().is_empty());
@@ -1114,8 +1112,7 @@ fn up_names_an_unreachable_postgres_and_a_wrong_admin_password() {
         .arg(format!("postgres://postgres@127.0.0.1:{closed}/postgres"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::common::stderr_of_exit(&out, 1);
     assert!(
         err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{closed}")),
         "{err}"
@@ -1138,8 +1135,7 @@ fn up_names_an_unreachable_postgres_and_a_wrong_admin_password() {
         .arg(&wrong)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::common::stderr_of_exit(&out, 1);
     assert!(
         err.contains(&format!(
             "PostgreSQL at 127.0.0.1:{} refused to authenticate postgres",

@@ -903,8 +903,7 @@ fn verify_tls_without_a_ca_is_bad_input() {
         .args(["verify", "tls", "--connect", "127.0.0.1:9"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::common::stderr_of_exit(&out, 2);
     assert!(
         err.contains("ca.pem") && err.contains("cityd pki ensure"),
         "{err}"

@@ -336,6 +336,14 @@ async fn send(
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
 
+/// The status SonarQube would get for `body`, correctly signed, as `application/json; charset=utf-8`.
+async fn status_of_signed(c: &reqwest::Client, url: &str, body: &[u8]) -> u16 {
+    send(c, url, body, Some(&sign(body)), JSON_UTF8)
+        .await
+        .unwrap()
+        .0
+}
+
 fn field<'a>(post: &'a SnapPost, title: &str) -> &'a str {
     let fields = post.props["attachments"][0]["fields"]
         .as_array()
@@ -447,13 +455,7 @@ fn real_payloads_and_hmac_vectors_are_accepted_and_every_bad_request_refused() {
         let mut huge = b"{\"project\":{\"key\":\"p\"},\"pad\":\"".to_vec();
         huge.resize(1024 * 1024 + 10, b'x');
         huge.extend_from_slice(b"\"}");
-        assert_eq!(
-            send(&c, &url, &huge, Some(&sign(&huge)), JSON_UTF8)
-                .await
-                .unwrap()
-                .0,
-            413
-        );
+        assert_eq!(status_of_signed(&c, &url, &huge).await, 413);
         for bad in [
             &b"{\"project\":"[..],
             b"not json",
@@ -469,13 +471,7 @@ fn real_payloads_and_hmac_vectors_are_accepted_and_every_bad_request_refused() {
 
         // The pull request payload (a different task) is accepted too.
         let pr = payload_bytes("sonarqube-webhook-pull-request.CONSTRUCTED.json");
-        assert_eq!(
-            send(&c, &url, &pr, Some(&sign(&pr)), JSON_UTF8)
-                .await
-                .unwrap()
-                .0,
-            202
-        );
+        assert_eq!(status_of_signed(&c, &url, &pr).await, 202);
 
         let posts = eventually("two alert posts", Duration::from_secs(30), async || {
             let posts = posts_in(&mm, "alerts");
@@ -579,13 +575,7 @@ fn passes_go_to_builds_only_when_the_city_asks() {
 
         let mut setup = RelaySetup::new(&scratch, &mm);
         let relay = tokio::task::block_in_place(|| setup.start("127.0.0.1:0".parse().unwrap(), 0));
-        assert_eq!(
-            send(&c, &relay.url(), &passed, Some(&sign(&passed)), JSON_UTF8)
-                .await
-                .unwrap()
-                .0,
-            202
-        );
+        assert_eq!(status_of_signed(&c, &relay.url(), &passed).await, 202);
         eventually(
             "the pass to be skipped",
             Duration::from_secs(20),
@@ -598,13 +588,7 @@ fn passes_go_to_builds_only_when_the_city_asks() {
         setup.post_passes = true;
         setup.spool = scratch.path().join("spool-passes");
         let relay = tokio::task::block_in_place(|| setup.start("127.0.0.1:0".parse().unwrap(), 1));
-        assert_eq!(
-            send(&c, &relay.url(), &passed, Some(&sign(&passed)), JSON_UTF8)
-                .await
-                .unwrap()
-                .0,
-            202
-        );
+        assert_eq!(status_of_signed(&c, &relay.url(), &passed).await, 202);
         let posts = eventually("a post in #builds", Duration::from_secs(20), async || {
             let p = posts_in(&mm, "builds");
             (!p.is_empty()).then_some(p)
