@@ -431,19 +431,21 @@ impl Engine {
     /// Restarts the existing container `name` (stop with the engine's grace period, then start);
     /// a missing container is an error naming it, since there is nothing cityd could start.
     pub async fn restart_container(&self, name: &str) -> Result<(), DockerError> {
-        if self.inspect(name).await?.is_none() {
-            return Err(DockerError::NoSuchContainer {
-                name: name.to_string(),
-                endpoint: self.endpoint.clone(),
-            });
-        }
-        self.docker
+        match self
+            .docker
             .restart_container(
                 name,
                 None::<bollard::query_parameters::RestartContainerOptions>,
             )
             .await
-            .map_err(self.fail("restart container", name))
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(DockerError::NoSuchContainer {
+                name: name.to_string(),
+                endpoint: self.endpoint.clone(),
+            }),
+            Err(e) => Err(self.fail("restart container", name)(e)),
+        }
     }
 
     /// Fails with the container's last log lines if it is not running (any more).

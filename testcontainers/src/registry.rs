@@ -79,9 +79,7 @@ impl RegistryDouble {
 
     /// The reference to pull: `127.0.0.1:<port>/<repository>:<tag>`.
     pub fn image_ref(&self) -> String {
-        let host = self.base_url();
-        let host = host.trim_start_matches("http://");
-        format!("{host}/{}:{}", self.repository, self.tag)
+        format!("{}/{}:{}", self.addr(), self.repository, self.tag)
     }
 }
 
