@@ -1,13 +1,12 @@
 //! The command line: global options, the verb list, and dispatch to `cmd::<verb>::run`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::city::City;
 use crate::cmd;
-use crate::state::StateDir;
+pub use crate::context::Context;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,35 +74,11 @@ pub enum Command {
     Db(cmd::db::Command),
 }
 
-/// What every command may need, resolved lazily so `--help`-level commands touch nothing.
-pub struct Context {
-    pub city_path: Option<PathBuf>,
-    pub state_dir: Option<PathBuf>,
-}
-
-impl Context {
-    pub fn city(&self) -> anyhow::Result<City> {
-        Ok(City::load_or_default(self.city_path.as_deref())?)
-    }
-    pub fn state(&self) -> anyhow::Result<StateDir> {
-        Ok(StateDir::resolve(self.state_dir.as_deref())?)
-    }
-    pub fn city_origin(&self) -> String {
-        self.city_path.as_deref().map_or_else(
-            || "the embedded default city".to_string(),
-            |p: &Path| p.display().to_string(),
-        )
-    }
-}
-
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
-    let ctx = Context {
-        city_path: cli.global.city.clone(),
-        state_dir: cli.global.state_dir.clone(),
-    };
+    let ctx = Context::new(cli.global.city.clone(), cli.global.state_dir.clone());
     let result = match cli.command {
         Command::Up(args) => cmd::up::run(&ctx, args),
         Command::Config(c) => cmd::config::run(&ctx, c),

@@ -180,8 +180,8 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
             ));
         }
     }
-    if let Some(e) = get("MM_SERVICESETTINGS_ENABLEINSECUREOUTGOINGCONNECTIONS") {
-        if envfile::unquote(&e.value).0.eq_ignore_ascii_case("true") {
+    if let Some(e) = get("MM_SERVICESETTINGS_ENABLEINSECUREOUTGOINGCONNECTIONS")
+        && envfile::unquote(&e.value).0.eq_ignore_ascii_case("true") {
             out.push(finding(
                 Severity::Error,
                 "insecure-outgoing",
@@ -190,7 +190,6 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
                 "set it to false and trust the city CA instead (mount a CA bundle that includes it)",
             ));
         }
-    }
     if let Some(e) = get("MM_SERVICESETTINGS_ALLOWEDUNTRUSTEDINTERNALCONNECTIONS") {
         let (inner, _) = envfile::unquote(&e.value);
         for token in inner.split([' ', ',']).filter(|t| !t.is_empty()) {
@@ -232,8 +231,8 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
             }
         }
     }
-    if let Some(e) = get("MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS") {
-        if envfile::unquote(&e.value).0.eq_ignore_ascii_case("true") {
+    if let Some(e) = get("MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS")
+        && envfile::unquote(&e.value).0.eq_ignore_ascii_case("true") {
             out.push(finding(
                 Severity::Info,
                 "user-tokens-unneeded",
@@ -242,7 +241,6 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
                 "leave it false unless people need personal tokens",
             ));
         }
-    }
     for e in &entries {
         let (inner, quoting) = envfile::unquote(&e.value);
         if quoting == Quoting::None
@@ -324,53 +322,6 @@ pub fn audit_secrets_env(file: &str, text: &str) -> Vec<Finding> {
 /// The worst severity, for exit codes.
 pub fn worst(findings: &[Finding]) -> Option<Severity> {
     findings.iter().map(|f| f.severity).max()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn codes(findings: &[Finding]) -> Vec<&'static str> {
-        findings.iter().map(|f| f.code).collect()
-    }
-
-    #[test]
-    fn the_rendered_env_file_has_no_error_findings() {
-        let city = crate::city::City::default_city();
-        let lan = ["192.168.1.20".parse().unwrap()];
-        let inputs = crate::render::Inputs {
-            city: &city,
-            lan: &lan,
-            origin: "t",
-        };
-        let s = crate::secrets::Secret::new("a".repeat(64));
-        let secrets = crate::render::mattermost_env::MattermostSecrets {
-            db_password: &s,
-            at_rest_encrypt_key: &s,
-            public_link_salt: &s,
-            turn_static_auth_secret: &s,
-        };
-        let text = crate::render::mattermost_env::render(&inputs, &secrets).unwrap();
-        let findings = audit_mattermost_env("m.env", &text);
-        assert_eq!(worst(&findings), Some(Severity::Info), "{findings:#?}");
-    }
-
-    #[test]
-    fn quoted_bool_and_bare_ip_are_found() {
-        let f = audit_mattermost_env(
-            "m.env",
-            "MM_SERVICESETTINGS_ENABLELOCALMODE=\"true\"\nMM_SERVICESETTINGS_ALLOWEDUNTRUSTEDINTERNALCONNECTIONS=10.0.0.5\n",
-        );
-        assert_eq!(
-            codes(&f),
-            [
-                "quoted-value",
-                "untrusted-bare-ip",
-                "untrusted-is-outgoing-only"
-            ]
-        );
-        assert!(f[0].problem.contains("silently keeps its default"));
-    }
 }
 
 /// Checks the vault: every generated secret present, of its shape, 0600 in a 0700 directory.
@@ -560,4 +511,51 @@ pub fn audit_pki(
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(findings: &[Finding]) -> Vec<&'static str> {
+        findings.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn the_rendered_env_file_has_no_error_findings() {
+        let city = crate::city::City::default_city();
+        let lan = ["192.168.1.20".parse().unwrap()];
+        let inputs = crate::render::Inputs {
+            city: &city,
+            lan: &lan,
+            origin: "t",
+        };
+        let s = crate::secrets::Secret::new("a".repeat(64));
+        let secrets = crate::render::mattermost_env::MattermostSecrets {
+            db_password: &s,
+            at_rest_encrypt_key: &s,
+            public_link_salt: &s,
+            turn_static_auth_secret: &s,
+        };
+        let text = crate::render::mattermost_env::render(&inputs, &secrets).unwrap();
+        let findings = audit_mattermost_env("m.env", &text);
+        assert_eq!(worst(&findings), Some(Severity::Info), "{findings:#?}");
+    }
+
+    #[test]
+    fn quoted_bool_and_bare_ip_are_found() {
+        let f = audit_mattermost_env(
+            "m.env",
+            "MM_SERVICESETTINGS_ENABLELOCALMODE=\"true\"\nMM_SERVICESETTINGS_ALLOWEDUNTRUSTEDINTERNALCONNECTIONS=10.0.0.5\n",
+        );
+        assert_eq!(
+            codes(&f),
+            [
+                "quoted-value",
+                "untrusted-bare-ip",
+                "untrusted-is-outgoing-only"
+            ]
+        );
+        assert!(f[0].problem.contains("silently keeps its default"));
+    }
 }

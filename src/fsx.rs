@@ -79,8 +79,8 @@ pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOut
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io(path)(e)),
     };
-    if let Some(existing) = &existing {
-        if existing == bytes {
+    if let Some(existing) = &existing
+        && existing == bytes {
             let current = mode_of(path).map_err(io(path))?;
             if current != mode {
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -89,7 +89,6 @@ pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOut
             }
             return Ok(WriteOutcome::Unchanged);
         }
-    }
     let tmp = staged(path, bytes, mode)?;
     tmp.persist(path).map_err(|e| io(path)(e.error))?;
     sync_dir(path)?;

@@ -4,8 +4,10 @@
 pub mod city;
 pub mod cli;
 pub mod cmd;
+pub mod context;
 pub mod docker;
 pub mod doctor;
+pub mod duration;
 pub mod envfile;
 pub mod exit;
 pub mod fsx;
@@ -17,6 +19,7 @@ pub mod pki;
 pub mod postgres;
 pub mod relay;
 pub mod render;
+pub mod report;
 pub mod secrets;
 pub mod state;
 pub mod turn;

@@ -29,6 +29,11 @@ pub enum StateError {
     },
 }
 
+/// File name of Mattermost's rendered env file under `render/`.
+pub const RENDERED_MATTERMOST_ENV: &str = "mattermost.env";
+/// File name of coturn's rendered configuration under `render/` (and `coturn/`).
+pub const RENDERED_TURNSERVER_CONF: &str = "turnserver.conf";
+
 /// The resolved state directory. Creating it is separate from resolving it so `--dry-run` and `show`
 /// commands never create anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +72,53 @@ impl StateDir {
     }
     pub fn render_dir(&self) -> PathBuf {
         self.root.join("render")
+    }
+
+    /// `pki/ca.pem`: the city CA, the one root every client of ours trusts.
+    pub fn ca_pem(&self) -> PathBuf {
+        self.pki_dir().join(crate::pki::files::CA_PEM)
+    }
+    /// `render/mattermost.env`: Mattermost's rendered env file.
+    pub fn rendered_mattermost_env(&self) -> PathBuf {
+        self.render_dir().join(RENDERED_MATTERMOST_ENV)
+    }
+    /// `render/turnserver.conf`: coturn's rendered configuration.
+    pub fn rendered_turnserver_conf(&self) -> PathBuf {
+        self.render_dir().join(RENDERED_TURNSERVER_CONF)
+    }
+    /// `mattermost/`: what the Mattermost container mounts from the host.
+    pub fn mattermost_dir(&self) -> PathBuf {
+        self.root.join("mattermost")
+    }
+    /// `mattermost/run/`: bind-mounted at the container's local-mode socket directory.
+    pub fn mattermost_run_dir(&self) -> PathBuf {
+        self.mattermost_dir().join("run")
+    }
+    /// The host side of Mattermost's local-mode socket.
+    pub fn mattermost_socket(&self) -> PathBuf {
+        self.mattermost_run_dir()
+            .join(crate::render::container::LOCAL_SOCKET_NAME)
+    }
+    /// `coturn/turnserver.conf`: the copy the coturn container mounts.
+    pub fn coturn_config(&self) -> PathBuf {
+        self.root.join("coturn").join(RENDERED_TURNSERVER_CONF)
+    }
+    /// `relay-spool/`: the relay's durable queue of accepted events.
+    pub fn relay_spool(&self) -> PathBuf {
+        self.root.join("relay-spool")
+    }
+
+    /// Vault name of the incoming-webhook URL of `channel` (written by `cityd wire`).
+    pub fn webhook_secret_name(channel: &str) -> String {
+        format!("webhook-{channel}")
+    }
+    /// Vault name of a bot's access token.
+    pub fn bot_token_secret_name(bot: &str) -> String {
+        format!("mattermost-bot-token-{bot}")
+    }
+    /// Vault name of the id of a bot's token (not secret; it ties the vault to the server's list).
+    pub fn bot_token_id_secret_name(bot: &str) -> String {
+        format!("mattermost-bot-token-id-{bot}")
     }
 
     /// Creates `dir` (one of ours) with mode 0700 if it is missing. An existing directory keeps its mode.

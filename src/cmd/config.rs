@@ -44,8 +44,12 @@ struct Derived {
 pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check { file } => {
-            let (city, origin) = match &file {
-                Some(f) => (City::load(f)?, f.display().to_string()),
+            let loaded;
+            let (city, origin): (&City, String) = match &file {
+                Some(f) => {
+                    loaded = City::load(f)?;
+                    (&loaded, f.display().to_string())
+                }
                 None => (ctx.city()?, ctx.city_origin()),
             };
             println!(
@@ -64,7 +68,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             };
             let ips: Vec<_> = lan.iter().map(|l| l.address).collect();
             let effective = Effective {
-                city: &city,
+                city,
                 derived: Derived {
                     mattermost_host: city.mattermost_host(),
                     site_url: city.site_url(),

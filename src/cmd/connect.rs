@@ -87,9 +87,9 @@ pub struct JenkinsArgs {
 pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
     let city = ctx.city()?;
     let state = ctx.state()?;
-    let vault = Vault::new(&state);
-    let records = Records::new(&state);
-    let ca = state.pki_dir().join("ca.pem");
+    let vault = Vault::new(state);
+    let records = Records::new(state);
+    let ca = state.ca_pem();
     let ca_pem = ca.is_file().then_some(ca);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -156,7 +156,7 @@ pub fn ensure_tenant(
 fn ensure_cmd(ctx: &Context, args: EnsureArgs) -> anyhow::Result<ExitCode> {
     let city = ctx.city()?;
     let state = ctx.state()?;
-    let report = ensure_tenant(&city, &state, &args.admin, args.dry_run)?;
+    let report = ensure_tenant(city, state, &args.admin, args.dry_run)?;
     if args.json {
         #[derive(serde::Serialize)]
         struct Out<'a> {
@@ -166,12 +166,12 @@ fn ensure_cmd(ctx: &Context, args: EnsureArgs) -> anyhow::Result<ExitCode> {
         }
         crate::cmd::print_json(&Out {
             report: &report,
-            dsn: shown_dsn(&city),
+            dsn: shown_dsn(city),
         })?;
         return Ok(ExitCode::SUCCESS);
     }
     print_report(&report);
-    println!("DSN     {}", shown_dsn(&city));
+    println!("DSN     {}", shown_dsn(city));
     Ok(ExitCode::SUCCESS)
 }
 

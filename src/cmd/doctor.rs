@@ -30,7 +30,7 @@ fn read(path: &PathBuf) -> anyhow::Result<String> {
 fn state_findings(ctx: &Context) -> anyhow::Result<Vec<Finding>> {
     let state = ctx.state()?;
     let city = ctx.city()?;
-    let mut findings = doctor::audit_vault(&Vault::new(&state));
+    let mut findings = doctor::audit_vault(&Vault::new(state));
     let lan = match crate::lan::resolve(&city.lan.addresses) {
         Ok(lan) => lan.into_iter().map(|l| l.address).collect::<Vec<_>>(),
         Err(e) => {
@@ -44,34 +44,34 @@ fn state_findings(ctx: &Context) -> anyhow::Result<Vec<Finding>> {
             return Ok(findings);
         }
     };
-    let pki = crate::pki::inspect(&state)?;
+    let pki = crate::pki::inspect(state)?;
     findings.extend(doctor::audit_pki(
         pki.as_ref(),
-        &crate::pki::wanted_sans(&city, &lan),
+        &crate::pki::wanted_sans(city, &lan),
     ));
     for (target, command) in [
         (Target::MattermostEnv, "cityd render mattermost-env"),
         (Target::Coturn, "cityd render coturn"),
     ] {
         // Without the vault there is nothing to compare against; the vault findings already say so.
-        if let Ok(expected) = render_one(ctx, &state, target, false) {
+        if let Ok(expected) = render_one(ctx, state, target, false) {
             findings.extend(doctor::audit_rendered(
-                &default_path(&state, target),
+                &default_path(state, target),
                 &expected,
                 command,
             ));
         }
     }
-    findings.extend(crate::cmd::db::schema_findings(&city, &state));
+    findings.extend(crate::cmd::db::schema_findings(city, state));
     if let (Ok(env), Ok(conf)) = (
-        render_one(ctx, &state, Target::MattermostEnv, false),
-        render_one(ctx, &state, Target::Coturn, false),
+        render_one(ctx, state, Target::MattermostEnv, false),
+        render_one(ctx, state, Target::Coturn, false),
     ) {
         findings.extend(crate::docker::audit::city_findings(
             &crate::docker::desired::Sources {
-                city: &city,
+                city,
                 lan: &lan,
-                state: &state,
+                state,
                 mattermost_env: &env,
                 coturn_config: &conf,
                 coturn_image_id: None,

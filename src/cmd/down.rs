@@ -35,7 +35,7 @@ struct Report {
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let city = ctx.city()?;
     let state = ctx.state()?;
-    let names = Names::new(&city);
+    let names = Names::new(city);
     let dry = args.dry_run;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -57,7 +57,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         anyhow::Ok(steps)
     })?;
     if args.purge {
-        let paths = HostPaths::new(&state);
+        let paths = HostPaths::new(state);
         let dirs = [
             paths
                 .mattermost_config

@@ -14,8 +14,4 @@ pub mod up;
 pub mod verify;
 pub mod wire;
 
-/// Prints a value as pretty JSON on stdout (the `--json` output of every command).
-pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
+pub use crate::report::print_json;

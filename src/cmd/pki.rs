@@ -117,7 +117,7 @@ fn lan_ips(city: &crate::city::City) -> anyhow::Result<Vec<IpAddr>> {
 fn ensure(ctx: &Context, args: EnsureArgs) -> anyhow::Result<ExitCode> {
     let city = ctx.city()?;
     let state = ctx.state()?;
-    let lan = lan_ips(&city)?;
+    let lan = lan_ips(city)?;
     let adopt = match (args.ca_cert, args.ca_key) {
         (Some(cert), Some(key)) => Some(AdoptCa {
             cert,
@@ -131,7 +131,7 @@ fn ensure(ctx: &Context, args: EnsureArgs) -> anyhow::Result<ExitCode> {
         adopt,
         dry_run: args.dry_run,
     };
-    let report = pki::ensure(&state, &city, &lan, &options).map_err(failure)?;
+    let report = pki::ensure(state, city, &lan, &options).map_err(failure)?;
     if args.json {
         crate::cmd::print_json(&report)?;
     } else {
@@ -212,7 +212,7 @@ struct ShowReport {
 
 fn show(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
     let state = ctx.state()?;
-    let Some(summary) = pki::inspect(&state).map_err(failure)? else {
+    let Some(summary) = pki::inspect(state).map_err(failure)? else {
         eprintln!(
             "no PKI in {} yet; run `cityd pki ensure`",
             state.pki_dir().display()
@@ -220,8 +220,8 @@ fn show(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(exit::FAILED));
     };
     let city = ctx.city()?;
-    let (wanted, lan_error) = match lan_ips(&city) {
-        Ok(lan) => (Some(pki::wanted_sans(&city, &lan)), None),
+    let (wanted, lan_error) = match lan_ips(city) {
+        Ok(lan) => (Some(pki::wanted_sans(city, &lan)), None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
     let missing_sans = match (&wanted, &summary.server) {
@@ -299,7 +299,7 @@ fn print_show(r: &ShowReport) -> anyhow::Result<()> {
 
 fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let state = ctx.state()?;
-    let Some(der) = pki::ca_certificate(&state).map_err(failure)? else {
+    let Some(der) = pki::ca_certificate(state).map_err(failure)? else {
         return Err(Failure::new(
             exit::BAD_INPUT,
             format!(

@@ -20,6 +20,7 @@ use crate::relay::message::MessageSettings;
 use crate::relay::post::HookUrl;
 use crate::relay::{self, RelayConfig};
 use crate::secrets::{Secret, SecretName, Vault};
+use crate::state::StateDir;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -167,7 +168,7 @@ fn plain_http_is_safe(url: &str) -> bool {
 fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let city = ctx.city()?;
     let state = ctx.state()?;
-    let vault = Vault::new(&state);
+    let vault = Vault::new(state);
 
     let listen = args.listen.unwrap_or(city.relay.listen);
     let metrics = args.metrics.unwrap_or(city.relay.metrics);
@@ -176,22 +177,18 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
             "--metrics {metrics} is not a loopback address: metrics are unauthenticated; use 127.0.0.1:PORT"
         )));
     }
-    let spool = args
-        .spool
-        .clone()
-        .unwrap_or_else(|| state.root().join("relay-spool"));
+    let spool = args.spool.clone().unwrap_or_else(|| state.relay_spool());
     let post_passes = args.post_passes || city.relay.post_passes;
     let dashboard_url = args
         .dashboard_url
         .clone()
         .or_else(|| city.relay.dashboard_url.clone());
-    if let Some(url) = &dashboard_url {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
+    if let Some(url) = &dashboard_url
+        && !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err(bad_input(format!(
                 "dashboard URL {url} must start with http:// or https://"
             )));
         }
-    }
     if !(args.post_timeout.is_finite() && args.post_timeout > 0.0 && args.post_timeout <= 300.0) {
         return Err(bad_input(format!(
             "--post-timeout {} must be between 0 and 300 seconds",
@@ -220,7 +217,7 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map(|(_, f)| f.display().to_string())
             .unwrap_or_else(|| {
                 vault
-                    .path_of(&format!("webhook-{channel}"))
+                    .path_of(&StateDir::webhook_secret_name(channel))
                     .display()
                     .to_string()
             })
@@ -235,7 +232,7 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         |p| p.display().to_string(),
     );
     let ca_file = args.ca_file.clone().or_else(|| {
-        let default = state.pki_dir().join("ca.pem");
+        let default = state.ca_pem();
         default.is_file().then_some(default)
     });
     let readback_label = match (&args.mattermost_socket, &args.mattermost_url) {
@@ -307,7 +304,7 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 file.display().to_string(),
             ),
             None => {
-                let name = format!("webhook-{channel}");
+                let name = StateDir::webhook_secret_name(channel);
                 let url = vault.read(&name)?.ok_or_else(|| {
                     bad_input(format!(
                         "the vault has no {name} (the #{channel} incoming webhook URL); run `cityd wire`, or pass --webhook-url-file {channel}=FILE"

@@ -61,7 +61,7 @@ pub fn render_one(
         .collect();
     let origin = ctx.city_origin();
     let inputs = Inputs {
-        city: &city,
+        city,
         lan: &lan,
         origin: &origin,
     };
@@ -99,10 +99,10 @@ pub fn render_one(
 }
 
 pub fn default_path(state: &StateDir, target: Target) -> PathBuf {
-    state.render_dir().join(match target {
-        Target::MattermostEnv => "mattermost.env",
-        Target::Coturn | Target::All => "turnserver.conf",
-    })
+    match target {
+        Target::MattermostEnv => state.rendered_mattermost_env(),
+        Target::Coturn | Target::All => state.rendered_turnserver_conf(),
+    }
 }
 
 /// Names of settings that differ between two renderings, never their values.
@@ -177,7 +177,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut reports = Vec::new();
     for target in targets {
-        let text = render_one(ctx, &state, target, args.without_secret)?;
+        let text = render_one(ctx, state, target, args.without_secret)?;
         if args.out.as_deref() == Some(Path::new("-")) {
             print!("{text}");
             return Ok(ExitCode::SUCCESS);
@@ -185,7 +185,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         let path = args
             .out
             .clone()
-            .unwrap_or_else(|| default_path(&state, target));
+            .unwrap_or_else(|| default_path(state, target));
         let (outcome, changed) = write_rendered(&path, &text, args.dry_run)?;
         reports.push(Report {
             file: path,

@@ -80,7 +80,7 @@ fn vault_error(e: VaultError) -> anyhow::Error {
 
 pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
     let state = ctx.state()?;
-    let vault = Vault::new(&state);
+    let vault = Vault::new(state);
     match command {
         Command::Ensure { dry_run, json } => {
             let report = if dry_run {

@@ -124,19 +124,13 @@ fn load_secret(ctx: &Context, file: Option<&Path>) -> anyhow::Result<Secret> {
         return Ok(Secret::new(value.to_string()));
     }
     let state = ctx.state()?;
-    Vault::new(&state)
+    Vault::new(state)
         .get(SecretName::TurnStaticAuthSecret)
         .context("reading the TURN static auth secret from the vault")
 }
 
 fn parse_duration(text: &str, flag: &str) -> anyhow::Result<std::time::Duration> {
-    if let Some(ms) = text.strip_suffix("ms") {
-        let n: u64 = ms
-            .parse()
-            .map_err(|_| bad_input(format!("{flag} {text:?}: expected e.g. 200ms, 2s or 1m")))?;
-        return Ok(std::time::Duration::from_millis(n));
-    }
-    creds::parse_duration(text).map_err(|e| bad_input(format!("{flag}: {e}")))
+    crate::duration::parse(text).map_err(|e| bad_input(format!("{flag}: {e}")))
 }
 
 #[derive(Serialize)]
@@ -188,7 +182,7 @@ fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
     let secret = load_secret(ctx, args.secret_file.as_deref())?;
     let cred = RestCredential::for_ttl(secret.expose(), &args.user, ttl)
         .map_err(|e| bad_input(e.to_string()))?;
-    let urls = turn_urls(&city)?;
+    let urls = turn_urls(city)?;
     let creds = CredsOutput {
         username: cred.username.clone(),
         password: cred.password.clone(),
@@ -277,7 +271,7 @@ fn resolve_server(text: Option<&str>, city: &City) -> anyhow::Result<SocketAddr>
 
 fn probe_cmd(ctx: &Context, args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let city = ctx.city()?;
-    let server = resolve_server(args.server.as_deref(), &city)?;
+    let server = resolve_server(args.server.as_deref(), city)?;
     let deadline = parse_duration(&args.timeout, "--timeout")?;
     let rto = parse_duration(&args.rto, "--rto")?;
     if rto.is_zero() || deadline.is_zero() {

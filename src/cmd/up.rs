@@ -161,7 +161,7 @@ fn converge(
     }
 
     // 1. The vault.
-    let vault = Vault::new(&state);
+    let vault = Vault::new(state);
     let secrets = if dry { vault.plan() } else { vault.ensure() }.context("the vault")?;
     let generated = secrets
         .secrets
@@ -195,7 +195,7 @@ fn converge(
         dry_run: dry,
         ..Default::default()
     };
-    let pki = crate::pki::ensure(&state, &city, &lan, &options)
+    let pki = crate::pki::ensure(state, city, &lan, &options)
         .map_err(|e| Failure::new(exit::FAILED, format!("the PKI: {e}")))?;
     p.add(
         Step::new(
@@ -221,7 +221,7 @@ fn converge(
     // 3. The rendered files.
     let mut rendered = Vec::new();
     for target in [Target::MattermostEnv, Target::Coturn] {
-        let path = default_path(&state, target);
+        let path = default_path(state, target);
         if !vault_ready {
             p.add(
                 Step::new("render", path.display().to_string(), Outcome::WouldCreate)
@@ -229,7 +229,7 @@ fn converge(
             );
             continue;
         }
-        let text = render_one(ctx, &state, target, false)?;
+        let text = render_one(ctx, state, target, false)?;
         let (word, changed) = write_rendered(&path, &text, dry)?;
         p.add(
             Step::new("render", path.display().to_string(), write_outcome(&word))
@@ -247,7 +247,7 @@ fn converge(
                 .detail("after the vault exists"),
         );
     } else {
-        let report = db::ensure_tenant(&city, &state, &args.admin, dry)
+        let report = db::ensure_tenant(city, state, &args.admin, dry)
             .context("the PostgreSQL tenant step")?;
         let outcome = match (report.actions.is_empty(), dry) {
             (true, _) => Outcome::Unchanged,
@@ -272,7 +272,7 @@ fn converge(
         .build()
         .context("starting the async runtime")?;
     let mattermost_running =
-        runtime.block_on(converge_docker(&city, &lan, &state, &rendered, args, p))?;
+        runtime.block_on(converge_docker(city, &lan, state, &rendered, args, p))?;
     drop(runtime);
 
     // 11. Wire.
@@ -284,7 +284,7 @@ fn converge(
                 .detail("dry run: Mattermost is not up yet, so there is nothing to compare"),
         );
     } else {
-        run_wire(ctx, &state, args.json, dry, &mut findings.wire)?;
+        run_wire(ctx, state, args.json, dry, &mut findings.wire)?;
     }
     Ok(())
 }
@@ -427,7 +427,7 @@ fn run_wire(
     let exe = std::env::current_exe().context("locating the cityd binary to run `cityd wire`")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--state-dir").arg(state.root());
-    if let Some(city) = &ctx.city_path {
+    if let Some(city) = ctx.city_path() {
         cmd.arg("--city").arg(city);
     }
     cmd.arg("wire");

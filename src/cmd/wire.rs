@@ -17,7 +17,6 @@ use crate::mattermost::plugins::{self, Action, PluginApplier};
 use crate::mattermost::ready::wait_until_ready;
 use crate::mattermost::wiring::{self, Applier, Change, Desired, Item, Kind, Plan};
 use crate::mattermost::{ApiClient, Target};
-use crate::render::container::LOCAL_SOCKET_NAME;
 use crate::secrets::{Secret, Vault};
 use crate::state::StateDir;
 
@@ -62,7 +61,7 @@ impl ServerArgs {
                 )
                 .into());
             }
-            let ca = state.pki_dir().join("ca.pem");
+            let ca = state.ca_pem();
             return Target::url(url, Secret::new(token.to_string()), &ca)
                 .map_err(|e| Failure::new(exit::BAD_INPUT, e.to_string()).into());
         }
@@ -74,11 +73,7 @@ impl ServerArgs {
 
 /// The host-side path of the local-mode socket under the state directory.
 pub fn default_socket(state: &StateDir) -> PathBuf {
-    state
-        .root()
-        .join("mattermost")
-        .join("run")
-        .join(LOCAL_SOCKET_NAME)
+    state.mattermost_socket()
 }
 
 #[derive(Debug, clap::Args)]
@@ -124,12 +119,12 @@ struct Report<'a> {
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let city = ctx.city()?;
     let state = ctx.state()?;
-    let target = args.server.target(&state)?;
+    let target = args.server.target(state)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(wire(&city, &state, target, &args))
+    runtime.block_on(wire(city, state, target, &args))
 }
 
 async fn wire(
@@ -320,41 +315,7 @@ fn line(item: &Item, applied: bool) -> String {
     )
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h` or a plain number of seconds.
+/// A server wait: the one duration grammar, at most a day.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s, 2m or 500ms"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
-    };
-    if !seconds.is_finite() || !(0.0..=86400.0).contains(&seconds) {
-        return Err(format!("{text:?} must be between 0 and 24h"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("").is_err());
-    }
+    crate::duration::parse_at_most(text, Duration::from_secs(86_400))
 }

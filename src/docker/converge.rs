@@ -13,75 +13,11 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
-use serde::Serialize;
 
 use super::DockerError;
 use super::spec::{ContainerSpec, LABEL_CITY, LABEL_SPEC};
 
-/// What one step did (or would do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Created,
-    Updated,
-    Unchanged,
-    Removed,
-    Skipped,
-    WouldCreate,
-    WouldUpdate,
-    WouldRemove,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Created => "created",
-            Outcome::Updated => "updated",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Removed => "removed",
-            Outcome::Skipped => "skipped",
-            Outcome::WouldCreate => "would create",
-            Outcome::WouldUpdate => "would update",
-            Outcome::WouldRemove => "would remove",
-        }
-    }
-    pub fn changes_something(self) -> bool {
-        !matches!(self, Outcome::Unchanged | Outcome::Skipped)
-    }
-}
-
-/// One reported step: which step, on what, with what outcome and why.
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    pub step: &'static str,
-    pub subject: String,
-    pub outcome: Outcome,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub detail: String,
-}
-
-impl Step {
-    pub fn new(step: &'static str, subject: impl Into<String>, outcome: Outcome) -> Self {
-        Self {
-            step,
-            subject: subject.into(),
-            outcome,
-            detail: String::new(),
-        }
-    }
-    pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = detail.into();
-        self
-    }
-}
-
-fn created_or(dry_run: bool) -> Outcome {
-    if dry_run {
-        Outcome::WouldCreate
-    } else {
-        Outcome::Created
-    }
-}
+pub use crate::report::{Outcome, Step};
 
 fn is_not_found(e: &BollardError) -> bool {
     matches!(
@@ -150,7 +86,7 @@ impl Engine {
                 .await
                 .map_err(self.fail("create network", name))?;
         }
-        Ok(Step::new("network", name, created_or(dry_run)))
+        Ok(Step::new("network", name, Outcome::created(dry_run)))
     }
 
     /// Creates the named volume unless it exists; an existing volume (and its data) is kept as is.
@@ -176,7 +112,7 @@ impl Engine {
                 .await
                 .map_err(self.fail("create volume", name))?;
         }
-        Ok(Step::new("volume", name, created_or(dry_run)))
+        Ok(Step::new("volume", name, Outcome::created(dry_run)))
     }
 
     /// The local image's ID, or None when the image is not on this host.
@@ -271,7 +207,7 @@ impl Engine {
             if !dry_run {
                 self.create_and_start(spec, prefix).await?;
             }
-            return Ok(step(created_or(dry_run)).detail(short(&wanted)));
+            return Ok(step(Outcome::created(dry_run)).detail(short(&wanted)));
         };
         let labels = current
             .config

@@ -47,7 +47,7 @@ pub fn desired(s: &Sources) -> Result<Desired, DockerError> {
     let names = Names::new(s.city);
     let paths = HostPaths::new(s.state);
     let entries = envfile::parse_docker(s.mattermost_env).map_err(|e| DockerError::HostFile {
-        path: s.state.render_dir().join("mattermost.env"),
+        path: s.state.rendered_mattermost_env(),
         container: "mattermost",
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
     })?;

@@ -280,13 +280,13 @@ pub struct HostPaths {
 
 impl HostPaths {
     pub fn new(state: &crate::state::StateDir) -> Self {
-        let mm = state.root().join("mattermost");
+        let mm = state.mattermost_dir();
         Self {
             mattermost_config: mm.join("config"),
-            mattermost_run: mm.join("run"),
+            mattermost_run: state.mattermost_run_dir(),
             mattermost_certs: mm.join("certs"),
             mattermost_ca_bundle: mm.join("ca-certificates.crt"),
-            coturn_config: state.root().join("coturn").join("turnserver.conf"),
+            coturn_config: state.coturn_config(),
         }
     }
 }

@@ -117,7 +117,7 @@ impl Report {
 
 /// The vault file holding the incoming-webhook URL of `channel` (written by `cityd wire`).
 pub fn webhook_secret_name(channel: &str) -> String {
-    format!("webhook-{channel}")
+    crate::state::StateDir::webhook_secret_name(channel)
 }
 
 /// Errors reading what `connect` needs from the vault; the message says which file and how to fill it.

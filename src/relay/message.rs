@@ -281,8 +281,8 @@ fn dashboard_link(event: &WebhookEvent, settings: &MessageSettings) -> Option<St
             base.trim_end_matches('/'),
             urlencoding::encode(&event.project.key)
         );
-        if let Some(branch) = &event.branch {
-            if let Some(name) = branch.name.as_deref() {
+        if let Some(branch) = &event.branch
+            && let Some(name) = branch.name.as_deref() {
                 if event.is_pull_request() {
                     url.push_str("&pullRequest=");
                     url.push_str(&urlencoding::encode(name));
@@ -291,7 +291,6 @@ fn dashboard_link(event: &WebhookEvent, settings: &MessageSettings) -> Option<St
                     url.push_str(&urlencoding::encode(name));
                 }
             }
-        }
         url
     };
     if let Some(base) = &settings.dashboard_url {

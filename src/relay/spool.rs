@@ -552,12 +552,11 @@ impl Log {
                 tracing::error!("{error}");
                 return Err(error);
             }
-            if self.len > self.compact_at {
-                if let Err(error) = self.compact() {
+            if self.len > self.compact_at
+                && let Err(error) = self.compact() {
                     tracing::error!("{error}");
                     return Err(error);
                 }
-            }
         }
         Ok(())
     }

@@ -91,41 +91,9 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Parses `90s`, `30m`, `24h`, `7d`, combinations like `1h30m`, or bare seconds.
+/// Parses a TTL in the one duration grammar (`crate::duration`).
 pub fn parse_duration(text: &str) -> Result<Duration, CredentialError> {
-    let bad = || CredentialError::BadDuration { text: text.into() };
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|s| total.checked_add(s))
-            .ok_or_else(bad)?;
-        number.clear();
-    }
-    if !number.is_empty() {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
+    crate::duration::parse(text).map_err(|_| CredentialError::BadDuration { text: text.into() })
 }
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.

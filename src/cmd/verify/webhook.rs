@@ -96,7 +96,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .map(parse_base_url)
         .transpose()
         .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--base-url: {e}")))?;
-    let vault = Vault::new(&state);
+    let vault = Vault::new(state);
     let mut stored = Vec::new();
     for c in &channels {
         let name = hook_vault_name(c);
@@ -119,9 +119,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             .or_else(|| parse_base_url(url.expose()).ok().map(|u| u.scheme));
         scheme == Some(Scheme::Https)
     });
-    let ca = state.pki_dir().join("ca.pem");
+    let ca = state.ca_pem();
     let hook_http = hook_client(needs_tls.then_some(ca.as_path()), Duration::from_secs(30))?;
-    let target = args.server.target(&state)?;
+    let target = args.server.target(state)?;
     let addressing = Addressing { base_override };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
