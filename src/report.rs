@@ -255,6 +255,27 @@ mod tests {
         assert!(step.text_line().ends_with("  (kept)"));
     }
 
+    /// docs/report.md's outcome table is the schema scripts read: it must list every outcome with
+    /// its text and JSON words.
+    #[test]
+    fn the_documented_outcome_table_matches_the_type() {
+        let doc = include_str!("../docs/report.md");
+        for outcome in [
+            Outcome::Created,
+            Outcome::Updated,
+            Outcome::Unchanged,
+            Outcome::Removed,
+            Outcome::Skipped,
+            Outcome::WouldCreate,
+            Outcome::WouldUpdate,
+            Outcome::WouldRemove,
+        ] {
+            let json = serde_json::to_string(&outcome).unwrap();
+            let row = format!("| `{}` | `{json}` |", outcome.as_str());
+            assert!(doc.contains(&row), "docs/report.md lacks the row part {row}");
+        }
+    }
+
     #[test]
     fn summary_says_no_changes_or_dry_run_or_done() {
         let mut report = Report::quiet(false);
