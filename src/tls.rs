@@ -212,9 +212,8 @@ mod tests {
     }
 
     fn server_config(leaf: &Leaf) -> Arc<rustls::ServerConfig> {
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            leaf.key.serialized_der().to_vec(),
-        ));
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.serialized_der().to_vec()));
         let config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -244,9 +243,8 @@ mod tests {
                     Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
             }
-            let _ = tls.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-            );
+            let _ = tls
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
             tls.conn.send_close_notify();
             let _ = tls.flush();
         });
@@ -361,7 +359,11 @@ mod tests {
         );
 
         let cases: [(&str, &[u8], &str); 3] = [
-            ("no PEM at all", b"not a certificate\n", "no -----BEGIN CERTIFICATE-----"),
+            (
+                "no PEM at all",
+                b"not a certificate\n",
+                "no -----BEGIN CERTIFICATE-----",
+            ),
             (
                 "broken base64",
                 b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
