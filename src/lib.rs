@@ -22,4 +22,5 @@ pub mod render;
 pub mod report;
 pub mod secrets;
 pub mod state;
+pub mod tls;
 pub mod turn;

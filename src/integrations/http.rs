@@ -15,15 +15,13 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::secrets::Secret;
+use crate::tls::{self, CityCa, Trust};
 
 /// How long one request may take before it counts as unanswered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most of a response body an error message quotes.
 const EXCERPT_CHARS: usize = 300;
-
-/// The one place that installs ring as rustls' provider (reqwest is built without one).
-pub use crate::mattermost::transport::install_crypto_provider;
 
 #[derive(Debug, Error)]
 pub enum HttpError {
@@ -164,7 +162,6 @@ impl HttpClient {
         base_url: &str,
         ca_pem: Option<&Path>,
     ) -> Result<Self, HttpError> {
-        install_crypto_provider();
         let bad = |reason: &str| HttpError::BadUrl {
             product,
             url: base_url.to_string(),
@@ -180,25 +177,24 @@ impl HttpClient {
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(bad("a base URL has no query or fragment"));
         }
-        let mut builder = reqwest::Client::builder()
+        let ca = ca_pem
+            .filter(|p| p.is_file())
+            .map(CityCa::load)
+            .transpose()
+            .map_err(|e| HttpError::Ca {
+                product,
+                path: e.path().display().to_string(),
+                reason: e.reason(),
+            })?;
+        let http = tls::http_builder(ca.as_ref().map_or(Trust::System, Trust::SystemAndCityCa))
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             // The products live on the lab's network; a proxy from the environment would only see tokens.
             .no_proxy()
-            .user_agent(concat!("cityd/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_pem.filter(|p| p.is_file()) {
-            let ca_err = |reason: String| HttpError::Ca {
-                product,
-                path: path.display().to_string(),
-                reason,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        let http = builder.build().map_err(|e| bad(&e.to_string()))?;
+            .user_agent(concat!("cityd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| bad(&e.to_string()))?;
         Ok(Self {
             product,
             field,

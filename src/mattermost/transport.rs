@@ -1,14 +1,14 @@
 //! Where the Mattermost API is reached and how: the local-mode unix socket (plain HTTP/1.1,
 //! `Host: _`), or a URL with a bearer token, over HTTPS trusting only the city CA (plain HTTP only
-//! on loopback). Also the one place that installs the process-wide rustls crypto provider (ring).
+//! on loopback). The clients themselves come from `crate::tls`, which knows the city CA.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 use std::time::Duration;
 
 use thiserror::Error;
 
 use crate::secrets::Secret;
+use crate::tls::{self, CaError, CityCa, Trust};
 
 /// The base URL every local-mode request uses; the socket replaces DNS and TCP (mmctl does the same).
 pub const LOCAL_BASE_URL: &str = "http://_";
@@ -16,15 +16,8 @@ pub const LOCAL_BASE_URL: &str = "http://_";
 /// How long one request may take before it counts as unanswered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Installs ring as rustls' process-wide crypto provider, once. reqwest is built with
-/// `rustls-no-provider`, so every client needs this first; a provider installed earlier by someone
-/// else is fine.
-pub fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+/// Kept for `plugins.rs` until its download client comes from `crate::tls::http_builder`.
+pub use crate::tls::install_crypto_provider;
 
 #[derive(Debug, Error)]
 pub enum TransportError {
@@ -118,18 +111,20 @@ impl Target {
 
     /// A reqwest client for this target. `timeout` bounds each request.
     pub fn http_client(&self, timeout: Duration) -> Result<reqwest::Client, TransportError> {
-        install_crypto_provider();
-        let builder = reqwest::Client::builder()
+        let ca = match self {
+            Target::Url {
+                ca_pem: Some(path), ..
+            } => Some(load_ca(path)?),
+            _ => None,
+        };
+        let builder = tls::http_builder(ca.as_ref().map_or(Trust::System, Trust::CityCa))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .no_proxy()
             .user_agent(concat!("cityd/", env!("CARGO_PKG_VERSION")));
         let builder = match self {
             Target::Socket(path) => builder.unix_socket(path.as_path()).http1_only(),
-            Target::Url { ca_pem: None, .. } => builder,
-            Target::Url {
-                ca_pem: Some(ca), ..
-            } => builder.tls_certs_only([load_ca(ca)?]),
+            Target::Url { .. } => builder,
         };
         builder.build().map_err(|e| TransportError::Build {
             target: self.to_string(),
@@ -138,15 +133,11 @@ impl Target {
     }
 }
 
-/// Loads one PEM certificate as the only trust anchor.
-pub fn load_ca(path: &Path) -> Result<reqwest::Certificate, TransportError> {
-    let pem = std::fs::read(path).map_err(|source| TransportError::ReadCa {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    reqwest::Certificate::from_pem(&pem).map_err(|e| TransportError::BadCa {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+/// Loads the city CA as the only trust anchor.
+pub fn load_ca(path: &Path) -> Result<CityCa, TransportError> {
+    CityCa::load(path).map_err(|e| match e {
+        CaError::Read { path, source } => TransportError::ReadCa { path, source },
+        CaError::Unusable { path, reason } => TransportError::BadCa { path, reason },
     })
 }
 
@@ -155,18 +146,16 @@ pub fn hook_client(
     ca_pem: Option<&Path>,
     timeout: Duration,
 ) -> Result<reqwest::Client, TransportError> {
-    install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
+    let ca = ca_pem.map(load_ca).transpose()?;
+    tls::http_builder(ca.as_ref().map_or(Trust::System, Trust::CityCa))
         .timeout(timeout)
         .no_proxy()
-        .user_agent(concat!("cityd/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = ca_pem {
-        builder = builder.tls_certs_only([load_ca(ca)?]);
-    }
-    builder.build().map_err(|e| TransportError::Build {
-        target: "webhook client".into(),
-        reason: e.to_string(),
-    })
+        .user_agent(concat!("cityd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| TransportError::Build {
+            target: "webhook client".into(),
+            reason: e.to_string(),
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

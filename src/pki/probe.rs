@@ -13,6 +13,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::trust;
+use crate::tls::CityCa;
 
 /// A client configuration whose only trust anchor is the city CA.
 #[derive(Clone)]
@@ -39,14 +40,8 @@ pub struct TlsCheck {
 impl TlsProbe {
     /// Trusts `ca_der` and nothing else; each connection and read gives up after `timeout`.
     pub fn trusting(ca_der: &[u8], timeout: Duration) -> Result<Self, String> {
-        let roots = trust::only_ca(ca_der)?;
-        let config = ClientConfig::builder_with_provider(trust::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         Ok(Self {
-            config: Arc::new(config),
+            config: CityCa::from_der(ca_der)?.client_config(),
             timeout,
         })
     }

@@ -1,29 +1,15 @@
-//! Trusting only the city CA: a rustls verifier rooted in `ca.pem` alone (no system roots), used to
-//! check an issued leaf before it is written and by `cityd verify tls`; and plain-words explanations
-//! of what a failed verification means and how to fix it.
+//! Trusting only the city CA: checking a leaf against the verifier `crate::tls` roots in `ca.pem`
+//! alone (no system roots), before an issued leaf is written and by `cityd verify tls`; and
+//! plain-words explanations of what a failed verification means and how to fix it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::WebPkiServerVerifier;
+use rustls::CertificateError;
 use rustls::client::danger::ServerCertVerifier;
-use rustls::{CertificateError, RootCertStore};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use time::OffsetDateTime;
 
-/// The one crypto provider of cityd.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A root store holding the city CA and nothing else.
-pub fn only_ca(ca_der: &[u8]) -> Result<Arc<RootCertStore>, String> {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(ca_der.to_vec()))
-        .map_err(|e| format!("the CA certificate is not a usable trust anchor ({e})"))?;
-    Ok(Arc::new(roots))
-}
+use crate::tls::CityCa;
 
 /// Verifies `leaf` (with optional intermediates) for TLS server use as `name` at `now`, trusting only `ca_der`.
 pub fn verify_leaf(
@@ -33,16 +19,13 @@ pub fn verify_leaf(
     name: &ServerName<'_>,
     now: OffsetDateTime,
 ) -> Result<(), rustls::Error> {
-    let roots = only_ca(ca_der).map_err(rustls::Error::General)?;
-    let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider())
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let ca = CityCa::from_der(ca_der).map_err(rustls::Error::General)?;
     let intermediates: Vec<CertificateDer<'_>> = intermediates
         .iter()
         .map(|d| CertificateDer::from(d.as_slice()))
         .collect();
     let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
-    verifier
+    ca.verifier()
         .verify_server_cert(
             &CertificateDer::from(leaf),
             &intermediates,

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::tls::{self, CityCa, Trust};
+
 #[derive(Debug, Error)]
 pub enum PostError {
     #[error(
@@ -94,29 +96,23 @@ pub enum Attempt {
 }
 
 /// The one place that installs ring as rustls' provider (reqwest is built without one).
-pub use crate::mattermost::transport::install_crypto_provider;
+pub use crate::tls::install_crypto_provider;
 
 /// A reqwest client for webhook posts: HTTPS trusting only `ca_file` when given.
 fn http_client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Client, PostError> {
-    install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
+    let ca = ca_file
+        .map(CityCa::load)
+        .transpose()
+        .map_err(|e| PostError::Ca {
+            path: e.path().display().to_string(),
+            reason: e.reason(),
+        })?;
+    tls::http_builder(ca.as_ref().map_or(Trust::System, Trust::CityCa))
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .no_proxy()
         .pool_idle_timeout(Duration::from_secs(30))
-        .user_agent(concat!("cityd-relay/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| PostError::Ca {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| PostError::Ca {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        builder = builder.tls_certs_only([cert]);
-    }
-    builder
+        .user_agent(concat!("cityd-relay/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| PostError::Client(e.without_url().to_string()))
 }
