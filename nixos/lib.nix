@@ -153,13 +153,12 @@ rec {
       tls = true;
       allowFrom = [ "samenet" ];
     };
-    # src/default-city.toml has no [relay] table; these are src/city.rs's `Relay::default()`,
-    # which the CI test compares with what `cityd config show` reports for the embedded city.
+    # The CI test compares these with what `cityd config show` reports for the embedded city.
     relay = {
       enable = false;
-      listen = defaultCity.relay.listen or "0.0.0.0:9180";
-      metrics = defaultCity.relay.metrics or "127.0.0.1:9181";
-      postPasses = defaultCity.relay.post_passes or false;
+      listen = defaultCity.relay.listen;
+      metrics = defaultCity.relay.metrics;
+      postPasses = defaultCity.relay.post_passes;
       dashboardUrl = defaultCity.relay.dashboard_url or null;
     };
   };

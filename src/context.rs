@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::city::City;
+use crate::city::{City, Described, Origins};
 use crate::lan::LanAddress;
 use crate::secrets::Vault;
 use crate::state::StateDir;
@@ -18,7 +18,7 @@ use crate::state::StateDir;
 pub struct Context {
     city_path: Option<PathBuf>,
     state_dir: Option<PathBuf>,
-    city: OnceCell<City>,
+    city: OnceCell<Described>,
     state: OnceCell<StateDir>,
     lan: OnceCell<Vec<LanAddress>>,
     runtime: OnceCell<tokio::runtime::Runtime>,
@@ -39,15 +39,20 @@ impl Context {
 
     /// The city description, read and validated on first use.
     pub fn city(&self) -> anyhow::Result<&City> {
-        if let Some(city) = self.city.get() {
-            return Ok(city);
+        Ok(&self.described()?.city)
+    }
+
+    /// Which values of the city came from the file (the rest are the embedded default's).
+    pub fn city_origins(&self) -> anyhow::Result<&Origins> {
+        Ok(&self.described()?.origins)
+    }
+
+    fn described(&self) -> anyhow::Result<&Described> {
+        if let Some(described) = self.city.get() {
+            return Ok(described);
         }
-        let city = City::load_or_default(self.city_path.as_deref())?;
-        tracing::debug!(
-            "city description read and validated from {}",
-            self.city_origin()
-        );
-        Ok(self.city.get_or_init(|| city))
+        let described = Described::read(self.city_path.as_deref())?;
+        Ok(self.city.get_or_init(|| described))
     }
 
     /// The state directory, resolved (never created) on first use.
@@ -121,6 +126,7 @@ mod tests {
         let first: *const City = ctx.city().unwrap();
         let second: *const City = ctx.city().unwrap();
         assert_eq!(first, second);
+        assert!(ctx.city_origins().unwrap().file.is_none());
         assert_eq!(ctx.city_origin(), "the embedded default city");
     }
 

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::city::City;
+use crate::city::{City, Origins};
 use crate::cli::Context;
-use crate::lan::{self, LanAddress};
+use crate::lan::LanAddress;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -16,7 +16,8 @@ pub enum Command {
         /// The file to check; overrides --city.
         file: Option<PathBuf>,
     },
-    /// Print the effective city: defaults filled in, derived names, and what `auto` resolved to and why.
+    /// Print the effective city: the file laid over the embedded default (values the file set are
+    /// marked), derived names, and what `auto` resolved to and why.
     Show {
         /// Machine-readable output.
         #[arg(long)]
@@ -27,6 +28,8 @@ pub enum Command {
 #[derive(Serialize)]
 struct Effective<'a> {
     city: &'a City,
+    /// The city file, and the dotted paths of the values it set; all others are defaults.
+    origins: &'a Origins,
     derived: Derived,
     lan: Vec<LanAddress>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,14 +64,16 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { json } => {
-            let city = ctx.city()?;
-            let (lan, lan_error) = match lan::resolve(&city.lan.addresses) {
-                Ok(l) => (l, None),
+            let (city, origins) = (ctx.city()?, ctx.city_origins()?);
+            // An unresolvable LAN is shown, not fatal: `config show` is how a user finds out why.
+            let (lan, lan_error) = match ctx.lan() {
+                Ok(l) => (l.to_vec(), None),
                 Err(e) => (Vec::new(), Some(e.to_string())),
             };
             let ips: Vec<_> = lan.iter().map(|l| l.address).collect();
             let effective = Effective {
                 city,
+                origins,
                 derived: Derived {
                     mattermost_host: city.mattermost_host(),
                     site_url: city.site_url(),
@@ -81,7 +86,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             if json {
                 crate::cmd::print_json(&effective)?;
             } else {
-                print!("{}", toml::to_string(&city)?);
+                print!("{}", origins.annotate(&toml::to_string(city)?));
                 println!("\n# derived");
                 println!("# mattermost host: {}", effective.derived.mattermost_host);
                 println!("# site url:        {}", effective.derived.site_url);

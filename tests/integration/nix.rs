@@ -378,7 +378,7 @@ fn the_module_city_has_the_default_bots_and_webhooks() {
             "the module's default {key} differ from src/default-city.toml's"
         );
     }
-    // The relay's defaults live in src/city.rs, not in the TOML: the module repeats them.
+    // The relay's defaults live in src/default-city.toml, which the module reads too.
     assert_eq!(embedded["city"]["relay"]["listen"], "0.0.0.0:9180");
     assert_eq!(
         from_module["city"]["relay"], embedded["city"]["relay"],
