@@ -34,18 +34,16 @@ fn state_findings(ctx: &Context) -> anyhow::Result<Vec<Finding>> {
     let origin = ctx.city_origin();
     let lan = ctx.lan_addresses();
     // The tenant is looked at only when the environment says where PostgreSQL is.
-    let admin_args = AdminArgs::from_env();
-    let admin = admin_args.as_ref().map(|args| args.admin());
+    let database = AdminArgs::from_env().map(|args| (args.admin(), args.tls_mode(city)));
     let inputs = doctor::state::Inputs {
         city,
         origin: &origin,
         state,
         vault: &vault,
         lan: lan.as_deref(),
-        database: admin_args
+        database: database
             .as_ref()
-            .zip(admin.as_ref())
-            .map(|(args, admin)| (admin.as_ref(), args.tls_mode(city))),
+            .map(|(admin, mode)| (admin.as_ref(), *mode)),
     };
     ctx.block_on(doctor::state::audit(&inputs))?
 }

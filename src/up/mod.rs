@@ -223,3 +223,34 @@ pub async fn converge(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_report_keeps_its_field_order_and_says_why_a_run_stopped() {
+        let mut report = Report::quiet(true);
+        report.add(Step::new("network", "cicd-net", Outcome::WouldCreate));
+        let found = Found::default();
+        let error = anyhow::anyhow!("engine gone").context("the containers");
+        let json = serde_json::to_string(&Json::new(
+            &report,
+            &found,
+            Some(&error),
+            Duration::from_millis(1500),
+        ))
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"dry_run":true,"steps":[{"step":"network","subject":"cicd-net","outcome":"would-create"}],"changed":true,"error":"the containers: engine gone","seconds":1.5}"#
+        );
+        let found = Found {
+            database: None,
+            wire: Some(serde_json::json!({"created": 0})),
+        };
+        let json = serde_json::to_value(Json::new(&report, &found, None, Duration::ZERO)).unwrap();
+        assert_eq!(json["wire"]["created"], 0);
+        assert!(json.get("error").is_none() && json.get("database").is_none());
+    }
+}
