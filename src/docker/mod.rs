@@ -72,6 +72,21 @@ the containers there)"
     },
 }
 
+impl DockerError {
+    /// The message followed by each cause, as `{:#}` prints a chain: for an error that embeds a
+    /// `DockerError` in its own text rather than keeping it as its source.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
+
 /// Where the engine is, as the user would name it (DOCKER_HOST or the default socket).
 pub fn endpoint() -> String {
     std::env::var("DOCKER_HOST")
