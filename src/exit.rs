@@ -76,6 +76,8 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::city::CityError,
         crate::state::StateError,
         crate::lan::LanError,
+        crate::postgres::PgError,
+        crate::flags::postgres_admin::AdminFlagError,
     );
     None
 }

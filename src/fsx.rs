@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::report::Outcome;
+
 #[derive(Debug, Error)]
 pub enum WriteError {
     #[error("cannot write {path}: {source}")]
@@ -19,14 +21,9 @@ pub enum WriteError {
     AlreadyExists { path: PathBuf },
 }
 
-/// What a write did, so commands can say "unchanged" truthfully.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WriteOutcome {
-    Created,
-    Updated,
-    Unchanged,
-}
+/// What a write did is a `report::Outcome` (Created, Updated or Unchanged), so commands can say
+/// "unchanged" truthfully. The old name stays as an alias until every caller names `Outcome`.
+pub use crate::report::Outcome as WriteOutcome;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
     move |source| WriteError::Io {
@@ -73,29 +70,30 @@ pub fn mode_of(path: &Path) -> std::io::Result<u32> {
 
 /// Replaces `path` atomically unless it already holds exactly `bytes` with `mode`; then nothing is touched
 /// (not even the mtime), which is what makes re-runs provably idempotent.
-pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<WriteOutcome, WriteError> {
+pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<Outcome, WriteError> {
     let existing = match std::fs::read(path) {
         Ok(existing) => Some(existing),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io(path)(e)),
     };
     if let Some(existing) = &existing
-        && existing == bytes {
-            let current = mode_of(path).map_err(io(path))?;
-            if current != mode {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                    .map_err(io(path))?;
-                return Ok(WriteOutcome::Updated);
-            }
-            return Ok(WriteOutcome::Unchanged);
+        && existing == bytes
+    {
+        let current = mode_of(path).map_err(io(path))?;
+        if current != mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(io(path))?;
+            return Ok(Outcome::Updated);
         }
+        return Ok(Outcome::Unchanged);
+    }
     let tmp = staged(path, bytes, mode)?;
     tmp.persist(path).map_err(|e| io(path)(e.error))?;
     sync_dir(path)?;
     Ok(if existing.is_some() {
-        WriteOutcome::Updated
+        Outcome::Updated
     } else {
-        WriteOutcome::Created
+        Outcome::Created
     })
 }
 
@@ -143,24 +141,18 @@ mod tests {
     fn unchanged_content_keeps_bytes_and_mtime() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        assert_eq!(
-            write_if_changed(&p, b"a", 0o600).unwrap(),
-            WriteOutcome::Created
-        );
+        assert_eq!(write_if_changed(&p, b"a", 0o600).unwrap(), Outcome::Created);
         let before = std::fs::metadata(&p).unwrap();
         assert_eq!(
             write_if_changed(&p, b"a", 0o600).unwrap(),
-            WriteOutcome::Unchanged
+            Outcome::Unchanged
         );
         let after = std::fs::metadata(&p).unwrap();
         assert_eq!(
             (before.mtime(), before.mtime_nsec(), before.ino()),
             (after.mtime(), after.mtime_nsec(), after.ino())
         );
-        assert_eq!(
-            write_if_changed(&p, b"b", 0o600).unwrap(),
-            WriteOutcome::Updated
-        );
+        assert_eq!(write_if_changed(&p, b"b", 0o600).unwrap(), Outcome::Updated);
         assert_eq!(std::fs::read(&p).unwrap(), b"b");
         assert_eq!(after.mode() & 0o777, 0o600);
     }

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::cli::Context;
-use crate::cmd::render::{Target, default_path, render_one};
 use crate::doctor::{self, Finding, Severity};
-use crate::secrets::Vault;
+use crate::flags::postgres_admin::AdminArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,59 +26,26 @@ fn read(path: &PathBuf) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// The city's state, through `doctor::state::audit` with what the context resolved.
 fn state_findings(ctx: &Context) -> anyhow::Result<Vec<Finding>> {
     let state = ctx.state()?;
     let city = ctx.city()?;
-    let mut findings = doctor::audit_vault(&Vault::new(state));
-    let lan = match crate::lan::resolve(&city.lan.addresses) {
-        Ok(lan) => lan.into_iter().map(|l| l.address).collect::<Vec<_>>(),
-        Err(e) => {
-            findings.push(Finding {
-                severity: Severity::Error,
-                code: "lan-unresolved",
-                subject: "lan.addresses".into(),
-                problem: e.to_string(),
-                fix: "set lan.addresses in the city description".into(),
-            });
-            return Ok(findings);
-        }
+    let vault = ctx.vault()?;
+    let origin = ctx.city_origin();
+    let lan = ctx.lan_addresses();
+    // The tenant is looked at only when the environment says where PostgreSQL is.
+    let database = AdminArgs::from_env().map(|args| (args.admin(), args.tls_mode(city)));
+    let inputs = doctor::state::Inputs {
+        city,
+        origin: &origin,
+        state,
+        vault: &vault,
+        lan: lan.as_deref(),
+        database: database
+            .as_ref()
+            .map(|(admin, mode)| (admin.as_ref(), *mode)),
     };
-    let pki = crate::pki::inspect(state)?;
-    findings.extend(doctor::audit_pki(
-        pki.as_ref(),
-        &crate::pki::wanted_sans(city, &lan),
-    ));
-    for (target, command) in [
-        (Target::MattermostEnv, "cityd render mattermost-env"),
-        (Target::Coturn, "cityd render coturn"),
-    ] {
-        // Without the vault there is nothing to compare against; the vault findings already say so.
-        if let Ok(expected) = render_one(ctx, state, target, false) {
-            findings.extend(doctor::audit_rendered(
-                &default_path(state, target),
-                &expected,
-                command,
-            ));
-        }
-    }
-    findings.extend(crate::cmd::db::schema_findings(city, state));
-    if let (Ok(env), Ok(conf)) = (
-        render_one(ctx, state, Target::MattermostEnv, false),
-        render_one(ctx, state, Target::Coturn, false),
-    ) {
-        findings.extend(crate::docker::audit::city_findings(
-            &crate::docker::desired::Sources {
-                city,
-                lan: &lan,
-                state,
-                mattermost_env: &env,
-                coturn_config: &conf,
-                coturn_image_id: None,
-                mattermost_image_id: None,
-            },
-        ));
-    }
-    Ok(findings)
+    ctx.block_on(doctor::state::audit(&inputs))?
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
@@ -99,9 +65,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     if args.env.is_none() && args.secrets.is_none() {
         findings.extend(state_findings(ctx)?);
     }
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     if args.json {
-        crate::cmd::print_json(&findings)?;
+        crate::report::print_json(&findings)?;
     } else if findings.is_empty() {
         println!("no findings");
     } else {

@@ -141,11 +141,7 @@ fn ensure(ctx: &Context, args: EnsureArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn outcome_word(outcome: WriteOutcome) -> &'static str {
-    match outcome {
-        WriteOutcome::Created => "created",
-        WriteOutcome::Updated => "updated",
-        WriteOutcome::Unchanged => "unchanged",
-    }
+    outcome.as_str()
 }
 
 fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {

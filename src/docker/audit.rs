@@ -166,7 +166,7 @@ pub async fn audit(engine: &Engine, specs: &[&ContainerSpec]) -> Vec<Finding> {
                     Severity::Warning,
                     "docker-inspect-failed",
                     &spec.name,
-                    e.to_string(),
+                    format!("{:#}", anyhow::Error::new(e)),
                     "check the Docker engine (docker info)",
                 )];
             }
@@ -195,56 +195,51 @@ pub async fn audit(engine: &Engine, specs: &[&ContainerSpec]) -> Vec<Finding> {
 
 /// Doctor's entry point: the desired specs from the rendered texts, compared with what runs.
 /// No Docker engine, or no container of this city, means no findings.
-pub fn city_findings(sources: &super::desired::Sources) -> Vec<Finding> {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+pub async fn city_findings(sources: &super::desired::Sources<'_>) -> Vec<Finding> {
+    let Ok(engine) = super::connect().await else {
         return Vec::new();
     };
-    runtime.block_on(async {
-        let Ok(engine) = super::connect().await else {
-            return Vec::new();
-        };
-        let names = super::spec::Names::new(sources.city);
-        let mut any = false;
-        for name in names.containers() {
-            any |= matches!(engine.inspect(&name).await, Ok(Some(_)));
+    let names = super::spec::Names::new(sources.city);
+    let mut any = false;
+    for name in names.containers() {
+        any |= matches!(engine.inspect(&name).await, Ok(Some(_)));
+    }
+    if !any {
+        return Vec::new();
+    }
+    let ids = (
+        engine
+            .image_id(&sources.city.docker.coturn_image)
+            .await
+            .ok()
+            .flatten(),
+        engine
+            .image_id(&sources.city.mattermost.image)
+            .await
+            .ok()
+            .flatten(),
+    );
+    let sources = super::desired::Sources {
+        coturn_image_id: ids.0,
+        mattermost_image_id: ids.1,
+        ..sources.clone()
+    };
+    let desired = match super::desired::desired(&sources) {
+        Ok(d) => d,
+        Err(e) => {
+            return vec![finding(
+                Severity::Warning,
+                "container-spec-unknown",
+                "docker",
+                format!(
+                    "cannot compute the containers' specs: {:#}",
+                    anyhow::Error::new(e)
+                ),
+                "run `cityd up`",
+            )];
         }
-        if !any {
-            return Vec::new();
-        }
-        let ids = (
-            engine
-                .image_id(&sources.city.docker.coturn_image)
-                .await
-                .ok()
-                .flatten(),
-            engine
-                .image_id(&sources.city.mattermost.image)
-                .await
-                .ok()
-                .flatten(),
-        );
-        let sources = super::desired::Sources {
-            coturn_image_id: ids.0,
-            mattermost_image_id: ids.1,
-            ..sources.clone()
-        };
-        let desired = match super::desired::desired(&sources) {
-            Ok(d) => d,
-            Err(e) => {
-                return vec![finding(
-                    Severity::Warning,
-                    "container-spec-unknown",
-                    "docker",
-                    format!("cannot compute the containers' specs: {e}"),
-                    "run `cityd up`",
-                )];
-            }
-        };
-        audit(&engine, &[&desired.coturn, &desired.mattermost]).await
-    })
+    };
+    audit(&engine, &[&desired.coturn, &desired.mattermost]).await
 }
 
 #[cfg(test)]

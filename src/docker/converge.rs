@@ -54,7 +54,7 @@ impl Engine {
             endpoint: self.endpoint.clone(),
             action,
             subject,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -190,6 +190,18 @@ impl Engine {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.fail("inspect container", name)(e)),
         }
+    }
+
+    /// Whether the container `spec` names exists and was created from this very spec (its label
+    /// holds the spec's digest), running or not.
+    pub async fn has_spec(&self, spec: &ContainerSpec) -> Result<bool, DockerError> {
+        let current = self.inspect(&spec.name).await?;
+        Ok(current
+            .as_ref()
+            .and_then(|c| c.config.as_ref())
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(LABEL_SPEC))
+            .is_some_and(|d| *d == spec.digest()))
     }
 
     /// Creates the container if it is missing, replaces it if its spec digest differs, starts it

@@ -1,8 +1,10 @@
-//! Pure renderers: the city plus its secrets and LAN addresses in, file contents out. No I/O here;
-//! `cmd::render` reads the inputs and writes the files.
+//! Rendering: pure renderers (the city plus its secrets and LAN addresses in, file contents out:
+//! `coturn`, `mattermost_env`, `container`) and `files`, the one place that reads the vault for them
+//! and writes the rendered files under the state directory.
 
 pub mod container;
 pub mod coturn;
+pub mod files;
 pub mod mattermost_env;
 
 use std::net::IpAddr;

@@ -1,6 +1,9 @@
 //! Findings with fixes: audits of blog-style `mattermost.env` / `cicd.env` files against the known
 //! pitfalls (reference/mattermost.md §9), and of the city's own state (vault shapes, rendered files).
-//! Pure over text and directory reads; printing and exit codes live in `cmd::doctor`.
+//! Pure over text and directory reads; `state` puts them together with the live checks of the
+//! tenant and the containers. Printing and exit codes live in `cmd::doctor`.
+
+pub mod state;
 
 use serde::Serialize;
 
@@ -181,15 +184,16 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
         }
     }
     if let Some(e) = get("MM_SERVICESETTINGS_ENABLEINSECUREOUTGOINGCONNECTIONS")
-        && envfile::unquote(&e.value).0.eq_ignore_ascii_case("true") {
-            out.push(finding(
+        && envfile::unquote(&e.value).0.eq_ignore_ascii_case("true")
+    {
+        out.push(finding(
                 Severity::Error,
                 "insecure-outgoing",
                 subject(file, e),
                 "EnableInsecureOutgoingConnections=true turns off TLS verification for every outgoing request (plugins, webhooks, link previews)",
                 "set it to false and trust the city CA instead (mount a CA bundle that includes it)",
             ));
-        }
+    }
     if let Some(e) = get("MM_SERVICESETTINGS_ALLOWEDUNTRUSTEDINTERNALCONNECTIONS") {
         let (inner, _) = envfile::unquote(&e.value);
         for token in inner.split([' ', ',']).filter(|t| !t.is_empty()) {
@@ -232,15 +236,16 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
         }
     }
     if let Some(e) = get("MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS")
-        && envfile::unquote(&e.value).0.eq_ignore_ascii_case("true") {
-            out.push(finding(
+        && envfile::unquote(&e.value).0.eq_ignore_ascii_case("true")
+    {
+        out.push(finding(
                 Severity::Info,
                 "user-tokens-unneeded",
                 subject(file, e),
                 "EnableUserAccessTokens is not needed for bot tokens; it only lets ordinary users mint tokens",
                 "leave it false unless people need personal tokens",
             ));
-        }
+    }
     for e in &entries {
         let (inner, quoting) = envfile::unquote(&e.value);
         if quoting == Quoting::None

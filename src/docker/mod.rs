@@ -1,9 +1,11 @@
 //! The Docker host executor, through the engine's API (bollard): connecting with a negotiated API
 //! version, and the errors that name what failed. Submodules: `spec` (containers as pure data),
-//! `host` (the files and directories containers mount), `converge` (create/replace/remove with
-//! reports), `audit` (read-only checks for `cityd doctor`).
+//! `desired` (the city's specs and host files), `host` (the files and directories containers
+//! mount), `converge` (one object at a time: create/replace/remove with reports), `city` (the
+//! city's whole container converge and teardown), `audit` (read-only checks for `cityd doctor`).
 
 pub mod audit;
+pub mod city;
 pub mod converge;
 pub mod desired;
 pub mod host;
@@ -17,21 +19,22 @@ pub use converge::{Engine, Outcome, Step};
 #[derive(Debug, Error)]
 pub enum DockerError {
     #[error(
-        "cannot reach the Docker engine at {endpoint}: {source}; start it (systemctl start docker), \
+        "cannot reach the Docker engine at {endpoint}; start it (systemctl start docker), \
 or point DOCKER_HOST at a running engine"
     )]
     Unreachable {
         endpoint: String,
+        // Boxed: bollard's error is large, and every `Result<_, DockerError>` would carry its size.
         #[source]
-        source: bollard::errors::Error,
+        source: Box<bollard::errors::Error>,
     },
-    #[error("the Docker engine at {endpoint} failed to {action} {subject}: {source}")]
+    #[error("the Docker engine at {endpoint} failed to {action} {subject}")]
     Engine {
         endpoint: String,
         action: &'static str,
         subject: String,
         #[source]
-        source: bollard::errors::Error,
+        source: Box<bollard::errors::Error>,
     },
     #[error(
         "image {image} is not on this host and cannot be pulled: {reason}. Without registry access, \
@@ -54,7 +57,7 @@ its last log lines:\n{logs}\nfix the cause, then run `cityd up` again"
 the containers there)"
     )]
     NoSuchContainer { name: String, endpoint: String },
-    #[error("cannot prepare {path} for the {container} container: {source}")]
+    #[error("cannot prepare {path} for the {container} container")]
     HostFile {
         path: std::path::PathBuf,
         container: &'static str,
@@ -67,6 +70,21 @@ the containers there)"
         container: &'static str,
         fix: &'static str,
     },
+}
+
+impl DockerError {
+    /// The message followed by each cause, as `{:#}` prints a chain: for an error that embeds a
+    /// `DockerError` in its own text rather than keeping it as its source.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
 }
 
 /// Where the engine is, as the user would name it (DOCKER_HOST or the default socket).
@@ -83,7 +101,7 @@ pub async fn connect() -> Result<Engine, DockerError> {
     let endpoint = endpoint();
     let unreachable = |source| DockerError::Unreachable {
         endpoint: endpoint.clone(),
-        source,
+        source: Box::new(source),
     };
     let docker = Docker::connect_with_defaults().map_err(unreachable)?;
     let docker = docker.negotiate_version().await.map_err(unreachable)?;

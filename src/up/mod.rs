@@ -1,0 +1,256 @@
+//! `cityd up` as one library call: the whole city on a Docker host, in order: the vault, the PKI,
+//! the rendered files, the PostgreSQL tenant, the containers, Mattermost's readiness, then the
+//! wiring. Every step is reported into one `report::Report` as it completes; the run stops at the
+//! first step that fails.
+
+mod ready;
+mod wire;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::city::City;
+use crate::docker::{self, city::Rendered};
+use crate::postgres::{self, Admin, TlsMode};
+use crate::render::Inputs;
+use crate::render::files::{self, Target, TurnSecret};
+use crate::report::{Outcome, Report, Step};
+use crate::secrets::{EnsureAction, Vault};
+use crate::state::StateDir;
+
+/// How `up` runs, as the verb's flags say.
+pub struct Options<'a> {
+    pub dry_run: bool,
+    /// The tenant's administrator and TLS mode; `None` leaves the tenant alone (`--skip-db`).
+    pub database: Option<(&'a Admin, TlsMode)>,
+    /// Names the PostgreSQL step when it is skipped or put off (the admin URL as given).
+    pub database_subject: &'a str,
+    pub skip_wire: bool,
+    /// How long Mattermost may take to answer on its local-mode socket.
+    pub ready_timeout: Duration,
+    /// Where the city description came from, named in the rendered files.
+    pub origin: &'a str,
+    /// The file given with `--city`, handed on to `cityd wire`.
+    pub city_path: Option<&'a Path>,
+}
+
+/// What the steps found beyond their outcomes, kept also when a later step fails.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub database: Option<postgres::Report>,
+    /// `cityd wire --json`'s report, in JSON mode.
+    pub wire: Option<serde_json::Value>,
+}
+
+/// `cityd up --json`: the steps, what they found, and why the run stopped if it failed.
+#[derive(Debug, Serialize)]
+pub struct Json<'a> {
+    dry_run: bool,
+    steps: &'a [Step],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'a postgres::Report>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wire: Option<&'a serde_json::Value>,
+    changed: bool,
+    /// Why the run stopped, when it failed (the same text as on stderr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    seconds: f64,
+}
+
+impl<'a> Json<'a> {
+    pub fn new(
+        report: &'a Report,
+        found: &'a Found,
+        error: Option<&anyhow::Error>,
+        elapsed: Duration,
+    ) -> Self {
+        Self {
+            dry_run: report.dry_run,
+            steps: &report.steps,
+            database: found.database.as_ref(),
+            wire: found.wire.as_ref(),
+            changed: report.changed(),
+            error: error.map(|e| format!("{e:#}")),
+            seconds: elapsed.as_secs_f64(),
+        }
+    }
+}
+
+/// Every step in order; stops at the first that fails.
+pub async fn converge(
+    city: &City,
+    state: &StateDir,
+    vault: &Vault,
+    lan: &[IpAddr],
+    options: &Options<'_>,
+    report: &mut Report,
+    found: &mut Found,
+) -> anyhow::Result<()> {
+    let dry = options.dry_run;
+    if !dry {
+        StateDir::create_private_dir(state.root())?;
+    }
+
+    // 1. The vault.
+    let secrets = if dry { vault.plan() } else { vault.ensure() }.context("the vault")?;
+    let generated = secrets
+        .secrets
+        .iter()
+        .filter(|s| s.action != EnsureAction::Kept)
+        .count();
+    let vault_ready = generated == 0 || !dry;
+    report.add(
+        Step::new(
+            "vault",
+            vault.dir().display().to_string(),
+            Outcome::created_if(generated > 0, dry),
+        )
+        .detail(if generated > 0 {
+            format!("{generated} secret(s)")
+        } else {
+            String::new()
+        }),
+    );
+
+    // 2. The PKI.
+    let pki_options = crate::pki::EnsureOptions {
+        dry_run: dry,
+        ..Default::default()
+    };
+    let pki = crate::pki::ensure(state, city, lan, &pki_options).context("the PKI")?;
+    report.add(
+        Step::new(
+            "pki",
+            pki.dir.display().to_string(),
+            Outcome::updated_if(pki.changed, dry),
+        )
+        .detail(if pki.changed {
+            format!(
+                "CA {}, server certificate {}",
+                pki.ca.as_str(),
+                pki.server.as_str()
+            )
+        } else {
+            String::new()
+        }),
+    );
+
+    // 3. The rendered files.
+    let inputs = Inputs {
+        city,
+        lan,
+        origin: options.origin,
+    };
+    let mut texts = Vec::new();
+    for target in Target::ALL {
+        let path = target.default_path(state);
+        if !vault_ready {
+            report.add(
+                Step::new("render", path.display().to_string(), Outcome::WouldCreate)
+                    .detail("after the vault exists"),
+            );
+            continue;
+        }
+        let rendered = files::render(target, &inputs, vault, TurnSecret::Inline, &path, dry)?;
+        report.add(rendered.step());
+        texts.push(rendered.text);
+    }
+
+    // 4. The PostgreSQL tenant.
+    match options.database {
+        None => report.add(
+            Step::new("postgres", options.database_subject, Outcome::Skipped).detail("--skip-db"),
+        ),
+        Some(_) if !vault_ready => report.add(
+            Step::new("postgres", options.database_subject, Outcome::WouldCreate)
+                .detail("after the vault exists"),
+        ),
+        Some((admin, mode)) => {
+            let tenant = postgres::ensure_tenant(city, state, vault, admin, mode, dry)
+                .await
+                .context("the PostgreSQL tenant step")?;
+            report.add(tenant.step());
+            found.database = Some(tenant);
+        }
+    }
+
+    // 5. The containers, then 6. Mattermost's readiness.
+    let engine = docker::connect().await?;
+    let rendered = match texts.as_slice() {
+        [mattermost_env, coturn_config] => Some(Rendered {
+            mattermost_env,
+            coturn_config,
+        }),
+        _ => None,
+    };
+    let mattermost =
+        docker::city::converge(&engine, city, lan, state, rendered, dry, report).await?;
+    let mattermost_running = match mattermost {
+        None => false,
+        // What a dry run of `wire` needs: Mattermost running with its current spec.
+        Some(spec) if dry => engine.has_spec(&spec).await?,
+        Some(spec) => {
+            let waited = ready::wait(&engine, &spec.name, state, options.ready_timeout).await?;
+            report.add(
+                Step::new("ready", spec.name, Outcome::Unchanged)
+                    .detail(format!("answered after {:.1}s", waited.as_secs_f64())),
+            );
+            true
+        }
+    };
+
+    // 7. The wiring.
+    if options.skip_wire {
+        report.add(Step::new("wire", "mattermost", Outcome::Skipped).detail("--skip-wire"));
+    } else if dry && !mattermost_running {
+        report.add(
+            Step::new("wire", "mattermost", Outcome::Skipped)
+                .detail("dry run: Mattermost is not up yet, so there is nothing to compare"),
+        );
+    } else {
+        wire::run_wire(
+            options.city_path,
+            state,
+            report.json(),
+            dry,
+            &mut found.wire,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_report_keeps_its_field_order_and_says_why_a_run_stopped() {
+        let mut report = Report::quiet(true);
+        report.add(Step::new("network", "cicd-net", Outcome::WouldCreate));
+        let found = Found::default();
+        let error = anyhow::anyhow!("engine gone").context("the containers");
+        let json = serde_json::to_string(&Json::new(
+            &report,
+            &found,
+            Some(&error),
+            Duration::from_millis(1500),
+        ))
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"dry_run":true,"steps":[{"step":"network","subject":"cicd-net","outcome":"would-create"}],"changed":true,"error":"the containers: engine gone","seconds":1.5}"#
+        );
+        let found = Found {
+            database: None,
+            wire: Some(serde_json::json!({"created": 0})),
+        };
+        let json = serde_json::to_value(Json::new(&report, &found, None, Duration::ZERO)).unwrap();
+        assert_eq!(json["wire"]["created"], 0);
+        assert!(json.get("error").is_none() && json.get("database").is_none());
+    }
+}
