@@ -78,6 +78,7 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::lan::LanError,
         crate::postgres::PgError,
         crate::flags::postgres_admin::AdminFlagError,
+        crate::duration::DurationError,
     );
     None
 }

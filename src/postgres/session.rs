@@ -2,11 +2,8 @@
 //! offers TLS), connecting as a given user to a given database, and mapping driver errors to the
 //! error that names what failed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, config::SslMode};
@@ -59,8 +56,8 @@ impl Tls {
         })
     }
 
-    /// The one place the PostgreSQL client's rustls configuration is built: only the city CA is
-    /// trusted, and the server's name must match (verify-full).
+    /// The PostgreSQL client's TLS, from `crate::tls`: only the city CA is trusted, and the server's
+    /// name must match (verify-full).
     fn connector(&self) -> Result<Option<MakeRustlsConnect>, PgError> {
         let Some(pem) = &self.ca_pem else {
             return Ok(None);
@@ -68,25 +65,11 @@ impl Tls {
         if self.mode == TlsMode::Disable {
             return Ok(None);
         }
-        let ca_err = |detail: String| PgError::Ca {
+        let ca = crate::tls::CityCa::from_pem(&self.ca_path, pem).map_err(|e| PgError::Ca {
             path: self.ca_path.clone(),
-            detail,
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| ca_err(e.to_string()))?;
-            roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
-        }
-        if roots.is_empty() {
-            return Err(ca_err("it holds no certificate".into()));
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ca_err(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Some(MakeRustlsConnect::new(config)))
+            detail: e.reason(),
+        })?;
+        Ok(Some(ca.postgres_connector()))
     }
 }
 
