@@ -184,11 +184,12 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| city.relay.dashboard_url.clone());
     if let Some(url) = &dashboard_url
-        && !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(bad_input(format!(
-                "dashboard URL {url} must start with http:// or https://"
-            )));
-        }
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(bad_input(format!(
+            "dashboard URL {url} must start with http:// or https://"
+        )));
+    }
     if !(args.post_timeout.is_finite() && args.post_timeout > 0.0 && args.post_timeout <= 300.0) {
         return Err(bad_input(format!(
             "--post-timeout {} must be between 0 and 300 seconds",

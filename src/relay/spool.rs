@@ -553,10 +553,11 @@ impl Log {
                 return Err(error);
             }
             if self.len > self.compact_at
-                && let Err(error) = self.compact() {
-                    tracing::error!("{error}");
-                    return Err(error);
-                }
+                && let Err(error) = self.compact()
+            {
+                tracing::error!("{error}");
+                return Err(error);
+            }
         }
         Ok(())
     }

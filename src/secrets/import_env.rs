@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::{Found, Secret, SecretName, Vault, VaultError};
+use super::vault::Found;
+use super::{Secret, SecretName, Vault, VaultError};
 
 /// The blog's variable for each secret (its `01-setup-database.sh` and `01-setup-mattermost.sh`).
 pub const BLOG_VARIABLES: [(&str, SecretName); 7] = [
@@ -342,7 +343,7 @@ pub fn import(vault: &Vault, file: &Path, dry_run: bool) -> Result<ImportReport,
                             entry.problem = Some(problem);
                             entry.fix = Some(wrong_shape_fix(name, last.line));
                         }
-                        None => candidates.push((entries.len(), name, Secret(value.clone()))),
+                        None => candidates.push((entries.len(), name, Secret::new(value.clone()))),
                     }
                 }
             }
