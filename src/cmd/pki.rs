@@ -150,14 +150,14 @@ fn outcome_word(outcome: WriteOutcome) -> &'static str {
 
 fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let verb = |action: &str| {
-        if r.dry_run && action != "kept" {
-            format!("would be {action}")
+    let verb = |action: pki::Action| {
+        if action.outcome.is_planned() {
+            format!("would be {}", action.as_str())
         } else {
-            action.to_string()
+            action.as_str().to_string()
         }
     };
-    writeln!(out, "CA      {:<16} {}", verb(r.ca.as_str()), r.ca_why)?;
+    writeln!(out, "CA      {:<16} {}", verb(r.ca), r.ca_why)?;
     writeln!(out, "        {}", r.ca_subject)?;
     writeln!(out, "        SHA-256 {}", r.ca_sha256)?;
     let why = if r.server_why.is_empty() {
@@ -165,7 +165,7 @@ fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
     } else {
         r.server_why.join("; ")
     };
-    writeln!(out, "server  {:<16} {why}", verb(r.server.as_str()))?;
+    writeln!(out, "server  {:<16} {why}", verb(r.server))?;
     writeln!(out, "        SANs {}", r.sans.entries().join(", "))?;
     writeln!(
         out,

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::cli::Context;
 use crate::exit::{self, Failure};
 use crate::secrets::import_env::{self, ImportError, ImportReport};
-use crate::secrets::{EnsureReport, ListStatus, Vault, VaultError};
+use crate::secrets::{EnsureReport, ListStatus, Vault, VaultError, action_word};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -167,7 +167,7 @@ fn print_ensure(report: &EnsureReport) -> std::io::Result<()> {
         writeln!(
             out,
             "{:<12} {:<32} {}",
-            e.action.as_str(),
+            action_word(e.action),
             e.name,
             e.path.display()
         )?;

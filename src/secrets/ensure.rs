@@ -3,35 +3,44 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::{Vault, VaultError};
 use crate::fsx;
+use crate::report::Outcome;
 
-/// What `ensure` did, or would do, to one secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EnsureAction {
-    Created,
-    WouldCreate,
-    Kept,
-}
-
-impl EnsureAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EnsureAction::Created => "created",
-            EnsureAction::WouldCreate => "would create",
-            EnsureAction::Kept => "kept",
-        }
+/// This verb's word for an outcome: a secret that already exists is "kept" (never rotated); the
+/// others use the shared words. The one place `cityd secrets` maps [`Outcome`] to its output; its
+/// JSON uses the same word in snake_case ("would_create").
+pub fn action_word(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Unchanged => "kept",
+        other => other.as_str(),
     }
 }
 
+fn serialize_action<S: Serializer>(outcome: &Outcome, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&action_word(*outcome).replace(' ', "_"))
+}
+
+/// The names callers used before the vault reported through [`Outcome`]: `EnsureAction::Kept` is
+/// `Outcome::Unchanged`. Transitional (`cityd up` reads it); new code compares with `Outcome`.
+#[allow(non_snake_case, non_upper_case_globals)]
+pub mod EnsureAction {
+    use crate::report::Outcome;
+    pub const Kept: Outcome = Outcome::Unchanged;
+    pub const Created: Outcome = Outcome::Created;
+    pub const WouldCreate: Outcome = Outcome::WouldCreate;
+}
+
+/// One secret `ensure` looked at.
 #[derive(Debug, Clone, Serialize)]
 pub struct EnsureEntry {
     pub name: &'static str,
     pub path: PathBuf,
-    pub action: EnsureAction,
+    /// `Created`, `WouldCreate` in a dry run, or `Unchanged` for a secret kept as it was.
+    #[serde(serialize_with = "serialize_action")]
+    pub action: Outcome,
     pub length: usize,
 }
 
@@ -59,12 +68,12 @@ impl Vault {
         for (name, existing) in survey {
             let file = name.file_name();
             let (action, length) = match existing {
-                Some(s) => (EnsureAction::Kept, s.len()),
+                Some(s) => (Outcome::Unchanged, s.len()),
                 None => {
                     let value = name.generate()?;
                     self.create(file, &value)?;
                     tracing::info!(secret = file, "generated a new secret");
-                    (EnsureAction::Created, value.len())
+                    (Outcome::Created, value.len())
                 }
             };
             secrets.push(EnsureEntry {
@@ -77,7 +86,7 @@ impl Vault {
         Ok(EnsureReport {
             vault: self.dir.clone(),
             dry_run: false,
-            changed: secrets.iter().any(|e| e.action == EnsureAction::Created),
+            changed: secrets.iter().any(|e| e.action.changes_something()),
             secrets,
             removed_temp_files,
             warnings: self.permission_warnings(),
@@ -92,18 +101,14 @@ impl Vault {
             .map(|(name, existing)| EnsureEntry {
                 name: name.file_name(),
                 path: self.path_of(name.file_name()),
-                action: if existing.is_some() {
-                    EnsureAction::Kept
-                } else {
-                    EnsureAction::WouldCreate
-                },
+                action: Outcome::created_if(existing.is_none(), true),
                 length: existing.map_or(name.shape().generated_length(), |s| s.len()),
             })
             .collect();
         Ok(EnsureReport {
             vault: self.dir.clone(),
             dry_run: true,
-            changed: secrets.iter().any(|e| e.action != EnsureAction::Kept),
+            changed: secrets.iter().any(|e| e.action.changes_something()),
             secrets,
             removed_temp_files: 0,
             warnings: self.permission_warnings(),
@@ -122,12 +127,7 @@ mod tests {
         let (_d, vault) = vault();
         let first = vault.ensure().unwrap();
         assert!(first.changed);
-        assert!(
-            first
-                .secrets
-                .iter()
-                .all(|e| e.action == EnsureAction::Created)
-        );
+        assert!(first.secrets.iter().all(|e| e.action == Outcome::Created));
         let before = vault.get(SecretName::TurnStaticAuthSecret).unwrap();
         let second = vault.ensure().unwrap();
         assert!(!second.changed);
@@ -135,7 +135,7 @@ mod tests {
             second
                 .secrets
                 .iter()
-                .all(|e| e.action == EnsureAction::Kept)
+                .all(|e| e.action == Outcome::Unchanged)
         );
         assert_eq!(before, vault.get(SecretName::TurnStaticAuthSecret).unwrap());
         assert!(second.warnings.is_empty(), "{:?}", second.warnings);
@@ -149,7 +149,7 @@ mod tests {
         assert!(
             plan.secrets
                 .iter()
-                .all(|e| e.action == EnsureAction::WouldCreate)
+                .all(|e| e.action == Outcome::WouldCreate)
         );
         assert!(!d.path().join("state").exists());
     }
@@ -172,5 +172,26 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "tooshort\n");
         assert!(!vault.path_of("turn-static-auth-secret").exists());
+    }
+
+    #[test]
+    fn an_existing_secret_is_kept_in_text_and_json() {
+        let entry = |action| EnsureEntry {
+            name: "turn-static-auth-secret",
+            path: PathBuf::from("/s/turn-static-auth-secret"),
+            action,
+            length: 64,
+        };
+        for (outcome, text, json) in [
+            (Outcome::Unchanged, "kept", "kept"),
+            (Outcome::Created, "created", "created"),
+            (Outcome::WouldCreate, "would create", "would_create"),
+        ] {
+            assert_eq!(action_word(outcome), text);
+            assert_eq!(
+                serde_json::to_value(entry(outcome)).unwrap()["action"],
+                json
+            );
+        }
     }
 }
