@@ -19,7 +19,7 @@ pub enum VaultError {
     )]
     Missing { name: String, path: PathBuf },
     #[error(
-        "cannot read secret file {path}: {source}; the user running cityd must own it and be able to search its directory and the parents (cityd writes 0600 files in a 0700 directory), or pass another --state-dir"
+        "cannot read secret file {path}; the user running cityd must own it and be able to search its directory and the parents (cityd writes 0600 files in a 0700 directory), or pass another --state-dir"
     )]
     Read {
         path: PathBuf,
@@ -27,7 +27,7 @@ pub enum VaultError {
         source: std::io::Error,
     },
     #[error(
-        "cannot read the vault directory {path}: {source}; the user running cityd needs read, write and search permission on it and its parents (cityd creates it 0700), or pass another --state-dir"
+        "cannot read the vault directory {path}; the user running cityd needs read, write and search permission on it and its parents (cityd creates it 0700), or pass another --state-dir"
     )]
     ReadDir {
         path: PathBuf,
@@ -37,7 +37,7 @@ pub enum VaultError {
     #[error("{path} is not a regular file; move it away so the vault can use the name")]
     NotAFile { path: PathBuf },
     #[error(
-        "cannot lock the vault at {path}: {source}; the user running cityd must be able to write the vault directory"
+        "cannot lock the vault at {path}; the user running cityd must be able to write the vault directory"
     )]
     Lock {
         path: PathBuf,

@@ -41,7 +41,7 @@ pub const BLOG_VARIABLES: [(&str, SecretName); 7] = [
 #[derive(Debug, Error)]
 pub enum ImportError {
     #[error(
-        "cannot read {path}: {source}; give the path of the blog's cicd.env (its scripts keep it at ~/cicd_stack/cicd.env)"
+        "cannot read {path}; give the path of the blog's cicd.env (its scripts keep it at ~/cicd_stack/cicd.env)"
     )]
     ReadFile {
         path: PathBuf,
@@ -56,6 +56,13 @@ pub enum ImportError {
     Refused(Box<ImportReport>),
     #[error(transparent)]
     Vault(#[from] VaultError),
+}
+
+/// The input (the file, or its clash with the vault) at fault exits 2, anything else 1.
+impl crate::exit::ExitCoded for ImportError {
+    fn exit_code(&self) -> u8 {
+        crate::exit::failure_code(self.is_bad_input())
+    }
 }
 
 impl ImportError {

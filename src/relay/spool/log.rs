@@ -76,10 +76,7 @@ fn create_log(path: &Path, dir: &Path) -> Result<File, SpoolError> {
 impl Log {
     pub(super) fn recover(options: SpoolOptions) -> Result<(Self, Recovered), SpoolError> {
         let dir = options.dir.clone();
-        StateDir::create_private_dir(&dir).map_err(|e| SpoolError::Io {
-            path: dir.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        StateDir::create_private_dir(&dir)?;
         let lock_path = dir.join(".lock");
         let lock = OpenOptions::new()
             .create(true)

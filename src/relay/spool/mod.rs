@@ -24,7 +24,7 @@ use log::Log;
 #[derive(Debug, Error)]
 pub enum SpoolError {
     #[error(
-        "spool {path}: {source}; check that the directory is on a writable local disk with free space"
+        "cannot use the spool {path}; check that the directory is on a writable local disk with free space"
     )]
     Io {
         path: PathBuf,
@@ -45,6 +45,8 @@ pub enum SpoolError {
     WriteFailed { path: PathBuf, reason: String },
     #[error("the spool writer has stopped after an earlier error; the relay is shutting down")]
     Closed,
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
