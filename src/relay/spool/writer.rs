@@ -40,13 +40,13 @@ impl Log {
             if let Err(error) = result {
                 // After a failed write or sync the file's state is unknown (fsync errors are not
                 // retryable on Linux): stop, so nothing further is acknowledged.
-                tracing::error!("{error}");
+                log_stop(&error);
                 return Err(error);
             }
             if self.len > self.compact_at
                 && let Err(error) = self.compact()
             {
-                tracing::error!("{error}");
+                log_stop(&error);
                 return Err(error);
             }
         }
@@ -210,4 +210,12 @@ fn bounded_key(key: String) -> String {
             hex::encode(sha2::Sha256::digest(key.as_bytes()))
         )
     }
+}
+
+/// Logs why the writer stops, as an error value so the log shows its causes (the OS error) too.
+fn log_stop(error: &SpoolError) {
+    tracing::error!(
+        error = error as &(dyn std::error::Error + 'static),
+        "the spool writer stops"
+    );
 }
