@@ -61,6 +61,43 @@ impl ExitCoded for crate::lan::LanError {
     }
 }
 
+/// A typed error with the exit code the verb reporting it decides, for error types whose code
+/// depends on the verb: the vault's "not generated yet" is bad input to `cityd secrets get` (exit 2)
+/// but a failed step to `cityd render` (exit 1). It prints exactly as the error it carries, and
+/// that error's causes stay in the chain, so `{:#}` shows each once.
+#[derive(Debug)]
+pub struct Coded {
+    code: u8,
+    error: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl Coded {
+    pub fn new(code: u8, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            code,
+            error: Box::new(error),
+        }
+    }
+}
+
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Coded {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl ExitCoded for Coded {
+    fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
+
 /// The first exit code a cause in the chain carries (outermost first), if any.
 fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     macro_rules! first_of {
@@ -73,12 +110,15 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     // Each type that implements `ExitCoded`, once.
     first_of!(
         Failure,
+        Coded,
         crate::city::CityError,
         crate::state::StateError,
         crate::lan::LanError,
         crate::postgres::PgError,
         crate::flags::postgres_admin::AdminFlagError,
         crate::duration::DurationError,
+        crate::secrets::import_env::ImportError,
+        crate::turn::creds::CredentialError,
     );
     None
 }
@@ -107,5 +147,19 @@ mod tests {
         assert_eq!(code_for(&bad), ExitCode::from(BAD_INPUT));
         let probe = anyhow::Error::new(Failure::new(12, "no relay")).context("turn probe");
         assert_eq!(code_for(&probe), ExitCode::from(12));
+    }
+
+    #[test]
+    fn a_coded_error_prints_as_its_error_with_each_cause_once() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = crate::state::StateError::Create {
+            path: "/s".into(),
+            source: missing,
+        };
+        let coded = anyhow::Error::new(Coded::new(BAD_INPUT, error)).context("the vault");
+        assert_eq!(code_for(&coded), ExitCode::from(BAD_INPUT));
+        let shown = format!("{coded:#}");
+        assert!(shown.starts_with("the vault: cannot create /s;"), "{shown}");
+        assert_eq!(shown.matches("no such file").count(), 1, "{shown}");
     }
 }

@@ -24,7 +24,9 @@ pub enum LanError {
         "lan.addresses: {address} is a loopback, unspecified or multicast address; phones cannot reach it, give the LAN address"
     )]
     Unusable { address: IpAddr },
-    #[error("cannot list network interfaces: {0}")]
+    #[error(
+        "cannot list network interfaces to resolve lan.addresses; give the addresses explicitly in lan.addresses"
+    )]
     Interfaces(#[source] std::io::Error),
 }
 

@@ -20,7 +20,7 @@ pub enum StateError {
     )]
     NoDefault,
     #[error(
-        "cannot create {path}: {source}; check that the parent exists and is writable, or pass another --state-dir"
+        "cannot create {path}; check that the parent exists and is writable, or pass another --state-dir"
     )]
     Create {
         path: PathBuf,

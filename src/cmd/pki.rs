@@ -1,7 +1,6 @@
 //! `cityd pki ensure | show | export`: the city CA and the server certificate from the command line.
 
 use std::io::{IsTerminal, Write};
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,7 +8,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::cli::Context;
-use crate::exit::{self, Failure};
+use crate::exit::{self, Coded, Failure};
 use crate::fsx::{self, WriteOutcome};
 use crate::pki::{self, AdoptCa, EnsureOptions, EnsureReport, PkiError, PkiSummary, SanSet};
 
@@ -94,10 +93,10 @@ fn parse_validity_days(text: &str) -> Result<u32, String> {
     pki::check_validity_days(days).map_err(|e| e.to_string())
 }
 
-/// Maps a PKI error to its exit code: 2 when the input is at fault, 1 otherwise.
+/// To this verb, a PKI error exits 2 when the input (a file, a flag, the state) is at fault, else 1;
+/// the error stays in the chain with its cause.
 fn failure(error: PkiError) -> anyhow::Error {
-    let code = exit::failure_code(error.is_bad_input());
-    anyhow::Error::new(Failure::new(code, error.to_string()))
+    Coded::new(exit::failure_code(error.is_bad_input()), error).into()
 }
 
 pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
@@ -108,16 +107,15 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn lan_ips(city: &crate::city::City) -> anyhow::Result<Vec<IpAddr>> {
-    let lan = crate::lan::resolve(&city.lan.addresses)
-        .context("resolving lan.addresses for the server certificate's IP SANs")?;
-    Ok(lan.into_iter().map(|a| a.address).collect())
+fn lan_ips(ctx: &Context) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    ctx.lan_addresses()
+        .context("resolving lan.addresses for the server certificate's IP SANs")
 }
 
 fn ensure(ctx: &Context, args: EnsureArgs) -> anyhow::Result<ExitCode> {
     let city = ctx.city()?;
     let state = ctx.state()?;
-    let lan = lan_ips(city)?;
+    let lan = lan_ips(ctx)?;
     let adopt = match (args.ca_cert, args.ca_key) {
         (Some(cert), Some(key)) => Some(AdoptCa {
             cert,
@@ -146,14 +144,14 @@ fn outcome_word(outcome: WriteOutcome) -> &'static str {
 
 fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let verb = |action: &str| {
-        if r.dry_run && action != "kept" {
-            format!("would be {action}")
+    let verb = |action: pki::Action| {
+        if action.outcome.is_planned() {
+            format!("would be {}", action.as_str())
         } else {
-            action.to_string()
+            action.as_str().to_string()
         }
     };
-    writeln!(out, "CA      {:<16} {}", verb(r.ca.as_str()), r.ca_why)?;
+    writeln!(out, "CA      {:<16} {}", verb(r.ca), r.ca_why)?;
     writeln!(out, "        {}", r.ca_subject)?;
     writeln!(out, "        SHA-256 {}", r.ca_sha256)?;
     let why = if r.server_why.is_empty() {
@@ -161,7 +159,7 @@ fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
     } else {
         r.server_why.join("; ")
     };
-    writeln!(out, "server  {:<16} {why}", verb(r.server.as_str()))?;
+    writeln!(out, "server  {:<16} {why}", verb(r.server))?;
     writeln!(out, "        SANs {}", r.sans.entries().join(", "))?;
     writeln!(
         out,
@@ -216,7 +214,7 @@ fn show(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(exit::FAILED));
     };
     let city = ctx.city()?;
-    let (wanted, lan_error) = match lan_ips(city) {
+    let (wanted, lan_error) = match lan_ips(ctx) {
         Ok(lan) => (Some(pki::wanted_sans(city, &lan)), None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };

@@ -19,7 +19,7 @@ use crate::relay::deliver::Routes;
 use crate::relay::message::MessageSettings;
 use crate::relay::post::HookUrl;
 use crate::relay::{self, RelayConfig};
-use crate::secrets::{Secret, SecretName, Vault};
+use crate::secrets::{Secret, SecretName};
 use crate::state::StateDir;
 
 #[derive(Debug, clap::Subcommand)]
@@ -168,7 +168,7 @@ fn plain_http_is_safe(url: &str) -> bool {
 fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let city = ctx.city()?;
     let state = ctx.state()?;
-    let vault = Vault::new(state);
+    let vault = ctx.vault()?;
 
     let listen = args.listen.unwrap_or(city.relay.listen);
     let metrics = args.metrics.unwrap_or(city.relay.metrics);
@@ -184,11 +184,12 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| city.relay.dashboard_url.clone());
     if let Some(url) = &dashboard_url
-        && !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(bad_input(format!(
-                "dashboard URL {url} must start with http:// or https://"
-            )));
-        }
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(bad_input(format!(
+            "dashboard URL {url} must start with http:// or https://"
+        )));
+    }
     if !(args.post_timeout.is_finite() && args.post_timeout > 0.0 && args.post_timeout <= 300.0) {
         return Err(bad_input(format!(
             "--post-timeout {} must be between 0 and 300 seconds",
@@ -365,12 +366,9 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency,
     };
     let json = args.json;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    // The program's runtime has two workers: the HTTP intake and the delivery worker run side by
+    // side; the spool's writer is a thread of its own, outside the runtime.
+    ctx.block_on(async move {
         let cancel = CancellationToken::new();
         let on_signal = cancel.clone();
         // Both handlers exist before `ready` is announced, so no signal meets the default action.
@@ -406,5 +404,5 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         })
         .await?;
         anyhow::Ok(ExitCode::SUCCESS)
-    })
+    })?
 }

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::cli::Context;
-use crate::exit::{self, Failure};
+use crate::exit::{self, Coded};
 use crate::secrets::import_env::{self, ImportError, ImportReport};
-use crate::secrets::{EnsureReport, ListStatus, Vault, VaultError};
+use crate::secrets::{EnsureReport, ListStatus, VaultError, action_word};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -72,15 +72,14 @@ pub enum Command {
     },
 }
 
-/// Bad input (wrong shapes, unknown names, conflicts, unusable state) exits 2, failed operations 1.
-/// The message already names the cause, so it is printed once rather than with its source chain.
+/// To this verb, bad input (wrong shapes, unknown names, missing secrets, conflicts, unusable state)
+/// exits 2 and failed operations 1; the error stays in the chain with its cause.
 fn vault_error(e: VaultError) -> anyhow::Error {
-    Failure::new(exit::failure_code(e.is_bad_input()), e.to_string()).into()
+    Coded::new(exit::failure_code(e.is_bad_input()), e).into()
 }
 
 pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
-    let state = ctx.state()?;
-    let vault = Vault::new(state);
+    let vault = ctx.vault()?;
     match command {
         Command::Ensure { dry_run, json } => {
             let report = if dry_run {
@@ -138,26 +137,20 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             file,
             dry_run,
             json,
-        } => match import_env::import(&vault, &file, dry_run) {
-            Ok(report) => {
-                if json {
-                    crate::cmd::print_json(&report)?;
-                } else {
-                    print_import(&report)?;
+        } => {
+            // A refused import still prints its report (what each variable would have become);
+            // the error then says why nothing was written.
+            let report = match import_env::import(&vault, &file, dry_run) {
+                Ok(report) => report,
+                Err(ImportError::Refused(report)) => {
+                    print_import_report(&report, json)?;
+                    return Err(ImportError::Refused(report).into());
                 }
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(ImportError::Refused(report)) => {
-                if json {
-                    crate::cmd::print_json(&report)?;
-                } else {
-                    print_import(&report)?;
-                }
-                Err(Failure::new(exit::BAD_INPUT, ImportError::Refused(report).to_string()).into())
-            }
-            Err(ImportError::Vault(e)) => Err(vault_error(e)),
-            Err(e) => Err(Failure::new(exit::failure_code(e.is_bad_input()), e.to_string()).into()),
-        },
+                Err(e) => return Err(e.into()),
+            };
+            print_import_report(&report, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -167,7 +160,7 @@ fn print_ensure(report: &EnsureReport) -> std::io::Result<()> {
         writeln!(
             out,
             "{:<12} {:<32} {}",
-            e.action.as_str(),
+            action_word(e.action),
             e.name,
             e.path.display()
         )?;
@@ -183,6 +176,14 @@ fn print_ensure(report: &EnsureReport) -> std::io::Result<()> {
         (false, _) => writeln!(out, "no changes"),
         (true, true) => writeln!(out, "dry run: nothing was written"),
         (true, false) => Ok(()),
+    }
+}
+
+fn print_import_report(report: &ImportReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        crate::cmd::print_json(report)
+    } else {
+        Ok(print_import(report)?)
     }
 }
 

@@ -12,9 +12,8 @@ use serde::Serialize;
 
 use crate::city::City;
 use crate::cli::Context;
-use crate::exit::{self, Failure};
-use crate::lan;
-use crate::secrets::{Secret, SecretName, Vault};
+use crate::exit::{self, Coded, Failure};
+use crate::secrets::{Secret, SecretName};
 use crate::turn::creds::{self, RestCredential};
 use crate::turn::link::Transport;
 use crate::turn::probe::{self, PeerSpec, ProbeConfig, ProbeReport, StepStatus, Timing};
@@ -105,15 +104,25 @@ fn bad_input(message: impl Into<String>) -> anyhow::Error {
     Failure::new(exit::BAD_INPUT, message).into()
 }
 
+/// A flag's value refused by a typed error: exit 2, the flag named in front of the error.
+fn bad_flag(
+    flag: &'static str,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> anyhow::Error {
+    anyhow::Error::new(Coded::new(exit::BAD_INPUT, error)).context(flag)
+}
+
 /// The static auth secret: from `--secret-file`, else from the vault.
 fn load_secret(ctx: &Context, file: Option<&Path>) -> anyhow::Result<Secret> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            bad_input(format!(
-                "cannot read the secret file {}: {e}; give a readable file holding the static auth secret",
-                path.display()
-            ))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Coded::new(exit::BAD_INPUT, e))
+            .with_context(|| {
+                format!(
+                    "cannot read the secret file {}; give a readable file holding the static auth secret",
+                    path.display()
+                )
+            })?;
         let value = text.trim_end_matches(['\n', '\r']);
         if value.is_empty() || value.contains('\n') {
             return Err(bad_input(format!(
@@ -123,14 +132,13 @@ fn load_secret(ctx: &Context, file: Option<&Path>) -> anyhow::Result<Secret> {
         }
         return Ok(Secret::new(value.to_string()));
     }
-    let state = ctx.state()?;
-    Vault::new(state)
+    ctx.vault()?
         .get(SecretName::TurnStaticAuthSecret)
         .context("reading the TURN static auth secret from the vault")
 }
 
-fn parse_duration(text: &str, flag: &str) -> anyhow::Result<std::time::Duration> {
-    crate::duration::parse(text).map_err(|e| bad_input(format!("{flag}: {e}")))
+fn parse_duration(text: &str, flag: &'static str) -> anyhow::Result<std::time::Duration> {
+    crate::duration::parse(text).map_err(|e| bad_flag(flag, e))
 }
 
 #[derive(Serialize)]
@@ -152,11 +160,10 @@ struct CredsOutput {
     ice_server: IceServer,
 }
 
-fn turn_urls(city: &City) -> anyhow::Result<Vec<String>> {
-    let addresses = lan::resolve(&city.lan.addresses).context("resolving lan.addresses")?;
+fn turn_urls(city: &City, lan: &[IpAddr]) -> Vec<String> {
     let mut urls = Vec::new();
-    for a in addresses {
-        let host = match a.address {
+    for address in lan {
+        let host = match address {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
@@ -167,22 +174,22 @@ fn turn_urls(city: &City) -> anyhow::Result<Vec<String>> {
             ));
         }
     }
-    Ok(urls)
+    urls
 }
 
 fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
-    let ttl = creds::parse_duration(&args.ttl).map_err(|e| bad_input(format!("--ttl: {e}")))?;
+    let ttl = creds::parse_duration(&args.ttl).map_err(|e| bad_flag("--ttl", e))?;
     if ttl.is_zero() {
         return Err(bad_input(
             "--ttl 0 gives a credential that is already expired; give e.g. 24h",
         ));
     }
-    creds::validate_user(&args.user).map_err(|e| bad_input(format!("--user: {e}")))?;
+    creds::validate_user(&args.user).map_err(|e| bad_flag("--user", e))?;
     let city = ctx.city()?;
     let secret = load_secret(ctx, args.secret_file.as_deref())?;
-    let cred = RestCredential::for_ttl(secret.expose(), &args.user, ttl)
-        .map_err(|e| bad_input(e.to_string()))?;
-    let urls = turn_urls(city)?;
+    let cred = RestCredential::for_ttl(secret.expose(), &args.user, ttl)?;
+    let lan = ctx.lan_addresses().context("resolving lan.addresses")?;
+    let urls = turn_urls(city, &lan);
     let creds = CredsOutput {
         username: cred.username.clone(),
         password: cred.password.clone(),
@@ -236,11 +243,12 @@ fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--server` as a socket address; a missing port means the city's turn.port.
-fn resolve_server(text: Option<&str>, city: &City) -> anyhow::Result<SocketAddr> {
-    let port = city.turn.port;
+/// `--server` as a socket address; a missing port means the city's turn.port, a missing server the
+/// city's first LAN address.
+fn resolve_server(ctx: &Context, text: Option<&str>) -> anyhow::Result<SocketAddr> {
+    let port = ctx.city()?.turn.port;
     let Some(text) = text else {
-        let addresses = lan::resolve(&city.lan.addresses).context("resolving lan.addresses")?;
+        let addresses = ctx.lan().context("resolving lan.addresses")?;
         let first = addresses.first().ok_or_else(|| {
             bad_input("lan.addresses resolved to nothing; give --server HOST[:PORT]")
         })?;
@@ -270,14 +278,13 @@ fn resolve_server(text: Option<&str>, city: &City) -> anyhow::Result<SocketAddr>
 }
 
 fn probe_cmd(ctx: &Context, args: ProbeArgs) -> anyhow::Result<ExitCode> {
-    let city = ctx.city()?;
-    let server = resolve_server(args.server.as_deref(), city)?;
+    let server = resolve_server(ctx, args.server.as_deref())?;
     let deadline = parse_duration(&args.timeout, "--timeout")?;
     let rto = parse_duration(&args.rto, "--rto")?;
     if rto.is_zero() || deadline.is_zero() {
         return Err(bad_input("--rto and --timeout must be above zero"));
     }
-    creds::validate_user(&args.user).map_err(|e| bad_input(format!("--user: {e}")))?;
+    creds::validate_user(&args.user).map_err(|e| bad_flag("--user", e))?;
     let secret = load_secret(ctx, args.secret_file.as_deref())?;
     let credential = if args.expired {
         RestCredential::derive(secret.expose(), &args.user, creds::unix_now() - 60)
@@ -288,8 +295,7 @@ fn probe_cmd(ctx: &Context, args: ProbeArgs) -> anyhow::Result<ExitCode> {
             &args.user,
             std::time::Duration::from_secs(600),
         )
-    }
-    .map_err(|e| bad_input(e.to_string()))?;
+    }?;
     let config = ProbeConfig {
         server,
         transport: args.transport,
@@ -303,12 +309,8 @@ fn probe_cmd(ctx: &Context, args: ProbeArgs) -> anyhow::Result<ExitCode> {
         },
         software: format!("cityd {}", env!("CARGO_PKG_VERSION")),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime for the probe")?;
     let progress: probe::Progress = Arc::new(|line: &str| eprintln!("cityd turn probe: {line}"));
-    let report = runtime.block_on(probe::run(&config, progress));
+    let report = ctx.block_on(probe::run(&config, progress))?;
     if args.json {
         crate::cmd::print_json(&report)?;
     } else {

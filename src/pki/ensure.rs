@@ -16,6 +16,7 @@ use super::{
 };
 use crate::city::City;
 use crate::fsx::{self, WriteOutcome};
+use crate::report::Outcome;
 use crate::state::StateDir;
 
 /// An existing CA to adopt instead of creating one (the blog's lab already has one).
@@ -46,40 +47,74 @@ impl Default for EnsureOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CaAction {
-    Kept,
-    Created,
-    Adopted,
-    /// A new certificate for the existing `ca.key` (its `ca.pem` was missing).
-    Recertified,
+/// What `ensure` did (or would do) to the CA or to the server certificate: the shared [`Outcome`]
+/// and the PKI's own word for it, which the text and JSON reports print. The constructors below are
+/// the one place `cityd pki` maps its words to outcomes: "kept" (unchanged), "created" (a new CA),
+/// "adopted" (the CA given with --ca-cert), "recertified" (a new certificate for a surviving
+/// ca.key) and "issued" (a new server certificate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    pub outcome: Outcome,
+    word: &'static str,
 }
 
-impl CaAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CaAction::Kept => "kept",
-            CaAction::Created => "created",
-            CaAction::Adopted => "adopted",
-            CaAction::Recertified => "recertified",
+impl Action {
+    /// Left as it was.
+    pub const KEPT: Action = Action {
+        outcome: Outcome::Unchanged,
+        word: "kept",
+    };
+
+    /// A new CA, generated here.
+    fn created(dry_run: bool) -> Self {
+        Self {
+            outcome: Outcome::created(dry_run),
+            word: "created",
         }
+    }
+
+    /// The given CA: new files when the state had none, else its key restored or its certificate
+    /// put beside the key already there.
+    fn adopted(into_empty: bool, dry_run: bool) -> Self {
+        Self {
+            outcome: if into_empty {
+                Outcome::created(dry_run)
+            } else {
+                Outcome::updated(dry_run)
+            },
+            word: "adopted",
+        }
+    }
+
+    /// A new CA certificate for the key that survived.
+    fn recertified(dry_run: bool) -> Self {
+        Self {
+            outcome: Outcome::updated(dry_run),
+            word: "recertified",
+        }
+    }
+
+    /// A new server certificate: the first one, or one replacing the current.
+    fn issued(first: bool, dry_run: bool) -> Self {
+        Self {
+            outcome: if first {
+                Outcome::created(dry_run)
+            } else {
+                Outcome::updated(dry_run)
+            },
+            word: "issued",
+        }
+    }
+
+    /// The PKI's word for what happened ("kept", "created", "adopted", "recertified", "issued").
+    pub fn as_str(self) -> &'static str {
+        self.word
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ServerAction {
-    Kept,
-    Issued,
-}
-
-impl ServerAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServerAction::Kept => "kept",
-            ServerAction::Issued => "issued",
-        }
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.word)
     }
 }
 
@@ -98,11 +133,11 @@ pub struct EnsureReport {
     pub dry_run: bool,
     /// True when any file was (or would be) created or changed.
     pub changed: bool,
-    pub ca: CaAction,
+    pub ca: Action,
     pub ca_why: String,
     pub ca_subject: String,
     pub ca_sha256: String,
-    pub server: ServerAction,
+    pub server: Action,
     /// Why the leaf is (re-)issued; empty when it is kept.
     pub server_why: Vec<String>,
     /// Names of the leaf that is (or would be) on disk.
@@ -155,6 +190,7 @@ pub fn ensure_in(
             adopted.as_ref(),
             validity_days,
             now,
+            options.dry_run,
         )
     };
     let plan = decide()?;
@@ -283,10 +319,10 @@ struct Write {
 struct Plan {
     dir: PathBuf,
     ca: Ca,
-    ca_action: CaAction,
+    ca_action: Action,
     ca_why: String,
     leaf_der: Vec<u8>,
-    server_action: ServerAction,
+    server_action: Action,
     server_why: Vec<String>,
     writes: Vec<Write>,
     now: OffsetDateTime,
@@ -300,6 +336,7 @@ impl Plan {
         adopted: Option<&AdoptedCa>,
         validity_days: u32,
         now: OffsetDateTime,
+        dry_run: bool,
     ) -> Result<Self, PkiError> {
         let path = |name: &str| dir.join(name);
         let ca_pem = on_disk(&path(files::CA_PEM))?;
@@ -350,11 +387,11 @@ impl Plan {
                     Some(a) => format!("{} is already the CA", a.cert_path.display()),
                     None => "ca.pem and ca.key are in place".to_string(),
                 };
-                (ca, CaAction::Kept, why, false)
+                (ca, Action::KEPT, why, false)
             }
             (Some(der), None, Some(a)) if a.cert_der == der => {
                 let why = format!("ca.key restored from {}", a.key_path.display());
-                (a.ca(now)?, CaAction::Adopted, why, false)
+                (a.ca(now)?, Action::adopted(false, dry_run), why, false)
             }
             (Some(der), None, Some(a)) => return Err(conflict(fingerprint(&der), a)),
             (Some(_), None, None) => {
@@ -370,13 +407,13 @@ impl Plan {
                     return Err(conflict(existing, a));
                 }
                 let why = format!("{} adopted for the existing ca.key", a.cert_path.display());
-                (a.ca(now)?, CaAction::Adopted, why, true)
+                (a.ca(now)?, Action::adopted(false, dry_run), why, true)
             }
             (None, Some(key), None) => {
                 let ca =
                     Ca::self_signed(key, &common_name(domain, now), now, &path(files::CA_KEY))?;
                 let why = "ca.key exists without ca.pem (an interrupted run, or ca.pem was removed): a new CA certificate for the same key".to_string();
-                (ca, CaAction::Recertified, why, true)
+                (ca, Action::recertified(dry_run), why, true)
             }
             (None, None, Some(a)) => {
                 let why = format!(
@@ -384,13 +421,13 @@ impl Plan {
                     a.cert_path.display(),
                     a.key_path.display()
                 );
-                (a.ca(now)?, CaAction::Adopted, why, true)
+                (a.ca(now)?, Action::adopted(true, dry_run), why, true)
             }
             (None, None, None) => {
                 let why = format!("no CA in {} yet", dir.display());
                 (
                     Ca::generate(&common_name(domain, now), now)?,
-                    CaAction::Created,
+                    Action::created(dry_run),
                     why,
                     true,
                 )
@@ -448,11 +485,12 @@ impl Plan {
             }
         }
         let (leaf_der, key_bytes, server_action) = match kept {
-            Some((leaf_der, key_bytes)) => (leaf_der, key_bytes, ServerAction::Kept),
+            Some((leaf_der, key_bytes)) => (leaf_der, key_bytes, Action::KEPT),
             None => {
                 let leaf = issue(&ca, wanted, validity_days, now)?;
                 let key = leaf.key_pem().into_bytes();
-                (leaf.cert_der, key, ServerAction::Issued)
+                let first = server_pem.is_none();
+                (leaf.cert_der, key, Action::issued(first, dry_run))
             }
         };
         write(
@@ -635,8 +673,12 @@ mod tests {
         };
         let first = ensure_on("192.0.2.10");
         assert_eq!(
-            (first.ca, first.server),
-            (CaAction::Created, ServerAction::Issued)
+            (first.ca.as_str(), first.server.as_str()),
+            ("created", "issued")
+        );
+        assert_eq!(
+            (first.ca.outcome, first.server.outcome),
+            (Outcome::Created, Outcome::Created)
         );
         assert!(
             first
@@ -650,13 +692,15 @@ mod tests {
 
         let second = ensure_on("192.0.2.10");
         assert!(!second.changed, "{second:?}");
+        assert_eq!((second.ca, second.server), (Action::KEPT, Action::KEPT));
         assert_eq!(snapshot(&pki), before);
 
         let moved = ensure_on("192.0.2.11");
         assert_eq!(
-            (moved.ca, moved.server),
-            (CaAction::Kept, ServerAction::Issued)
+            (moved.ca.as_str(), moved.server.as_str()),
+            ("kept", "issued")
         );
+        assert_eq!(moved.server.outcome, Outcome::Updated);
         assert!(
             moved.server_why[0].contains("add IP:192.0.2.11; drop IP:192.0.2.10"),
             "{:?}",
@@ -684,7 +728,13 @@ mod tests {
         )
         .unwrap();
         assert!(report.dry_run && report.changed);
-        assert_eq!(report.ca, CaAction::Created);
+        assert_eq!(report.ca.as_str(), "created");
+        assert_eq!(report.ca.outcome, Outcome::WouldCreate);
+        assert_eq!(
+            serde_json::to_value(&report).unwrap()["ca"],
+            "created",
+            "the JSON keeps the PKI's word"
+        );
         assert!(!pki.exists());
     }
 
@@ -716,8 +766,8 @@ mod tests {
         std::fs::remove_file(pki.join(files::CA_PEM)).unwrap();
         let report = ensure(&pki).unwrap();
         assert_eq!(
-            (report.ca, report.server),
-            (CaAction::Recertified, ServerAction::Issued)
+            (report.ca.as_str(), report.server.as_str()),
+            ("recertified", "issued")
         );
         assert_eq!(std::fs::read(pki.join(files::CA_KEY)).unwrap(), key);
     }

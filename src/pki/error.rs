@@ -10,7 +10,7 @@ use crate::state::StateError;
 #[derive(Debug, Error)]
 pub enum PkiError {
     #[error(
-        "cannot read {path}: {source}; check that the path is right and readable by this user (the state directory must be a directory, not a file)"
+        "cannot read {path}; check that the path is right and readable by this user (the state directory must be a directory, not a file)"
     )]
     Read {
         path: PathBuf,
@@ -89,13 +89,13 @@ pub enum PkiError {
         "the server certificate just signed with {ca} does not verify against it ({detail}); nothing was written. Check that the CA certificate and key belong together"
     )]
     LeafDoesNotVerify { ca: PathBuf, detail: String },
-    #[error("cannot generate {what}: {source}")]
+    #[error("cannot generate {what}")]
     Generate {
         what: &'static str,
         #[source]
         source: rcgen::Error,
     },
-    #[error("cannot lock {path}: {source}; check that the PKI directory is writable")]
+    #[error("cannot lock {path}; check that the PKI directory is writable")]
     Lock {
         path: PathBuf,
         #[source]

@@ -21,9 +21,7 @@ mod trust;
 use std::path::Path;
 
 pub use ca::{CA_VALIDITY_DAYS, Ca, common_name, random_serial};
-pub use ensure::{
-    AdoptCa, CaAction, EnsureOptions, EnsureReport, FileChange, ServerAction, ensure, ensure_in,
-};
+pub use ensure::{Action, AdoptCa, EnsureOptions, EnsureReport, FileChange, ensure, ensure_in};
 pub use error::PkiError;
 pub use inspect::{CertSummary, FileStatus, PkiSummary, SanSet, fingerprint, inspect, summarize};
 pub use pem::{Passphrase, encode as pem_encode, read_passphrase};

@@ -23,7 +23,8 @@ pub const RENEW_BELOW_DAYS: i64 = 30;
 
 /// The names the server certificate must carry for this city: DNS `mattermost_host()` and
 /// `localhost`, IP `127.0.0.1`, `::1` and every LAN address in `lan` (normally the addresses of
-/// `lan::resolve(&city.lan.addresses)`). `doctor` compares this with the certificate on disk.
+/// `lan.addresses` as resolved once, `ctx.lan_addresses()`). `doctor` compares this with the
+/// certificate on disk.
 pub fn wanted_sans(city: &City, lan: &[IpAddr]) -> SanSet {
     let mut sans = SanSet::default();
     sans.add_dns(&city.mattermost_host());

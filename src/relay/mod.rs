@@ -38,7 +38,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Error)]
 pub enum RelayError {
-    #[error("cannot listen on {addr} ({what}): {source}; pick a free address with {flag}")]
+    #[error("cannot listen on {addr} ({what}); pick a free address with {flag}")]
     Bind {
         addr: SocketAddr,
         what: &'static str,

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::{Found, Secret, SecretName, Vault, VaultError};
+use super::vault::Found;
+use super::{Secret, SecretName, Vault, VaultError};
 
 /// The blog's variable for each secret (its `01-setup-database.sh` and `01-setup-mattermost.sh`).
 pub const BLOG_VARIABLES: [(&str, SecretName); 7] = [
@@ -40,7 +41,7 @@ pub const BLOG_VARIABLES: [(&str, SecretName); 7] = [
 #[derive(Debug, Error)]
 pub enum ImportError {
     #[error(
-        "cannot read {path}: {source}; give the path of the blog's cicd.env (its scripts keep it at ~/cicd_stack/cicd.env)"
+        "cannot read {path}; give the path of the blog's cicd.env (its scripts keep it at ~/cicd_stack/cicd.env)"
     )]
     ReadFile {
         path: PathBuf,
@@ -55,6 +56,13 @@ pub enum ImportError {
     Refused(Box<ImportReport>),
     #[error(transparent)]
     Vault(#[from] VaultError),
+}
+
+/// The input (the file, or its clash with the vault) at fault exits 2, anything else 1.
+impl crate::exit::ExitCoded for ImportError {
+    fn exit_code(&self) -> u8 {
+        crate::exit::failure_code(self.is_bad_input())
+    }
 }
 
 impl ImportError {
@@ -342,7 +350,7 @@ pub fn import(vault: &Vault, file: &Path, dry_run: bool) -> Result<ImportReport,
                             entry.problem = Some(problem);
                             entry.fix = Some(wrong_shape_fix(name, last.line));
                         }
-                        None => candidates.push((entries.len(), name, Secret(value.clone()))),
+                        None => candidates.push((entries.len(), name, Secret::new(value.clone()))),
                     }
                 }
             }

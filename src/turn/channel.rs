@@ -88,16 +88,30 @@ pub enum Frame {
     ChannelData(ChannelData),
 }
 
+/// A frame that does not decode. The part's own error is part of this message rather than a
+/// `source`: the probe prints a frame error on one line (`{}`), so its detail must be in it, once.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FrameError {
     #[error("STUN: {0}")]
-    Stun(#[from] DecodeError),
+    Stun(DecodeError),
     #[error("ChannelData: {0}")]
-    Channel(#[from] ChannelError),
+    Channel(ChannelError),
     #[error(
         "first byte 0x{first:02x} starts neither STUN (00) nor ChannelData (01); over TCP the stream is out of step"
     )]
     Unrecognised { first: u8 },
+}
+
+impl From<DecodeError> for FrameError {
+    fn from(e: DecodeError) -> Self {
+        FrameError::Stun(e)
+    }
+}
+
+impl From<ChannelError> for FrameError {
+    fn from(e: ChannelError) -> Self {
+        FrameError::Channel(e)
+    }
 }
 
 /// Decodes one datagram or one TCP frame by its first two bits (RFC 8656 §12, RFC 7983).

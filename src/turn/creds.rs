@@ -22,6 +22,13 @@ pub enum CredentialError {
     BadDuration { text: String },
 }
 
+/// A credential error is always the input's fault (a flag): exit 2.
+impl crate::exit::ExitCoded for CredentialError {
+    fn exit_code(&self) -> u8 {
+        crate::exit::BAD_INPUT
+    }
+}
+
 /// A time-limited username/password pair derived from the static auth secret.
 /// The password is derived and expires; printing it is fine, printing the secret is not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

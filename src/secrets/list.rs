@@ -1,0 +1,97 @@
+//! `list`: every generated secret (present or not) and every other vault file, with metadata only.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::vault::Found;
+use super::{SecretName, Vault, VaultError, rule_of};
+
+/// How a vault file looks to `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListStatus {
+    Ok,
+    WrongShape,
+    Missing,
+    Unreadable,
+}
+
+/// Metadata that `list` prints: never the value.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListEntry {
+    pub name: String,
+    /// `generated` for the secrets cityd makes, `stored` for values it learned.
+    pub kind: &'static str,
+    pub status: ListStatus,
+    pub length: Option<usize>,
+    pub path: PathBuf,
+    pub age_seconds: Option<u64>,
+    /// Octal permission bits, e.g. `0600`.
+    pub mode: Option<String>,
+    pub rule: String,
+}
+
+impl Vault {
+    /// Every generated secret (present or not) and every other file in the vault, sorted by name.
+    pub fn list(&self) -> Result<Vec<ListEntry>, VaultError> {
+        let mut names: Vec<String> = SecretName::ALL
+            .iter()
+            .map(|n| n.file_name().to_string())
+            .collect();
+        match std::fs::read_dir(&self.dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(|source| VaultError::ReadDir {
+                        path: self.dir.clone(),
+                        source,
+                    })?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if !name.starts_with('.') && !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(VaultError::ReadDir {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        }
+        names.sort();
+        Ok(names.into_iter().map(|name| self.describe(name)).collect())
+    }
+
+    fn describe(&self, name: String) -> ListEntry {
+        let path = self.path_of(&name);
+        let meta = std::fs::symlink_metadata(&path).ok();
+        let (status, length) = match self.find(&name) {
+            Ok(Found::Absent) => (ListStatus::Missing, None),
+            Ok(Found::Valid(s)) => (ListStatus::Ok, Some(s.len())),
+            Ok(Found::Invalid { length, .. }) => (ListStatus::WrongShape, Some(length)),
+            Err(_) => (ListStatus::Unreadable, None),
+        };
+        ListEntry {
+            kind: if SecretName::from_file_name(&name).is_some() {
+                "generated"
+            } else {
+                "stored"
+            },
+            status,
+            length,
+            age_seconds: meta.as_ref().and_then(|m| m.modified().ok()).map(|m| {
+                SystemTime::now()
+                    .duration_since(m)
+                    .map_or(0, |d| d.as_secs())
+            }),
+            mode: meta.map(|m| format!("{:04o}", m.mode() & 0o7777)),
+            rule: rule_of(&name),
+            path,
+            name,
+        }
+    }
+}
