@@ -21,10 +21,6 @@ pub enum WriteError {
     AlreadyExists { path: PathBuf },
 }
 
-/// What a write did is a `report::Outcome` (Created, Updated or Unchanged), so commands can say
-/// "unchanged" truthfully. The old name stays as an alias until every caller names `Outcome`.
-pub use crate::report::Outcome as WriteOutcome;
-
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
     move |source| WriteError::Io {
         path: path.to_path_buf(),

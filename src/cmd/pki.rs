@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::cli::Context;
 use crate::exit::{self, Coded, Failure};
-use crate::fsx::{self, WriteOutcome};
+use crate::fsx;
+use crate::report::Outcome;
 use crate::pki::{self, AdoptCa, EnsureOptions, EnsureReport, PkiError, PkiSummary, SanSet};
 
 #[derive(Debug, clap::Subcommand)]
@@ -138,10 +139,6 @@ fn ensure(ctx: &Context, args: EnsureArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn outcome_word(outcome: WriteOutcome) -> &'static str {
-    outcome.as_str()
-}
-
 fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let verb = |action: pki::Action| {
@@ -170,9 +167,9 @@ fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
     for f in r
         .files
         .iter()
-        .filter(|f| f.outcome != WriteOutcome::Unchanged)
+        .filter(|f| f.outcome != Outcome::Unchanged)
     {
-        let outcome = outcome_word(f.outcome);
+        let outcome = f.outcome.as_str();
         let outcome = if r.dry_run {
             format!("would be {outcome}")
         } else {
@@ -321,7 +318,7 @@ fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("exporting the CA certificate to {}", path.display()))?;
             println!(
                 "{} {} (SHA-256 {fingerprint})",
-                outcome_word(outcome),
+                outcome.as_str(),
                 path.display()
             );
         }

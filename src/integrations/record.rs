@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::fsx::{self, WriteOutcome};
+use crate::fsx;
+use crate::report::Outcome;
 use crate::secrets::Secret;
 use crate::state::{StateDir, StateError};
 
@@ -66,7 +67,7 @@ impl Records {
         }
     }
 
-    pub fn save<T: Serialize>(&self, name: &str, value: &T) -> Result<WriteOutcome, RecordError> {
+    pub fn save<T: Serialize>(&self, name: &str, value: &T) -> Result<Outcome, RecordError> {
         StateDir::create_private_dir(&self.dir)?;
         let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| RecordError::Encode {
             name: name.to_string(),
@@ -116,11 +117,11 @@ mod tests {
         assert_eq!(records.load::<Vec<u8>>("r"), None);
         assert_eq!(
             records.save("r", &vec![1u8, 2]).unwrap(),
-            WriteOutcome::Created
+            Outcome::Created
         );
         assert_eq!(
             records.save("r", &vec![1u8, 2]).unwrap(),
-            WriteOutcome::Unchanged
+            Outcome::Unchanged
         );
         assert_eq!(records.load::<Vec<u8>>("r"), Some(vec![1, 2]));
         let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

@@ -15,7 +15,7 @@ use super::{
     wanted_sans,
 };
 use crate::city::City;
-use crate::fsx::{self, WriteOutcome};
+use crate::fsx;
 use crate::report::Outcome;
 use crate::state::StateDir;
 
@@ -122,7 +122,7 @@ impl Serialize for Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileChange {
     pub path: PathBuf,
-    pub outcome: WriteOutcome,
+    pub outcome: Outcome,
     pub mode: String,
 }
 
@@ -312,7 +312,7 @@ struct Write {
     mode: u32,
     /// Never clobber: CA files are only ever created.
     create_only: bool,
-    predicted: WriteOutcome,
+    predicted: Outcome,
 }
 
 /// Everything `ensure` decided, with the exact bytes it would write.
@@ -349,9 +349,9 @@ impl Plan {
         let mut write =
             |name: &str, bytes: Vec<u8>, mode: u32, create_only: bool, now: &Option<OnDisk>| {
                 let predicted = match now {
-                    None => WriteOutcome::Created,
-                    Some(d) if d.bytes == bytes && d.mode == mode => WriteOutcome::Unchanged,
-                    Some(_) => WriteOutcome::Updated,
+                    None => Outcome::Created,
+                    Some(d) if d.bytes == bytes && d.mode == mode => Outcome::Unchanged,
+                    Some(_) => Outcome::Updated,
                 };
                 writes.push(Write {
                     path: path(name),
@@ -525,17 +525,17 @@ impl Plan {
     fn changes(&self) -> bool {
         self.writes
             .iter()
-            .any(|w| w.predicted != WriteOutcome::Unchanged)
+            .any(|w| w.predicted != Outcome::Unchanged)
     }
 
     /// Writes in order: CA key before CA certificate, server key before server certificate, so an
     /// interrupted run leaves something the next run repairs.
-    fn apply(&self) -> Result<Vec<WriteOutcome>, PkiError> {
+    fn apply(&self) -> Result<Vec<Outcome>, PkiError> {
         let mut outcomes = Vec::new();
         for w in &self.writes {
             let outcome = if w.create_only {
                 fsx::create_new(&w.path, &w.bytes, w.mode)?;
-                WriteOutcome::Created
+                Outcome::Created
             } else {
                 fsx::write_if_changed(&w.path, &w.bytes, w.mode)?
             };
@@ -544,7 +544,7 @@ impl Plan {
         Ok(outcomes)
     }
 
-    fn report(&self, dry_run: bool, outcomes: Option<Vec<WriteOutcome>>) -> EnsureReport {
+    fn report(&self, dry_run: bool, outcomes: Option<Vec<Outcome>>) -> EnsureReport {
         let outcomes =
             outcomes.unwrap_or_else(|| self.writes.iter().map(|w| w.predicted).collect());
         let files: Vec<FileChange> = self
@@ -562,7 +562,7 @@ impl Plan {
         EnsureReport {
             dir: self.dir.clone(),
             dry_run,
-            changed: files.iter().any(|f| f.outcome != WriteOutcome::Unchanged),
+            changed: files.iter().any(|f| f.outcome != Outcome::Unchanged),
             ca: self.ca_action,
             ca_why: self.ca_why.clone(),
             ca_subject: ca.subject,
@@ -684,7 +684,7 @@ mod tests {
             first
                 .files
                 .iter()
-                .all(|f| f.outcome == WriteOutcome::Created)
+                .all(|f| f.outcome == Outcome::Created)
         );
         let before = snapshot(&pki);
         assert_eq!(before[0].4, 0o600);

@@ -23,16 +23,6 @@ fn serialize_action<S: Serializer>(outcome: &Outcome, serializer: S) -> Result<S
     serializer.serialize_str(&action_word(*outcome).replace(' ', "_"))
 }
 
-/// The names callers used before the vault reported through [`Outcome`]: `EnsureAction::Kept` is
-/// `Outcome::Unchanged`. Transitional (`cityd up` reads it); new code compares with `Outcome`.
-#[allow(non_snake_case, non_upper_case_globals)]
-pub mod EnsureAction {
-    use crate::report::Outcome;
-    pub const Kept: Outcome = Outcome::Unchanged;
-    pub const Created: Outcome = Outcome::Created;
-    pub const WouldCreate: Outcome = Outcome::WouldCreate;
-}
-
 /// One secret `ensure` looked at.
 #[derive(Debug, Clone, Serialize)]
 pub struct EnsureEntry {

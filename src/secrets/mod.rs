@@ -14,7 +14,7 @@ mod secret;
 mod shape;
 mod vault;
 
-pub use ensure::{EnsureAction, EnsureEntry, EnsureReport, action_word};
+pub use ensure::{EnsureEntry, EnsureReport, action_word};
 pub use error::{ShapeProblem, VaultError};
 pub use list::{ListEntry, ListStatus};
 pub use name::{SecretName, rule_of, shape_of};

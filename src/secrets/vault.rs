@@ -223,7 +223,7 @@ impl Vault {
     /// Stores a value cityd learned rather than generated (a webhook URL, a token). Idempotent: the
     /// same value changes nothing; a different value replaces a stored file atomically. A generated
     /// secret's name is never replaced: a different value is a [`VaultError::Conflict`].
-    pub fn store(&self, file_name: &str, value: &Secret) -> Result<fsx::WriteOutcome, VaultError> {
+    pub fn store(&self, file_name: &str, value: &Secret) -> Result<crate::report::Outcome, VaultError> {
         self.check_name(file_name)?;
         if let Some(problem) = shape_of(file_name).violation(value.expose()) {
             return Err(VaultError::BadValue {
@@ -235,13 +235,13 @@ impl Vault {
         let _lock = self.lock()?;
         if SecretName::from_file_name(file_name).is_some() {
             return match self.read(file_name)? {
-                Some(existing) if existing == *value => Ok(fsx::WriteOutcome::Unchanged),
+                Some(existing) if existing == *value => Ok(crate::report::Outcome::Unchanged),
                 Some(_) => Err(VaultError::Conflict {
                     path: self.path_of(file_name),
                 }),
                 None => self
                     .create(file_name, value)
-                    .map(|()| fsx::WriteOutcome::Created),
+                    .map(|()| crate::report::Outcome::Created),
             };
         }
         Ok(fsx::write_if_changed(
@@ -287,7 +287,7 @@ mod tests {
         let turn = vault.get(SecretName::TurnStaticAuthSecret).unwrap();
         assert_eq!(
             vault.store("turn-static-auth-secret", &turn).unwrap(),
-            fsx::WriteOutcome::Unchanged
+            crate::report::Outcome::Unchanged
         );
         let other = Secret::new("ab".repeat(32));
         assert!(matches!(
@@ -298,7 +298,7 @@ mod tests {
         let url = Secret::new("https://mm.example/hooks/abc".into());
         assert_eq!(
             vault.store("jenkins-webhook-url", &url).unwrap(),
-            fsx::WriteOutcome::Created
+            crate::report::Outcome::Created
         );
         assert_eq!(vault.read("jenkins-webhook-url").unwrap(), Some(url));
         assert!(matches!(

@@ -19,7 +19,7 @@ use crate::postgres::{self, Admin, TlsMode};
 use crate::render::Inputs;
 use crate::render::files::{self, Target, TurnSecret};
 use crate::report::{Outcome, Report, Step};
-use crate::secrets::{EnsureAction, Vault};
+use crate::secrets::Vault;
 use crate::state::StateDir;
 
 /// How `up` runs, as the verb's flags say.
@@ -101,7 +101,7 @@ pub async fn converge(
     let generated = secrets
         .secrets
         .iter()
-        .filter(|s| s.action != EnsureAction::Kept)
+        .filter(|s| s.action.changes_something())
         .count();
     let vault_ready = generated == 0 || !dry;
     report.add(
