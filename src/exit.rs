@@ -123,6 +123,22 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     None
 }
 
+/// An error and its causes as one line, as `{:#}` prints an anyhow chain, each text once (some
+/// libraries repeat their cause in their own message). For an error that embeds another in its
+/// own text instead of keeping it as its source.
+pub fn causes_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
 /// The exit code for an error: that of the outermost cause that carries one, else `FAILED`.
 pub fn code_for(error: &anyhow::Error) -> ExitCode {
     let code = error.chain().find_map(coded).unwrap_or(FAILED);
@@ -137,6 +153,19 @@ mod tests {
     fn input_at_fault_exits_2_anything_else_1() {
         assert_eq!(failure_code(true), 2);
         assert_eq!(failure_code(false), 1);
+    }
+
+    #[test]
+    fn causes_text_joins_each_cause_once() {
+        let io = std::io::Error::other("disk full");
+        let state = crate::state::StateError::Create {
+            path: "/x".into(),
+            source: io,
+        };
+        let text = causes_text(&state);
+        assert!(text.starts_with("cannot create /x"), "{text}");
+        assert!(text.ends_with(": disk full"), "{text}");
+        assert_eq!(text.matches("disk full").count(), 1, "{text}");
     }
 
     #[test]

@@ -76,14 +76,7 @@ impl DockerError {
     /// The message followed by each cause, as `{:#}` prints a chain: for an error that embeds a
     /// `DockerError` in its own text rather than keeping it as its source.
     pub fn with_causes(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        crate::exit::causes_text(self)
     }
 }
 

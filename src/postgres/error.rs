@@ -58,16 +58,3 @@ impl crate::exit::ExitCoded for PgError {
     }
 }
 
-/// An error and its causes as one line, each text once (tokio-postgres repeats itself).
-pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.contains(&text) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}

@@ -9,7 +9,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, config::SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::error::chain;
+use crate::exit::causes_text as chain;
 use super::plan::Action;
 use super::{Admin, PgError};
 use crate::secrets::Secret;
