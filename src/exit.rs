@@ -76,6 +76,8 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::city::CityError,
         crate::state::StateError,
         crate::lan::LanError,
+        crate::flags::mattermost_server::ServerFlagError,
+        crate::mattermost::webhook_verify::VerifyError,
     );
     None
 }

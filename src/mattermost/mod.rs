@@ -8,6 +8,7 @@ pub mod plugins;
 pub mod ready;
 pub mod transport;
 pub mod webhook_check;
+pub mod webhook_verify;
 pub mod wiring;
 
 pub use client::ApiClient;

@@ -1,0 +1,4 @@
+//! Flag groups shared by several verbs: each a clap `Args` struct that resolves itself into the
+//! typed value the library takes.
+
+pub mod mattermost_server;
