@@ -78,6 +78,10 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::lan::LanError,
         crate::flags::mattermost_server::ServerFlagError,
         crate::mattermost::webhook_verify::VerifyError,
+        crate::integrations::Unset,
+        crate::integrations::NeedError,
+        crate::integrations::jenkins::JenkinsError,
+        crate::integrations::sonarqube::SonarError,
     );
     None
 }
