@@ -23,11 +23,12 @@ use crate::secrets::{Secret, Vault, VaultError};
 
 /// The subcommand's and the report's name.
 pub const NAME: &str = "gitlab";
-/// The Mattermost GitLab plugin's id, part of its OAuth redirect URI.
-pub const GITLAB_PLUGIN_ID: &str = "com.github.manland.mattermost-plugin-gitlab";
-/// Vault files for the OAuth application (read by `cityd wire`).
-pub const OAUTH_CLIENT_ID: &str = "gitlab-oauth-client-id";
-pub const OAUTH_CLIENT_SECRET: &str = "gitlab-oauth-client-secret";
+/// The Mattermost GitLab plugin's id (part of its OAuth redirect URI), and the vault files for
+/// the OAuth application that `cityd wire` puts into the plugin's settings.
+pub use crate::mattermost::plugins::{
+    GITLAB_ID as GITLAB_PLUGIN_ID, GITLAB_OAUTH_ID as OAUTH_CLIENT_ID,
+    GITLAB_OAUTH_SECRET as OAUTH_CLIENT_SECRET,
+};
 /// The scopes the plugin needs.
 pub const OAUTH_SCOPES: &str = "api read_user";
 

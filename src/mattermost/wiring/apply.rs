@@ -6,15 +6,14 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use super::desired::{
-    Desired, TOKEN_DESCRIPTION, hook_vault_name, token_id_vault_name, token_vault_name,
-};
+use super::desired::{Desired, TOKEN_DESCRIPTION};
 use super::observe::Observed;
 use super::plan::{Item, Op, Plan};
 use crate::mattermost::client::ApiClient;
 use crate::mattermost::error::ApiError;
 use crate::mattermost::model::NewIncomingWebhook;
 use crate::secrets::{Secret, Shape, Vault, VaultError};
+use crate::state::StateDir;
 
 #[derive(Debug, Error)]
 pub enum ApplyError {
@@ -180,8 +179,12 @@ impl<'a> Applier<'a> {
                     .create_user_token(&user_id, TOKEN_DESCRIPTION)
                     .await
                     .map_err(api)?;
-                self.store(&doing, &token_vault_name(bot), &token.token)?;
-                self.store(&doing, &token_id_vault_name(bot), &Secret::new(token.id))?;
+                self.store(&doing, &StateDir::bot_token_secret_name(bot), &token.token)?;
+                self.store(
+                    &doing,
+                    &StateDir::bot_token_id_secret_name(bot),
+                    &Secret::new(token.id),
+                )?;
             }
             Op::RevokeToken { token_id, .. } => {
                 c.revoke_user_token(token_id).await.map_err(api)?;
@@ -203,7 +206,7 @@ impl<'a> Applier<'a> {
                 // Store first: the hook exists now, and a rerun must find its URL in the vault.
                 self.store(
                     &doing,
-                    &hook_vault_name(channel),
+                    &StateDir::webhook_secret_name(channel),
                     &Secret::new(d.hook_url(&hook.id)),
                 )?;
                 if !hook.channel_locked {
@@ -217,7 +220,7 @@ impl<'a> Applier<'a> {
             Op::StoreHookUrl { channel, hook_id } => {
                 self.store(
                     &doing,
-                    &hook_vault_name(channel),
+                    &StateDir::webhook_secret_name(channel),
                     &Secret::new(d.hook_url(hook_id)),
                 )?;
             }

@@ -5,11 +5,12 @@
 
 use serde::Serialize;
 
-use super::desired::{Desired, TOKEN_DESCRIPTION, TOWN_SQUARE, hook_vault_name, token_vault_name};
+use super::desired::{Desired, TOKEN_DESCRIPTION, TOWN_SQUARE};
 use super::observe::Observed;
 use super::report::change_word;
 use crate::mattermost::model::IncomingWebhook;
 use crate::report::Outcome;
+use crate::state::StateDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -441,7 +442,7 @@ fn plan_tokens(d: &Desired, o: &Observed, p: &mut Plan) {
             .collect();
         let stored = o.vault.token_ids.get(&spec.name);
         let valid = stored.is_some_and(|id| ours.iter().any(|t| &t.id == id));
-        let vault_name = token_vault_name(&spec.name);
+        let vault_name = StateDir::bot_token_secret_name(&spec.name);
         if valid {
             p.push(Kind::Token, spec.name.clone(), Outcome::Unchanged, "", None);
         } else {
@@ -480,7 +481,7 @@ fn plan_tokens(d: &Desired, o: &Observed, p: &mut Plan) {
 fn plan_hooks(d: &Desired, o: &Observed, p: &mut Plan) {
     for spec in &d.hooks {
         let name = format!("#{}", spec.channel);
-        let vault_name = hook_vault_name(&spec.channel);
+        let vault_name = StateDir::webhook_secret_name(&spec.channel);
         let channel = o.channels.get(&spec.channel);
         let owner = o.users.get(&spec.bot).filter(|u| u.is_bot);
         let mut matching: Vec<&IncomingWebhook> = match (channel, owner) {
