@@ -14,6 +14,9 @@ use crate::integrations::{Env, Product};
 /// The products, one line each: the subcommand (named after the variant) and its `Product`.
 macro_rules! products {
     ($($variant:ident => $product:ty),* $(,)?) => {
+        /// Each product's name, in the order of the subcommands.
+        pub const PRODUCTS: &[&str] = &[$(<$product as Product>::NAME),*];
+
         #[derive(Debug, clap::Subcommand)]
         pub enum Command {
             $($variant(<$product as Product>::Args),)*
@@ -61,4 +64,17 @@ fn connect<P: Product>(ctx: &Context, args: P::Args) -> anyhow::Result<ExitCode>
     }
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_subcommand_is_named_after_its_product() {
+        use clap::Subcommand;
+        let connect = Command::augment_subcommands(clap::Command::new("connect"));
+        let names: Vec<&str> = connect.get_subcommands().map(|c| c.get_name()).collect();
+        assert_eq!(names, PRODUCTS);
+    }
 }

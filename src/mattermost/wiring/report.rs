@@ -200,4 +200,66 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_report_serializes_as_wire_json_and_sums_up_like_wire() {
+        let mut plan = Plan::default();
+        plan.push(
+            Kind::Team,
+            "engineering".into(),
+            Outcome::WouldCreate,
+            "",
+            None,
+        );
+        plan.push(
+            Kind::Channel,
+            "#builds".into(),
+            Outcome::Unchanged,
+            "",
+            None,
+        );
+        let mut report = WireReport::new("unix socket /s".into(), plan, true);
+        report.requests = RequestCounts {
+            total: 7,
+            mutating: 0,
+        };
+        // The fields in the order `cityd wire --json` has always printed them.
+        let text = serde_json::to_string(&report).unwrap();
+        let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap();
+        let keys = [
+            "target",
+            "dry_run",
+            "items",
+            "warnings",
+            "blockers",
+            "created",
+            "updated",
+            "unchanged",
+            "applied",
+            "requests",
+            "seconds",
+        ];
+        assert!(keys.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+        assert!(!text.contains("\"error\""), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), keys.len());
+        assert_eq!(json["items"][0]["change"], "create");
+        assert_eq!(
+            report.summary(),
+            "would change 1: 1 to create, 0 to update, 1 unchanged (7 requests, 0 changing, 0.00s)"
+        );
+        report.dry_run = false;
+        report.items[0].outcome = Outcome::Created;
+        report.applied = 1;
+        assert_eq!(
+            report.summary(),
+            "wired: 1 created, 0 updated, 1 unchanged (7 requests, 0 changing, 0.00s)"
+        );
+        report.error = Some("creating team engineering failed".into());
+        assert!(report.summary().starts_with("stopped after 1 of 1 changes"));
+        assert_eq!(
+            report.steps()[0],
+            Step::new("wire", "team engineering", Outcome::Created)
+        );
+    }
 }
