@@ -119,6 +119,13 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::duration::DurationError,
         crate::secrets::import_env::ImportError,
         crate::turn::creds::CredentialError,
+        crate::flags::mattermost_server::ServerFlagError,
+        crate::mattermost::webhook_verify::VerifyError,
+        crate::integrations::Unset,
+        crate::integrations::NeedError,
+        crate::integrations::jenkins::JenkinsError,
+        crate::integrations::sonarqube::SonarError,
+        crate::cmd::verify::tls::TlsInputError,
     );
     None
 }

@@ -1,3 +1,5 @@
-//! Flag groups that more than one verb takes, each with what it resolves to.
+//! Flag groups shared by several verbs: each a clap `Args` struct that resolves itself into the
+//! typed value the library takes.
 
+pub mod mattermost_server;
 pub mod postgres_admin;

@@ -7,6 +7,8 @@
 //! keeps a fingerprint of the URL it last set (`<state>/integrations/gitlab-mattermost-<id>.json`);
 //! without one, or when it differs, the integration is written again.
 
+use std::future::Future;
+
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -14,15 +16,19 @@ use thiserror::Error;
 
 use super::http::{Auth, Body, HttpClient, HttpError, encode_segment};
 use super::record::{RecordError, Records, fingerprint};
-use super::{Action, Report, Step};
+use super::{CommonArgs, Env, Product, Report, Unset, need_token, need_webhook, step};
 use crate::city::GITLAB_EVENTS;
+use crate::report::Outcome;
 use crate::secrets::{Secret, Vault, VaultError};
 
-/// The Mattermost GitLab plugin's id, part of its OAuth redirect URI.
-pub const GITLAB_PLUGIN_ID: &str = "com.github.manland.mattermost-plugin-gitlab";
-/// Vault files for the OAuth application (read by `cityd wire`).
-pub const OAUTH_CLIENT_ID: &str = "gitlab-oauth-client-id";
-pub const OAUTH_CLIENT_SECRET: &str = "gitlab-oauth-client-secret";
+/// The subcommand's and the report's name.
+pub const NAME: &str = "gitlab";
+/// The Mattermost GitLab plugin's id (part of its OAuth redirect URI), and the vault files for
+/// the OAuth application that `cityd wire` puts into the plugin's settings.
+pub use crate::mattermost::plugins::{
+    GITLAB_ID as GITLAB_PLUGIN_ID, GITLAB_OAUTH_ID as OAUTH_CLIENT_ID,
+    GITLAB_OAUTH_SECRET as OAUTH_CLIENT_SECRET,
+};
 /// The scopes the plugin needs.
 pub const OAUTH_SCOPES: &str = "api read_user";
 
@@ -32,6 +38,74 @@ pub fn oauth_redirect_uri(site_url: &str) -> String {
         "{}/plugins/{GITLAB_PLUGIN_ID}/oauth/complete",
         site_url.trim_end_matches('/')
     )
+}
+
+/// GitLab: the project's Mattermost notifications (#code-reviews), and the GitLab plugin's OAuth app.
+///
+/// Finds integrations.gitlab.project by its full path, PUTs its Mattermost integration (webhook
+/// from the vault, the city's events, branches and channel) and reads it back. With an admin
+/// token in the vault (integrations.gitlab.admin_token_secret), also keeps the OAuth
+/// application of the Mattermost GitLab plugin, redirect URI
+/// <SiteURL>/plugins/com.github.manland.mattermost-plugin-gitlab/oauth/complete, and stores its
+/// client id and secret in the vault (gitlab-oauth-client-id, gitlab-oauth-client-secret) for
+/// `cityd wire`. When GitLab refuses the private webhook address, the error names the admin
+/// setting that allows it.
+///
+/// Exit: 0 done, 1 GitLab refused or could not be reached, 2 bad input.
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct GitlabArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// GitLab as a `cityd connect` product.
+pub struct Gitlab;
+
+impl Product for Gitlab {
+    const NAME: &'static str = NAME;
+    type Args = GitlabArgs;
+    type Target = GitlabTarget;
+    type Error = GitlabError;
+
+    fn common(args: &GitlabArgs) -> &CommonArgs {
+        &args.common
+    }
+
+    fn target(env: &Env<'_>, _args: GitlabArgs) -> anyhow::Result<GitlabTarget> {
+        let g = &env.city.integrations.gitlab;
+        let vault = env.vault;
+        let project = g.project.clone().ok_or(Unset(
+            "no GitLab project: set integrations.gitlab.project in the city to the project's full path, e.g. \"group/project\"",
+        ))?;
+        Ok(GitlabTarget {
+            api_url: g.url.clone(),
+            project,
+            token: need_token(vault, &g.token_secret, "GitLab API token")?,
+            token_path: vault.path_of(&g.token_secret).display().to_string(),
+            admin_token: vault
+                .read(&g.admin_token_secret)
+                .map_err(super::NeedError::from)?,
+            admin_token_path: vault.path_of(&g.admin_token_secret).display().to_string(),
+            webhook_url: need_webhook(vault, &g.channel)?,
+            channel: g.channel.clone(),
+            username: g.username.clone(),
+            events: g.events.clone(),
+            branches: g.branches.clone(),
+            notify_only_broken_pipelines: g.notify_only_broken_pipelines,
+            oauth_name: g.oauth_application.clone(),
+            oauth_redirect_uri: oauth_redirect_uri(&env.city.site_url()),
+            ca_pem: env.ca_pem.clone(),
+        })
+    }
+
+    fn connect(
+        target: &GitlabTarget,
+        env: &Env<'_>,
+        dry_run: bool,
+    ) -> impl Future<Output = (Report, Result<(), GitlabError>)> {
+        connect(target, env.vault, env.records, dry_run)
+    }
 }
 
 /// Everything `connect gitlab` needs, resolved from the city and the vault.
@@ -236,7 +310,7 @@ pub async fn connect(
     records: &Records,
     dry_run: bool,
 ) -> (Report, Result<(), GitlabError>) {
-    let mut report = Report::new("gitlab", dry_run);
+    let mut report = Report::new(NAME, dry_run);
     let client = match HttpClient::new(
         "GitLab",
         "integrations.gitlab.url",
@@ -292,9 +366,10 @@ async fn integration(
     } else {
         project.path_with_namespace.clone()
     };
-    report.push(Step::new(
+    report.push(step(
+        NAME,
         format!("project {found}"),
-        Action::Unchanged,
+        Outcome::Unchanged,
         format!("id {}", project.id),
     ));
 
@@ -334,17 +409,18 @@ async fn integration(
     }
     reasons.dedup();
     if reasons.is_empty() {
-        report.push(Step::new(
+        report.push(step(
+            NAME,
             subject,
-            Action::Unchanged,
+            Outcome::Unchanged,
             format!("webhook of #{}, events {}", t.channel, t.events.join(", ")),
         ));
         return Ok(());
     }
     let action = if exists {
-        Action::Update
+        Outcome::updated(dry_run)
     } else {
-        Action::Create
+        Outcome::created(dry_run)
     };
     let detail = format!(
         "webhook of #{}, events {}, branches {} (differs: {})",
@@ -354,7 +430,7 @@ async fn integration(
         reasons.join(", ")
     );
     if dry_run {
-        report.push(Step::new(subject, action, detail));
+        report.push(step(NAME, subject, action, detail));
         return Ok(());
     }
     let r = client
@@ -395,7 +471,7 @@ async fn integration(
         });
     }
     records.save(&record_name, &wanted_record)?;
-    report.push(Step::new(subject, action, detail + ", read back"));
+    report.push(step(NAME, subject, action, detail + ", read back"));
     Ok(())
 }
 
@@ -426,9 +502,10 @@ async fn oauth_application(
 ) -> Result<(), GitlabError> {
     let subject = format!("OAuth application {:?}", t.oauth_name);
     let Some(admin) = &t.admin_token else {
-        report.push(Step::new(
+        report.push(step(
+            NAME,
             subject,
-            Action::Skip,
+            Outcome::Skipped,
             format!(
                 "no admin token in {}; create it by hand (redirect URI {}, scopes {OAUTH_SCOPES}) or store an admin token there",
                 t.admin_token_path, t.oauth_redirect_uri
@@ -471,9 +548,10 @@ async fn oauth_application(
                     .is_some_and(|id| id.expose() == app.application_id)
                 && stored_secret.is_some();
             if current {
-                report.push(Step::new(
+                report.push(step(
+                    NAME,
                     subject,
-                    Action::Unchanged,
+                    Outcome::Unchanged,
                     format!(
                         "redirect URI {}; client id and secret in the vault",
                         t.oauth_redirect_uri
@@ -495,12 +573,12 @@ async fn oauth_application(
         why_recreate.map_or(String::new(), |w| format!(", re-created because {w}"))
     );
     let action = if why_recreate.is_some() {
-        Action::Update
+        Outcome::updated(dry_run)
     } else {
-        Action::Create
+        Outcome::created(dry_run)
     };
     if dry_run {
-        report.push(Step::new(subject, action, detail));
+        report.push(step(NAME, subject, action, detail));
         return Ok(());
     }
     if let (Some(app), Some(_)) = (ours, why_recreate) {
@@ -547,7 +625,7 @@ async fn oauth_application(
     client.redact(&secret);
     vault.store(OAUTH_CLIENT_ID, &Secret::new(created.application_id))?;
     vault.store(OAUTH_CLIENT_SECRET, &secret)?;
-    report.push(Step::new(subject, action, detail));
+    report.push(step(NAME, subject, action, detail));
     report.next_steps.push(
         "run `cityd wire` so the Mattermost GitLab plugin gets the new client id and secret".into(),
     );

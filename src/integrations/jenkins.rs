@@ -11,6 +11,7 @@
 //! container otherwise. A "reload pending" record is written before the files, so a run killed or
 //! failed between editing and applying applies on the next run.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use reqwest::Method;
@@ -20,11 +21,14 @@ use thiserror::Error;
 use super::http::{Auth, Body, HttpClient, HttpError};
 use super::jcasc::{self, JcascError, Notifier};
 use super::record::{RecordError, Records};
-use super::{Action, Report, Step};
+use super::{CommonArgs, Env, Product, Report, Unset, need_webhook, step};
 use crate::envfile::{self, EnvFileError};
 use crate::fsx;
+use crate::report::Outcome;
 use crate::secrets::Secret;
 
+/// The subcommand's and the report's name.
+pub const NAME: &str = "jenkins";
 /// The variable the JCasC `endpoint` refers to.
 pub const ENV_KEY: &str = "MATTERMOST_JENKINS_WEBHOOK_URL";
 /// The record that says JCasC changed on disk but Jenkins has not loaded it yet.
@@ -33,6 +37,82 @@ pub const PENDING_RECORD: &str = "jenkins-reload-pending";
 pub const CRUMB_PATH: &str = "/crumbIssuer/api/json";
 /// The JCasC plugin's reload action (admin, POST).
 pub const RELOAD_PATH: &str = "/configuration-as-code/reload";
+
+/// Jenkins: the #builds webhook into its env file, the Mattermost notifier into its JCasC YAML, then reload.
+///
+/// Sets MATTERMOST_JENKINS_WEBHOOK_URL in the container's env file (only that line changes;
+/// mode 0600) and unclassified.mattermostNotifier in the JCasC YAML (endpoint
+/// ${MATTERMOST_JENKINS_WEBHOOK_URL}, room, buildServerUrl, icon; every other line and comment
+/// stays). The webhook URL comes from the vault (webhook-<channel>, written by `cityd wire`).
+///
+/// Applying: when the env file changed, the container must be re-created (Docker reads
+/// --env-file only then), and cityd says so. When only the YAML changed, cityd reloads JCasC
+/// (POST /configuration-as-code/reload with a crumb) if the vault holds an API token
+/// (integrations.jenkins.token_secret, default jenkins-api-token), else it restarts the
+/// container (integrations.jenkins.container) through the Docker API (DOCKER_HOST, default the
+/// local socket). A reload or restart that did not happen is retried by the next run.
+///
+/// Exit: 0 done (or nothing to do), 1 Jenkins refused or could not be reached, 2 bad input
+/// (missing files, a YAML cityd will not edit, missing vault entries).
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct JenkinsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The Jenkins container's env file (overrides integrations.jenkins.env_file).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// The JCasC YAML (overrides integrations.jenkins.jcasc_file).
+    #[arg(long, value_name = "FILE")]
+    pub jcasc: Option<PathBuf>,
+}
+
+/// Jenkins as a `cityd connect` product.
+pub struct Jenkins;
+
+impl Product for Jenkins {
+    const NAME: &'static str = NAME;
+    type Args = JenkinsArgs;
+    type Target = JenkinsTarget;
+    type Error = JenkinsError;
+
+    fn common(args: &JenkinsArgs) -> &CommonArgs {
+        &args.common
+    }
+
+    fn target(env: &Env<'_>, args: JenkinsArgs) -> anyhow::Result<JenkinsTarget> {
+        let j = &env.city.integrations.jenkins;
+        let env_file = args.env_file.or_else(|| j.env_file.clone()).ok_or(Unset(
+            "no Jenkins env file: set integrations.jenkins.env_file in the city or pass --env-file (the file the Jenkins container's `docker run --env-file` uses)",
+        ))?;
+        let jcasc_file = args.jcasc.or_else(|| j.jcasc_file.clone()).ok_or(Unset(
+            "no JCasC file: set integrations.jenkins.jcasc_file in the city or pass --jcasc (the YAML that CASC_JENKINS_CONFIG points at)",
+        ))?;
+        Ok(JenkinsTarget {
+            env_file,
+            jcasc_file,
+            webhook_url: need_webhook(env.vault, &j.channel)?,
+            notifier: JenkinsTarget::notifier_for(j),
+            api_url: j.url.clone(),
+            user: j.user.clone(),
+            token: env
+                .vault
+                .read(&j.token_secret)
+                .map_err(super::NeedError::from)?,
+            token_path: env.vault.path_of(&j.token_secret),
+            container: j.container.clone(),
+            ca_pem: env.ca_pem.clone(),
+        })
+    }
+
+    fn connect(
+        target: &JenkinsTarget,
+        env: &Env<'_>,
+        dry_run: bool,
+    ) -> impl Future<Output = (Report, Result<(), JenkinsError>)> {
+        connect(target, env.records, dry_run)
+    }
+}
 
 /// Everything `connect jenkins` needs, resolved from the city, the flags and the vault.
 pub struct JenkinsTarget {
@@ -73,19 +153,19 @@ pub enum JenkinsError {
         "the JCasC file {path} does not exist; set integrations.jenkins.jcasc_file (or --jcasc) to the YAML that CASC_JENKINS_CONFIG points Jenkins at"
     )]
     JcascMissing { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot set {ENV_KEY} in the Jenkins env file {path}: {source}")]
+    #[error("cannot set {ENV_KEY} in the Jenkins env file {path}")]
     Env {
         path: PathBuf,
         #[source]
         source: EnvFileError,
     },
-    #[error("cannot set unclassified.mattermostNotifier in the JCasC file {path}: {source}")]
+    #[error("cannot set unclassified.mattermostNotifier in the JCasC file {path}")]
     Jcasc {
         path: PathBuf,
         #[source]
@@ -123,8 +203,14 @@ pub enum JenkinsError {
         user: String,
         token_path: PathBuf,
         // Not `#[source]`: the message already carries it, and `{:#}` would print it twice.
-        cause: crate::docker::DockerError,
+        cause: Box<crate::docker::DockerError>,
     },
+}
+
+impl crate::exit::ExitCoded for JenkinsError {
+    fn exit_code(&self) -> u8 {
+        crate::exit::failure_code(self.is_bad_input())
+    }
 }
 
 impl JenkinsError {
@@ -170,7 +256,7 @@ pub async fn connect(
     records: &Records,
     dry_run: bool,
 ) -> (Report, Result<(), JenkinsError>) {
-    let mut report = Report::new("jenkins", dry_run);
+    let mut report = Report::new(NAME, dry_run);
     let result = run(t, records, dry_run, &mut report).await;
     (report, result)
 }
@@ -239,11 +325,12 @@ async fn run(
             .flatten()
             .is_some()
         {
-            Action::Update
+            Outcome::updated(dry_run)
         } else {
-            Action::Create
+            Outcome::created(dry_run)
         };
-        Step::new(
+        step(
+            NAME,
             yaml_subject,
             action,
             format!(
@@ -252,9 +339,10 @@ async fn run(
             ),
         )
     } else {
-        Step::new(
+        step(
+            NAME,
             yaml_subject,
-            Action::Unchanged,
+            Outcome::Unchanged,
             "unclassified.mattermostNotifier is as wanted",
         )
     };
@@ -270,13 +358,18 @@ async fn run(
             (false, _) => format!("mode {env_mode:04o} narrowed to 0600 (it holds secrets)"),
         };
         let action = if env_changed && !env_had_key {
-            Action::Create
+            Outcome::created(dry_run)
         } else {
-            Action::Update
+            Outcome::updated(dry_run)
         };
-        Step::new(env_subject, action, detail)
+        step(NAME, env_subject, action, detail)
     } else {
-        Step::new(env_subject, Action::Unchanged, format!("{ENV_KEY} is set"))
+        step(
+            NAME,
+            env_subject,
+            Outcome::Unchanged,
+            format!("{ENV_KEY} is set"),
+        )
     };
     report.push(env_step);
 
@@ -285,9 +378,10 @@ async fn run(
             // Re-creating the container loads JCasC at boot; no reload is owed any more.
             records.remove(PENDING_RECORD)?;
         }
-        report.push(Step::new(
+        report.push(step(
+            NAME,
             "apply",
-            Action::Skip,
+            Outcome::Skipped,
             "the env file changed: Docker reads it only when the container is created, so a restart or a JCasC reload would not see the new URL",
         ));
         report.next_steps.push(format!(
@@ -299,9 +393,10 @@ async fn run(
         return Ok(());
     }
     if !reload_needed {
-        report.push(Step::new(
+        report.push(step(
+            NAME,
             "apply",
-            Action::Unchanged,
+            Outcome::Unchanged,
             "nothing to apply: neither file changed and no reload is pending",
         ));
         return Ok(());
@@ -314,9 +409,10 @@ async fn run(
     let result = match &t.token {
         Some(token) => {
             if dry_run {
-                report.push(Step::new(
+                report.push(step(
+                    NAME,
                     "apply",
-                    Action::Update,
+                    Outcome::updated(dry_run),
                     format!(
                         "{why}: would reload JCasC through {}{RELOAD_PATH}",
                         t.api_url
@@ -330,9 +426,10 @@ async fn run(
                 } else {
                     "CSRF protection is off"
                 };
-                Step::new(
+                step(
+                    NAME,
                     "apply",
-                    Action::Update,
+                    Outcome::updated(dry_run),
                     format!(
                         "{why}: reloaded JCasC through {}{RELOAD_PATH} ({how})",
                         t.api_url
@@ -342,9 +439,10 @@ async fn run(
         }
         None => {
             if dry_run {
-                report.push(Step::new(
+                report.push(step(
+                    NAME,
                     "apply",
-                    Action::Update,
+                    Outcome::updated(dry_run),
                     format!(
                         "{why}: no API token in {}; would restart container {}",
                         t.token_path.display(),
@@ -354,9 +452,10 @@ async fn run(
                 return Ok(());
             }
             restart_container(t).await.map(|()| {
-                Step::new(
+                step(
+                    NAME,
                     "apply",
-                    Action::Update,
+                    Outcome::updated(dry_run),
                     format!("{why}: restarted container {}", t.container),
                 )
             })
@@ -369,9 +468,10 @@ async fn run(
             Ok(())
         }
         Err(e) => {
-            report.push(Step::new(
+            report.push(step(
+                NAME,
                 "apply",
-                Action::Skip,
+                Outcome::Skipped,
                 format!("{why}, but Jenkins has not loaded it yet (retried on the next run)"),
             ));
             Err(e)
@@ -466,6 +566,6 @@ async fn restart_container(t: &JenkinsTarget) -> Result<(), JenkinsError> {
         container: t.container.clone(),
         user: t.user.clone(),
         token_path: t.token_path.clone(),
-        cause,
+        cause: Box::new(cause),
     })
 }

@@ -1,6 +1,7 @@
-//! Connecting Jenkins, GitLab and SonarQube to the city's Mattermost (`cityd connect`): one module
-//! per product, the JCasC editor, the shared HTTP client, the records cityd keeps of what it set,
-//! and the report every `connect` prints (what changed, what would change, requests made).
+//! Connecting Jenkins, GitLab and SonarQube to the city's Mattermost (`cityd connect`): the
+//! `Product` trait every product implements (one module each), the JCasC editor, the shared HTTP
+//! client, the records cityd keeps of what it set, and the report every `connect` prints (what
+//! changed, what would change, requests made).
 
 pub mod gitlab;
 pub mod http;
@@ -9,38 +10,86 @@ pub mod jenkins;
 pub mod record;
 pub mod sonarqube;
 
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
 use serde::Serialize;
 
+use crate::city::City;
+use crate::report::{Outcome, Step};
 use crate::secrets::{Secret, Vault, VaultError};
 use http::RequestCounts;
+use record::Records;
 
-/// What one step did (or, in a dry run, would do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Create,
-    Update,
-    Unchanged,
-    /// Not done, and why is in the detail (a dry run's reload, an optional step without its token).
-    Skip,
+/// A product `cityd connect` wires to Mattermost. Adding one is a module implementing this, its
+/// double under `testcontainers/`, its tests, and one line in `cmd/connect.rs`'s product list.
+pub trait Product {
+    /// The subcommand's name and the report's `product`.
+    const NAME: &'static str;
+    /// Its flags on `cityd connect <name>`; the struct's `#[command]` carries the help.
+    type Args: clap::Args + std::fmt::Debug;
+    /// Everything a run needs, resolved from the city, the flags and the vault.
+    type Target;
+    /// Why a run failed; its exit code travels with it (`exit::ExitCoded`).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The flags every product has.
+    fn common(args: &Self::Args) -> &CommonArgs;
+
+    /// Resolves the target; settings or vault entries that are missing are input errors.
+    fn target(env: &Env<'_>, args: Self::Args) -> anyhow::Result<Self::Target>;
+
+    /// Plans and applies (only plans with `dry_run`). The report lists what happened even when a
+    /// step failed; the error, if any, comes second.
+    fn connect(
+        target: &Self::Target,
+        env: &Env<'_>,
+        dry_run: bool,
+    ) -> impl Future<Output = (Report, Result<(), Self::Error>)>;
 }
 
-/// One thing `connect` looked at: a file, a setting, a remote object, the apply step.
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    pub subject: String,
-    pub action: Action,
-    pub detail: String,
+/// What every product's run may draw on.
+pub struct Env<'a> {
+    pub city: &'a City,
+    pub vault: &'a Vault,
+    pub records: &'a Records,
+    /// The city CA, when it exists, trusted for https product URLs.
+    pub ca_pem: Option<PathBuf>,
+    /// The city's LAN addresses, resolved only when a product needs them.
+    pub lan: &'a dyn Fn() -> anyhow::Result<Vec<IpAddr>>,
 }
 
-impl Step {
-    pub fn new(subject: impl Into<String>, action: Action, detail: impl Into<String>) -> Self {
-        Self {
-            subject: subject.into(),
-            action,
-            detail: detail.into(),
-        }
+/// The flags every `cityd connect <product>` takes.
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Show what would change; send no changing request and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Machine-readable report (steps, request counts, next steps; never secrets).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A setting or flag a product needs is not given (exit 2); the message names where to set it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unset(pub &'static str);
+
+impl crate::exit::ExitCoded for Unset {
+    fn exit_code(&self) -> u8 {
+        crate::exit::BAD_INPUT
     }
+}
+
+/// One step of a product's run: the shared `report::Step`, with the product as its step.
+pub fn step(
+    product: &'static str,
+    subject: impl Into<String>,
+    outcome: Outcome,
+    detail: impl Into<String>,
+) -> Step {
+    Step::new(product, subject, outcome).detail(detail)
 }
 
 /// The outcome of one `cityd connect <product>`.
@@ -74,7 +123,7 @@ impl Report {
     }
 
     pub fn push(&mut self, step: Step) {
-        if matches!(step.action, Action::Create | Action::Update) {
+        if step.outcome.changes_something() {
             self.changed = true;
         }
         self.steps.push(step);
@@ -84,20 +133,17 @@ impl Report {
     pub fn human(&self) -> String {
         let mut out = String::new();
         for step in &self.steps {
-            let verb = match (step.action, self.dry_run) {
-                (Action::Create, false) => "created",
-                (Action::Create, true) => "would create",
-                (Action::Update, false) => "updated",
-                (Action::Update, true) => "would update",
-                (Action::Unchanged, _) => "unchanged",
-                (Action::Skip, _) => "skipped",
-            };
-            out.push_str(&format!("{verb:<13} {}: {}\n", step.subject, step.detail));
+            out.push_str(&format!(
+                "{:<13} {}: {}\n",
+                step.outcome.as_str(),
+                step.subject,
+                step.detail
+            ));
         }
         let changes = self
             .steps
             .iter()
-            .filter(|s| matches!(s.action, Action::Create | Action::Update))
+            .filter(|s| s.outcome.changes_something())
             .count();
         let summary = match (changes, self.dry_run) {
             (0, _) => format!("{}: no changes", self.product),
@@ -113,11 +159,6 @@ impl Report {
         }
         out
     }
-}
-
-/// The vault file holding the incoming-webhook URL of `channel` (written by `cityd wire`).
-pub fn webhook_secret_name(channel: &str) -> String {
-    crate::state::StateDir::webhook_secret_name(channel)
 }
 
 /// Errors reading what `connect` needs from the vault; the message says which file and how to fill it.
@@ -144,9 +185,15 @@ impl NeedError {
     }
 }
 
+impl crate::exit::ExitCoded for NeedError {
+    fn exit_code(&self) -> u8 {
+        crate::exit::failure_code(self.is_bad_input())
+    }
+}
+
 /// The webhook URL of `channel`, which must be there.
 pub fn need_webhook(vault: &Vault, channel: &str) -> Result<Secret, NeedError> {
-    let name = webhook_secret_name(channel);
+    let name = crate::state::StateDir::webhook_secret_name(channel);
     vault.read(&name)?.ok_or_else(|| NeedError::Webhook {
         channel: channel.to_string(),
         path: vault.path_of(&name).display().to_string(),

@@ -11,6 +11,7 @@
 //! `<state>/integrations/sonarqube-webhook.json`: matching key and fingerprint mean "unchanged";
 //! anything else (no record, another key, another secret) means the webhook is updated once more.
 
+use std::future::Future;
 use std::net::IpAddr;
 
 use reqwest::Method;
@@ -20,9 +21,12 @@ use thiserror::Error;
 
 use super::http::{Auth, Body, HttpClient, HttpError, Response, encode_query};
 use super::record::{RecordError, Records, fingerprint};
-use super::{Action, Report, Step};
-use crate::secrets::Secret;
+use super::{CommonArgs, Env, NeedError, Product, Report, Unset, need_token, step};
+use crate::report::Outcome;
+use crate::secrets::{Secret, SecretName};
 
+/// The subcommand's and the report's name.
+pub const NAME: &str = "sonarqube";
 /// SonarQube's limits on a webhook secret (10.6 and later; older servers accept shorter ones).
 pub const SECRET_MIN: usize = 16;
 pub const SECRET_MAX: usize = 200;
@@ -34,6 +38,76 @@ pub fn default_relay_url(lan: IpAddr, port: u16) -> String {
     match lan {
         IpAddr::V4(v4) => format!("http://{v4}:{port}/sonarqube"),
         IpAddr::V6(v6) => format!("http://[{v6}]:{port}/sonarqube"),
+    }
+}
+
+/// SonarQube: a webhook to the cityd relay, signed with the vault's sonarqube-webhook-secret.
+///
+/// Lists the webhooks (global, or of integrations.sonarqube.project), then creates or updates
+/// the one named integrations.sonarqube.webhook_name. Works with 9.9 (Basic token auth, the
+/// list shows secrets) and 10.x/2025 (Bearer, `hasSecret`, secrets of 16-200 characters).
+/// When SonarQube refuses the relay's address, the error explains sonar.validateWebhooks.
+///
+/// Exit: 0 done, 1 SonarQube refused or could not be reached, 2 bad input.
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct SonarArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// SonarQube as a `cityd connect` product.
+pub struct Sonarqube;
+
+impl Product for Sonarqube {
+    const NAME: &'static str = NAME;
+    type Args = SonarArgs;
+    type Target = SonarTarget;
+    type Error = SonarError;
+
+    fn common(args: &SonarArgs) -> &CommonArgs {
+        &args.common
+    }
+
+    fn target(env: &Env<'_>, _args: SonarArgs) -> anyhow::Result<SonarTarget> {
+        let city = env.city;
+        let s = &city.integrations.sonarqube;
+        let vault = env.vault;
+        let relay_url = match &s.relay_url {
+            Some(url) => url.clone(),
+            // Where `relay serve` listens (relay.listen); a wildcard listen address means
+            // SonarQube reaches it on the first LAN address.
+            None if !city.relay.listen.ip().is_unspecified() => {
+                default_relay_url(city.relay.listen.ip(), city.relay.listen.port())
+            }
+            None => {
+                let lan = (env.lan)()?;
+                let first = lan.first().ok_or(Unset(
+                    "lan.addresses resolved to nothing; set integrations.sonarqube.relay_url",
+                ))?;
+                default_relay_url(*first, city.relay.listen.port())
+            }
+        };
+        let secret_name = SecretName::SonarqubeWebhookSecret;
+        Ok(SonarTarget {
+            api_url: s.url.clone(),
+            token: need_token(vault, &s.token_secret, "SonarQube user token")?,
+            token_path: vault.path_of(&s.token_secret).display().to_string(),
+            project: s.project.clone(),
+            name: s.webhook_name.clone(),
+            relay_url,
+            secret: vault.get(secret_name).map_err(NeedError::from)?,
+            secret_path: vault.path_of(secret_name.file_name()).display().to_string(),
+            ca_pem: env.ca_pem.clone(),
+        })
+    }
+
+    fn connect(
+        target: &SonarTarget,
+        env: &Env<'_>,
+        dry_run: bool,
+    ) -> impl Future<Output = (Report, Result<(), SonarError>)> {
+        connect(target, env.records, dry_run)
     }
 }
 
@@ -85,6 +159,12 @@ pub enum SonarError {
 impl SonarError {
     pub fn is_bad_input(&self) -> bool {
         matches!(self, SonarError::SecretLength { .. })
+    }
+}
+
+impl crate::exit::ExitCoded for SonarError {
+    fn exit_code(&self) -> u8 {
+        crate::exit::failure_code(self.is_bad_input())
     }
 }
 
@@ -157,7 +237,7 @@ pub async fn connect(
     records: &Records,
     dry_run: bool,
 ) -> (Report, Result<(), SonarError>) {
-    let mut report = Report::new("sonarqube", dry_run);
+    let mut report = Report::new(NAME, dry_run);
     let client = match HttpClient::new(
         "SonarQube",
         "integrations.sonarqube.url",
@@ -223,9 +303,10 @@ async fn run(
     let mut ours = hooks.iter().filter(|h| h.name == t.name);
     let existing = ours.next().cloned();
     for extra in ours {
-        report.push(Step::new(
+        report.push(step(
+            NAME,
             format!("webhook {:?} key {}", extra.name, extra.key),
-            Action::Skip,
+            Outcome::Skipped,
             "another webhook of the same name; cityd manages only the first, delete this one in SonarQube",
         ));
     }
@@ -243,7 +324,7 @@ async fn run(
     let Some(hook) = existing else {
         let detail = format!("to {} with the vault's secret ({via})", t.relay_url);
         if dry_run {
-            report.push(Step::new(subject, Action::Create, detail));
+            report.push(step(NAME, subject, Outcome::created(dry_run), detail));
             return Ok(());
         }
         let mut form = vec![
@@ -261,7 +342,7 @@ async fn run(
         check(client, t, &r, "creation", path, &needed)?;
         let created: Created = client.decode(&Method::POST, path, &r)?;
         records.save(RECORD, &record(&created.webhook.key))?;
-        report.push(Step::new(subject, Action::Create, detail));
+        report.push(step(NAME, subject, Outcome::created(dry_run), detail));
         return Ok(());
     };
 
@@ -285,9 +366,10 @@ async fn run(
                 records.save(RECORD, &record(&hook.key))?;
             }
         }
-        report.push(Step::new(
+        report.push(step(
+            NAME,
             subject,
-            Action::Unchanged,
+            Outcome::Unchanged,
             format!("key {}, to {}, signed", hook.key, t.relay_url),
         ));
         return Ok(());
@@ -299,7 +381,7 @@ async fn run(
         differs.join(", ")
     );
     if dry_run {
-        report.push(Step::new(subject, Action::Update, detail));
+        report.push(step(NAME, subject, Outcome::updated(dry_run), detail));
         return Ok(());
     }
     let form = vec![
@@ -314,7 +396,7 @@ async fn run(
         .await?;
     check(client, t, &r, "the update", path, &needed)?;
     records.save(RECORD, &record(&hook.key))?;
-    report.push(Step::new(subject, Action::Update, detail));
+    report.push(step(NAME, subject, Outcome::updated(dry_run), detail));
     Ok(())
 }
 
@@ -400,8 +482,8 @@ mod tests {
         assert!(Hook::from_json(&json!({"name":"n"})).is_none());
     }
 
-    #[test]
-    fn a_secret_sonarqube_would_refuse_is_stopped_before_any_request() {
+    #[tokio::test]
+    async fn a_secret_sonarqube_would_refuse_is_stopped_before_any_request() {
         let dir = tempfile::tempdir().unwrap();
         let records = Records::new(&crate::state::StateDir::at(dir.path().join("s")).unwrap());
         let target = SonarTarget {
@@ -415,11 +497,7 @@ mod tests {
             secret_path: "/v/sonarqube-webhook-secret".into(),
             ca_pem: None,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let (report, result) = runtime.block_on(connect(&target, &records, false));
+        let (report, result) = connect(&target, &records, false).await;
         let err = result.unwrap_err();
         assert!(
             matches!(err, SonarError::SecretLength { len: 15, .. }),

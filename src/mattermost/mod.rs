@@ -1,5 +1,6 @@
 //! Mattermost: one API client (local-mode unix socket or HTTPS with a token), readiness, the
-//! wiring plan (team, channels, members, bots, tokens, incoming webhooks) and plugin installation.
+//! wiring (team, channels, members, bots, tokens, incoming webhooks; `wiring::converge` runs it
+//! all, plugins included), the plugins, and the webhook delivery proof (`webhook_verify`).
 
 pub mod client;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod plugins;
 pub mod ready;
 pub mod transport;
 pub mod webhook_check;
+pub mod webhook_verify;
 pub mod wiring;
 
 pub use client::ApiClient;

@@ -12,8 +12,29 @@ use rustls_pki_types::ServerName;
 use serde::Serialize;
 
 use crate::cli::Context;
-use crate::exit::{self, Failure};
-use crate::pki::{self, probe::TlsCheck, probe::TlsProbe};
+use crate::exit;
+use crate::pki::{self, PkiError, probe::TlsCheck, probe::TlsProbe};
+
+/// The CA or the city's hostname cannot be used: the input is at fault (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsInputError {
+    #[error("without a CA there is nothing to verify against; run `cityd pki ensure` first")]
+    NoCa(#[source] PkiError),
+    #[error("{path}: {reason}")]
+    BadCa { path: PathBuf, reason: String },
+    #[error("hostname {host}")]
+    BadHostname {
+        host: String,
+        #[source]
+        source: rustls_pki_types::InvalidDnsNameError,
+    },
+}
+
+impl exit::ExitCoded for TlsInputError {
+    fn exit_code(&self) -> u8 {
+        exit::BAD_INPUT
+    }
+}
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -49,41 +70,35 @@ struct Report {
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let state = ctx.state()?;
-    let ca_path = args
-        .ca
-        .clone()
-        .unwrap_or_else(|| state.pki_dir().join(pki::files::CA_PEM));
-    let ca_der = pki::read_certificate(&ca_path).map_err(|e| {
-        Failure::new(
-            exit::BAD_INPUT,
-            format!(
-                "{e}; without a CA there is nothing to verify against: run `cityd pki ensure` first"
-            ),
-        )
-    })?;
-    let probe = TlsProbe::trusting(&ca_der, Duration::from_secs(args.timeout.max(1)))
-        .map_err(|e| Failure::new(exit::BAD_INPUT, format!("{}: {e}", ca_path.display())))?;
+    let ca_path = args.ca.clone().unwrap_or_else(|| state.ca_pem());
+    let ca_der = pki::read_certificate(&ca_path).map_err(TlsInputError::NoCa)?;
+    let probe = TlsProbe::trusting(&ca_der, Duration::from_secs(args.timeout.max(1))).map_err(
+        |reason| TlsInputError::BadCa {
+            path: ca_path.clone(),
+            reason,
+        },
+    )?;
 
     let needs_city = args.connect.is_empty() || args.name;
     let city = if needs_city { Some(ctx.city()?) } else { None };
     let targets = if args.connect.is_empty() {
         let city = city.as_ref().expect("loaded above");
-        let lan = crate::lan::resolve(&city.lan.addresses).context(
+        let lan = ctx.lan_addresses().context(
             "resolving lan.addresses for the default targets (or give --connect IP:PORT)",
         )?;
         lan.iter()
-            .map(|a| SocketAddr::new(a.address, city.mattermost.port))
+            .map(|address| SocketAddr::new(*address, city.mattermost.port))
             .collect()
     } else {
         args.connect.clone()
     };
     let host = match (&city, args.name) {
-        (Some(city), true) => Some(ServerName::try_from(city.mattermost_host()).map_err(|e| {
-            Failure::new(
-                exit::BAD_INPUT,
-                format!("hostname {}: {e}", city.mattermost_host()),
-            )
-        })?),
+        (Some(city), true) => Some(ServerName::try_from(city.mattermost_host()).map_err(
+            |source| TlsInputError::BadHostname {
+                host: city.mattermost_host(),
+                source,
+            },
+        )?),
         _ => None,
     };
 
@@ -101,7 +116,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         checks,
     };
     if args.json {
-        crate::cmd::print_json(&report)?;
+        crate::report::print_json(&report)?;
     } else {
         let mut out = std::io::stdout().lock();
         for c in &report.checks {

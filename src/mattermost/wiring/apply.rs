@@ -6,15 +6,14 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use super::desired::{
-    Desired, TOKEN_DESCRIPTION, hook_vault_name, token_id_vault_name, token_vault_name,
-};
+use super::desired::{Desired, TOKEN_DESCRIPTION};
 use super::observe::Observed;
-use super::plan::{Item, Plan, Step};
+use super::plan::{Item, Op, Plan};
 use crate::mattermost::client::ApiClient;
 use crate::mattermost::error::ApiError;
 use crate::mattermost::model::NewIncomingWebhook;
 use crate::secrets::{Secret, Shape, Vault, VaultError};
+use crate::state::StateDir;
 
 #[derive(Debug, Error)]
 pub enum ApplyError {
@@ -78,10 +77,10 @@ impl<'a> Applier<'a> {
         mut done: impl FnMut(&Item),
     ) -> Result<(), ApplyError> {
         for item in &plan.items {
-            match &item.step {
+            match &item.op {
                 // Carried out by the step before it (a new hook's URL goes to the vault with it).
                 None if item.is_change() => done(item),
-                None | Some(Step::Plugin(_)) => {}
+                None | Some(Op::Plugin(_)) => {}
                 Some(step) => {
                     self.run(item, step).await?;
                     done(item);
@@ -91,7 +90,7 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    async fn run(&mut self, item: &Item, step: &Step) -> Result<(), ApplyError> {
+    async fn run(&mut self, item: &Item, step: &Op) -> Result<(), ApplyError> {
         let doing = item.doing();
         let api = |error: ApiError| {
             let hint = hint_for(&error);
@@ -104,19 +103,19 @@ impl<'a> Applier<'a> {
         let d = self.desired;
         let c = self.client;
         match step {
-            Step::CreateTeam => {
+            Op::CreateTeam => {
                 let team = c
                     .create_team(&d.team.name, &d.team.display_name)
                     .await
                     .map_err(api)?;
                 self.ids.team = Some(team.id);
             }
-            Step::PatchTeam { team_id } => {
+            Op::PatchTeam { team_id } => {
                 c.patch_team(team_id, &d.team.display_name)
                     .await
                     .map_err(api)?;
             }
-            Step::CreateChannel { name } => {
+            Op::CreateChannel { name } => {
                 let team_id = self.team_id(&doing)?;
                 let spec = d.channel(name).ok_or_else(|| missing(&doing, name))?;
                 let ch = c
@@ -125,13 +124,13 @@ impl<'a> Applier<'a> {
                     .map_err(api)?;
                 self.ids.channels.insert(name.clone(), ch.id);
             }
-            Step::PatchChannel { name, channel_id } => {
+            Op::PatchChannel { name, channel_id } => {
                 let spec = d.channel(name).ok_or_else(|| missing(&doing, name))?;
                 c.patch_channel(channel_id, &spec.display_name, &spec.purpose)
                     .await
                     .map_err(api)?;
             }
-            Step::CreateBot { name } => {
+            Op::CreateBot { name } => {
                 let spec = d.bot(name).ok_or_else(|| missing(&doing, name))?;
                 if c.target().is_local() {
                     // Local mode has no POST /bots: a user, converted. The password satisfies any
@@ -153,40 +152,44 @@ impl<'a> Applier<'a> {
                     self.ids.users.insert(name.clone(), bot.user_id);
                 }
             }
-            Step::ConvertToBot { name, user_id } => {
+            Op::ConvertToBot { name, user_id } => {
                 self.convert(&doing, name, user_id).await?;
             }
-            Step::PatchBot { name, user_id } => {
+            Op::PatchBot { name, user_id } => {
                 let spec = d.bot(name).ok_or_else(|| missing(&doing, name))?;
                 c.patch_bot(user_id, &spec.display_name, &spec.description)
                     .await
                     .map_err(api)?;
             }
-            Step::AddTeamMember { username } => {
+            Op::AddTeamMember { username } => {
                 let team_id = self.team_id(&doing)?;
                 let user_id = self.user_id(&doing, username)?;
                 c.add_team_member(&team_id, &user_id).await.map_err(api)?;
             }
-            Step::AddChannelMember { channel, username } => {
+            Op::AddChannelMember { channel, username } => {
                 let channel_id = self.channel_id(&doing, channel).await?;
                 let user_id = self.user_id(&doing, username)?;
                 c.add_channel_member(&channel_id, &user_id)
                     .await
                     .map_err(api)?;
             }
-            Step::CreateToken { bot } => {
+            Op::CreateToken { bot } => {
                 let user_id = self.user_id(&doing, bot)?;
                 let token = c
                     .create_user_token(&user_id, TOKEN_DESCRIPTION)
                     .await
                     .map_err(api)?;
-                self.store(&doing, &token_vault_name(bot), &token.token)?;
-                self.store(&doing, &token_id_vault_name(bot), &Secret::new(token.id))?;
+                self.store(&doing, &StateDir::bot_token_secret_name(bot), &token.token)?;
+                self.store(
+                    &doing,
+                    &StateDir::bot_token_id_secret_name(bot),
+                    &Secret::new(token.id),
+                )?;
             }
-            Step::RevokeToken { token_id, .. } => {
+            Op::RevokeToken { token_id, .. } => {
                 c.revoke_user_token(token_id).await.map_err(api)?;
             }
-            Step::CreateHook { channel } => {
+            Op::CreateHook { channel } => {
                 let spec = d
                     .hook_for(channel)
                     .ok_or_else(|| missing(&doing, channel))?;
@@ -203,7 +206,7 @@ impl<'a> Applier<'a> {
                 // Store first: the hook exists now, and a rerun must find its URL in the vault.
                 self.store(
                     &doing,
-                    &hook_vault_name(channel),
+                    &StateDir::webhook_secret_name(channel),
                     &Secret::new(d.hook_url(&hook.id)),
                 )?;
                 if !hook.channel_locked {
@@ -211,17 +214,17 @@ impl<'a> Applier<'a> {
                     c.update_incoming_hook(&hook).await.map_err(api)?;
                 }
             }
-            Step::UpdateHook { hook, .. } => {
+            Op::UpdateHook { hook, .. } => {
                 c.update_incoming_hook(hook).await.map_err(api)?;
             }
-            Step::StoreHookUrl { channel, hook_id } => {
+            Op::StoreHookUrl { channel, hook_id } => {
                 self.store(
                     &doing,
-                    &hook_vault_name(channel),
+                    &StateDir::webhook_secret_name(channel),
                     &Secret::new(d.hook_url(hook_id)),
                 )?;
             }
-            Step::Plugin(_) => {}
+            Op::Plugin(_) => {}
         }
         Ok(())
     }

@@ -123,21 +123,6 @@ impl Desired {
     }
 }
 
-/// Vault file of a bot's token.
-pub fn token_vault_name(bot: &str) -> String {
-    crate::state::StateDir::bot_token_secret_name(bot)
-}
-
-/// Vault file of the id of that token (not secret; it ties the vault to the server's token list).
-pub fn token_id_vault_name(bot: &str) -> String {
-    crate::state::StateDir::bot_token_id_secret_name(bot)
-}
-
-/// Vault file of a channel's webhook URL.
-pub fn hook_vault_name(channel: &str) -> String {
-    crate::state::StateDir::webhook_secret_name(channel)
-}
-
 fn bot_email(name: &str, domain: &str) -> String {
     format!("{name}@bots.{domain}")
 }

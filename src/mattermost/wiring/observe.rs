@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
-use super::desired::{Desired, hook_vault_name, token_id_vault_name, token_vault_name};
+use super::desired::Desired;
 use crate::mattermost::client::{ApiClient, PER_PAGE};
 use crate::mattermost::error::ApiError;
 use crate::mattermost::model::{Bot, Channel, IncomingWebhook, Team, User, UserAccessToken};
 use crate::secrets::{Secret, Vault, VaultError};
+use crate::state::StateDir;
 
 /// The server's configuration as read by GET /config. In local mode it holds secrets in clear,
 /// so its Debug shows nothing.
@@ -126,8 +127,8 @@ pub async fn observe(
     }
 
     for spec in &desired.bots {
-        let token = vault.read(&token_vault_name(&spec.name))?;
-        let id = vault.read(&token_id_vault_name(&spec.name))?;
+        let token = vault.read(&StateDir::bot_token_secret_name(&spec.name))?;
+        let id = vault.read(&StateDir::bot_token_id_secret_name(&spec.name))?;
         if let (Some(_), Some(id)) = (token, id) {
             o.vault
                 .token_ids
@@ -135,7 +136,7 @@ pub async fn observe(
         }
     }
     for hook in &desired.hooks {
-        if let Some(url) = vault.read(&hook_vault_name(&hook.channel))? {
+        if let Some(url) = vault.read(&StateDir::webhook_secret_name(&hook.channel))? {
             o.vault.hook_urls.insert(hook.channel.clone(), url);
         }
     }

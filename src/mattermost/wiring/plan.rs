@@ -1,12 +1,16 @@
 //! The wiring plan: a pure function from the desired objects and the observed server state to an
-//! ordered list of items (create / update / unchanged per object), plus warnings and blockers.
+//! ordered list of items (would create / would update / unchanged per object, as
+//! `report::Outcome`s), plus warnings and blockers.
 //! Touches nothing; `apply` executes the steps in order.
 
 use serde::Serialize;
 
-use super::desired::{Desired, TOKEN_DESCRIPTION, TOWN_SQUARE, hook_vault_name, token_vault_name};
+use super::desired::{Desired, TOKEN_DESCRIPTION, TOWN_SQUARE};
 use super::observe::Observed;
+use super::report::change_word;
 use crate::mattermost::model::IncomingWebhook;
+use crate::report::Outcome;
+use crate::state::StateDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,27 +46,9 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    Create,
-    Update,
-    Unchanged,
-}
-
-impl Change {
-    pub fn label(self) -> &'static str {
-        match self {
-            Change::Create => "create",
-            Change::Update => "update",
-            Change::Unchanged => "unchanged",
-        }
-    }
-}
-
-/// What `apply` does for one item. Names, not ids, where the object may not exist yet.
+/// The operation `apply` carries out for one item. Names, not ids, where the object may not exist yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub enum Op {
     CreateTeam,
     PatchTeam {
         team_id: String,
@@ -110,7 +96,7 @@ pub enum Step {
         channel: String,
         hook_id: String,
     },
-    /// Plugin steps are carried out by `plugins::apply`; the index points into its plan.
+    /// Plugin ops are carried out by `plugins::apply`; the index points into its plan's ops.
     Plugin(usize),
 }
 
@@ -118,28 +104,30 @@ pub enum Step {
 pub struct Item {
     pub kind: Kind,
     pub name: String,
-    pub change: Change,
+    /// A plan's item is "would create/update" or unchanged; once applied, "created/updated".
+    #[serde(rename = "change", serialize_with = "super::report::serialize_change")]
+    pub outcome: Outcome,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
     #[serde(skip)]
-    pub step: Option<Step>,
+    pub op: Option<Op>,
 }
 
 impl Item {
     /// "creating incoming webhook for #alerts": what failed, for error messages.
     pub fn doing(&self) -> String {
-        let verb = match (self.kind, self.change, &self.step) {
-            (_, _, Some(Step::ConvertToBot { .. })) => {
+        let verb = match (self.kind, self.outcome, &self.op) {
+            (_, _, Some(Op::ConvertToBot { .. })) => {
                 return format!("converting user {} to a bot", self.name);
             }
-            (_, _, Some(Step::RevokeToken { bot, .. })) => {
+            (_, _, Some(Op::RevokeToken { bot, .. })) => {
                 return format!("revoking a stale token of bot {bot}");
             }
             (Kind::TeamMember | Kind::ChannelMember, _, _) => {
                 return format!("adding {}", self.name.replacen(" in ", " to ", 1));
             }
             (Kind::Vault, _, _) => return format!("storing {} in the vault", self.name),
-            (Kind::Webhook, Change::Create, _) => {
+            (Kind::Webhook, Outcome::WouldCreate | Outcome::Created, _) => {
                 return format!("creating incoming webhook for {}", self.name);
             }
             (Kind::Webhook, _, _) => {
@@ -153,14 +141,24 @@ impl Item {
                 return format!("writing the settings of plugin {}", self.name);
             }
             (Kind::Plugin, _, _) => return format!("enabling plugin {}", self.name),
-            (_, Change::Create, _) => "creating",
+            (_, Outcome::WouldCreate | Outcome::Created, _) => "creating",
             _ => "updating",
         };
         format!("{verb} {} {}", self.kind.label(), self.name)
     }
 
     pub fn is_change(&self) -> bool {
-        self.change != Change::Unchanged
+        self.outcome.changes_something()
+    }
+
+    /// The item once applied: "would create" becomes "created", "would update" "updated".
+    pub fn applied(&self) -> Outcome {
+        match self.outcome {
+            Outcome::WouldCreate => Outcome::Created,
+            Outcome::WouldUpdate => Outcome::Updated,
+            Outcome::WouldRemove => Outcome::Removed,
+            done => done,
+        }
     }
 }
 
@@ -178,16 +176,16 @@ impl Plan {
         &mut self,
         kind: Kind,
         name: String,
-        change: Change,
+        outcome: Outcome,
         detail: &str,
-        step: Option<Step>,
+        op: Option<Op>,
     ) {
         self.items.push(Item {
             kind,
             name,
-            change,
+            outcome,
             detail: detail.to_string(),
-            step,
+            op,
         });
     }
 
@@ -202,8 +200,12 @@ impl Plan {
         self.blockers.extend(other.blockers);
     }
 
-    pub fn count(&self, change: Change) -> usize {
-        self.items.iter().filter(|i| i.change == change).count()
+    /// How many items `change_word` calls `word` ("create", "update", "unchanged").
+    pub fn count(&self, word: &str) -> usize {
+        self.items
+            .iter()
+            .filter(|i| change_word(i.outcome) == word)
+            .count()
     }
 }
 
@@ -231,7 +233,7 @@ pub fn plan(d: &Desired, o: &Observed) -> Plan {
 fn plan_team(d: &Desired, o: &Observed, p: &mut Plan) {
     let name = d.team.name.clone();
     match &o.team {
-        None => p.push(Kind::Team, name, Change::Create, "", Some(Step::CreateTeam)),
+        None => p.push(Kind::Team, name, Outcome::WouldCreate, "", Some(Op::CreateTeam)),
         Some(t) if t.delete_at != 0 => p.blockers.push(format!(
             "team {} exists but is archived: restore it (System Console > Teams, or `mmctl team restore {}`) and rerun",
             t.name, t.name
@@ -239,13 +241,13 @@ fn plan_team(d: &Desired, o: &Observed, p: &mut Plan) {
         Some(t) if t.display_name != d.team.display_name => p.push(
             Kind::Team,
             name,
-            Change::Update,
+            Outcome::WouldUpdate,
             "display name",
-            Some(Step::PatchTeam {
+            Some(Op::PatchTeam {
                 team_id: t.id.clone(),
             }),
         ),
-        Some(_) => p.push(Kind::Team, name, Change::Unchanged, "", None),
+        Some(_) => p.push(Kind::Team, name, Outcome::Unchanged, "", None),
     }
 }
 
@@ -256,16 +258,16 @@ fn plan_channels(d: &Desired, o: &Observed, p: &mut Plan) {
             None if o.team.is_none() && spec.name == TOWN_SQUARE => p.push(
                 Kind::Channel,
                 name,
-                Change::Unchanged,
+                Outcome::Unchanged,
                 "comes with the team",
                 None,
             ),
             None => p.push(
                 Kind::Channel,
                 name,
-                Change::Create,
+                Outcome::WouldCreate,
                 "",
-                Some(Step::CreateChannel {
+                Some(Op::CreateChannel {
                     name: spec.name.clone(),
                 }),
             ),
@@ -279,14 +281,14 @@ fn plan_channels(d: &Desired, o: &Observed, p: &mut Plan) {
                     differs.push("purpose");
                 }
                 if differs.is_empty() {
-                    p.push(Kind::Channel, name, Change::Unchanged, "", None);
+                    p.push(Kind::Channel, name, Outcome::Unchanged, "", None);
                 } else {
                     p.push(
                         Kind::Channel,
                         name,
-                        Change::Update,
+                        Outcome::WouldUpdate,
                         &differs.join(", "),
-                        Some(Step::PatchChannel {
+                        Some(Op::PatchChannel {
                             name: spec.name.clone(),
                             channel_id: ch.id.clone(),
                         }),
@@ -312,9 +314,9 @@ fn plan_bots(d: &Desired, o: &Observed, p: &mut Plan) {
             None => p.push(
                 Kind::Bot,
                 name.clone(),
-                Change::Create,
+                Outcome::WouldCreate,
                 "",
-                Some(Step::CreateBot { name }),
+                Some(Op::CreateBot { name }),
             ),
             Some(u) if u.delete_at != 0 => p.blockers.push(format!(
                 "the account {} exists but is deactivated: reactivate it (`mmctl --local bot enable {}` or `mmctl --local user activate {}`) and rerun",
@@ -323,9 +325,9 @@ fn plan_bots(d: &Desired, o: &Observed, p: &mut Plan) {
             Some(u) if !u.is_bot && u.email == spec.email => p.push(
                 Kind::Bot,
                 name.clone(),
-                Change::Update,
+                Outcome::WouldUpdate,
                 "finish converting the user an interrupted run created into a bot",
-                Some(Step::ConvertToBot {
+                Some(Op::ConvertToBot {
                     name,
                     user_id: u.id.clone(),
                 }),
@@ -347,14 +349,14 @@ fn plan_bots(d: &Desired, o: &Observed, p: &mut Plan) {
                     differs.push("description");
                 }
                 if differs.is_empty() {
-                    p.push(Kind::Bot, name, Change::Unchanged, "", None);
+                    p.push(Kind::Bot, name, Outcome::Unchanged, "", None);
                 } else {
                     p.push(
                         Kind::Bot,
                         name.clone(),
-                        Change::Update,
+                        Outcome::WouldUpdate,
                         &differs.join(", "),
-                        Some(Step::PatchBot {
+                        Some(Op::PatchBot {
                             name,
                             user_id: u.id.clone(),
                         }),
@@ -376,14 +378,14 @@ fn plan_memberships(d: &Desired, o: &Observed, p: &mut Plan) {
         let name = format!("{user} in team {}", d.team.name);
         let member = user_id(user).is_some_and(|id| o.team_members.contains(id));
         if member {
-            p.push(Kind::TeamMember, name, Change::Unchanged, "", None);
+            p.push(Kind::TeamMember, name, Outcome::Unchanged, "", None);
         } else {
             p.push(
                 Kind::TeamMember,
                 name,
-                Change::Create,
+                Outcome::WouldCreate,
                 "",
-                Some(Step::AddTeamMember {
+                Some(Op::AddTeamMember {
                     username: user.to_string(),
                 }),
             );
@@ -403,13 +405,13 @@ fn plan_memberships(d: &Desired, o: &Observed, p: &mut Plan) {
             });
             let joins_team = !user_id(user).is_some_and(|id| o.team_members.contains(id));
             if member {
-                p.push(Kind::ChannelMember, name, Change::Unchanged, "", None);
+                p.push(Kind::ChannelMember, name, Outcome::Unchanged, "", None);
             } else if spec.name == TOWN_SQUARE && joins_team {
                 // Mattermost puts every new team member into town-square (JoinUserToTeam).
                 p.push(
                     Kind::ChannelMember,
                     name,
-                    Change::Create,
+                    Outcome::WouldCreate,
                     "joins with the team",
                     None,
                 );
@@ -417,9 +419,9 @@ fn plan_memberships(d: &Desired, o: &Observed, p: &mut Plan) {
                 p.push(
                     Kind::ChannelMember,
                     name,
-                    Change::Create,
+                    Outcome::WouldCreate,
                     "",
-                    Some(Step::AddChannelMember {
+                    Some(Op::AddChannelMember {
                         channel: spec.name.clone(),
                         username: user.to_string(),
                     }),
@@ -440,9 +442,9 @@ fn plan_tokens(d: &Desired, o: &Observed, p: &mut Plan) {
             .collect();
         let stored = o.vault.token_ids.get(&spec.name);
         let valid = stored.is_some_and(|id| ours.iter().any(|t| &t.id == id));
-        let vault_name = token_vault_name(&spec.name);
+        let vault_name = StateDir::bot_token_secret_name(&spec.name);
         if valid {
-            p.push(Kind::Token, spec.name.clone(), Change::Unchanged, "", None);
+            p.push(Kind::Token, spec.name.clone(), Outcome::Unchanged, "", None);
         } else {
             let detail = if stored.is_some() {
                 format!(
@@ -454,9 +456,9 @@ fn plan_tokens(d: &Desired, o: &Observed, p: &mut Plan) {
             p.push(
                 Kind::Token,
                 spec.name.clone(),
-                Change::Create,
+                Outcome::WouldCreate,
                 &detail,
-                Some(Step::CreateToken {
+                Some(Op::CreateToken {
                     bot: spec.name.clone(),
                 }),
             );
@@ -465,9 +467,9 @@ fn plan_tokens(d: &Desired, o: &Observed, p: &mut Plan) {
             p.push(
                 Kind::Token,
                 spec.name.clone(),
-                Change::Update,
+                Outcome::WouldUpdate,
                 "revoke a token an earlier run created whose value is not in the vault",
-                Some(Step::RevokeToken {
+                Some(Op::RevokeToken {
                     bot: spec.name.clone(),
                     token_id: stale.id.clone(),
                 }),
@@ -479,7 +481,7 @@ fn plan_tokens(d: &Desired, o: &Observed, p: &mut Plan) {
 fn plan_hooks(d: &Desired, o: &Observed, p: &mut Plan) {
     for spec in &d.hooks {
         let name = format!("#{}", spec.channel);
-        let vault_name = hook_vault_name(&spec.channel);
+        let vault_name = StateDir::webhook_secret_name(&spec.channel);
         let channel = o.channels.get(&spec.channel);
         let owner = o.users.get(&spec.bot).filter(|u| u.is_bot);
         let mut matching: Vec<&IncomingWebhook> = match (channel, owner) {
@@ -504,16 +506,16 @@ fn plan_hooks(d: &Desired, o: &Observed, p: &mut Plan) {
             p.push(
                 Kind::Webhook,
                 name,
-                Change::Create,
+                Outcome::WouldCreate,
                 &detail,
-                Some(Step::CreateHook {
+                Some(Op::CreateHook {
                     channel: spec.channel.clone(),
                 }),
             );
             p.push(
                 Kind::Vault,
                 vault_name,
-                Change::Create,
+                Outcome::WouldCreate,
                 "the new hook's URL",
                 None,
             );
@@ -537,7 +539,7 @@ fn plan_hooks(d: &Desired, o: &Observed, p: &mut Plan) {
             differs.push("description");
         }
         if differs.is_empty() {
-            p.push(Kind::Webhook, name, Change::Unchanged, &detail, None);
+            p.push(Kind::Webhook, name, Outcome::Unchanged, &detail, None);
         } else {
             let mut updated = (*hook).clone();
             updated.channel_locked = true;
@@ -547,31 +549,31 @@ fn plan_hooks(d: &Desired, o: &Observed, p: &mut Plan) {
             p.push(
                 Kind::Webhook,
                 name,
-                Change::Update,
+                Outcome::WouldUpdate,
                 &differs.join(", "),
-                Some(Step::UpdateHook {
+                Some(Op::UpdateHook {
                     channel: spec.channel.clone(),
                     hook: updated,
                 }),
             );
         }
         let expected = d.hook_url(&hook.id);
-        let step = Some(Step::StoreHookUrl {
+        let step = Some(Op::StoreHookUrl {
             channel: spec.channel.clone(),
             hook_id: hook.id.clone(),
         });
         match o.vault.hook_urls.get(&spec.channel) {
             Some(v) if v.expose() == expected => {
-                p.push(Kind::Vault, vault_name, Change::Unchanged, "", None)
+                p.push(Kind::Vault, vault_name, Outcome::Unchanged, "", None)
             }
             Some(_) => p.push(
                 Kind::Vault,
                 vault_name,
-                Change::Update,
+                Outcome::WouldUpdate,
                 "the stored URL names another hook or site",
                 step,
             ),
-            None => p.push(Kind::Vault, vault_name, Change::Create, "", step),
+            None => p.push(Kind::Vault, vault_name, Outcome::WouldCreate, "", step),
         }
     }
 }
@@ -683,11 +685,11 @@ mod tests {
         o
     }
 
-    fn changes(p: &Plan) -> Vec<(Kind, String, Change)> {
+    fn changes(p: &Plan) -> Vec<(Kind, String, Outcome)> {
         p.items
             .iter()
             .filter(|i| i.is_change())
-            .map(|i| (i.kind, i.name.clone(), i.change))
+            .map(|i| (i.kind, i.name.clone(), i.outcome))
             .collect()
     }
 
@@ -697,7 +699,7 @@ mod tests {
         let p = plan(&d, &wired(&d));
         assert_eq!(changes(&p), vec![]);
         assert!(p.warnings.is_empty() && p.blockers.is_empty(), "{p:?}");
-        assert!(p.items.iter().all(|i| i.step.is_none()));
+        assert!(p.items.iter().all(|i| i.op.is_none()));
     }
 
     #[test]
@@ -712,7 +714,7 @@ mod tests {
         let created: Vec<String> = p
             .items
             .iter()
-            .filter(|i| i.change == Change::Create)
+            .filter(|i| i.outcome == Outcome::WouldCreate)
             .map(|i| format!("{} {}", i.kind.label(), i.name))
             .collect();
         assert_eq!(
@@ -753,13 +755,13 @@ mod tests {
             .find(|i| i.name == "admin in #town-square")
             .unwrap();
         assert_eq!(
-            (joins.detail.as_str(), joins.step.is_none()),
+            (joins.detail.as_str(), joins.op.is_none()),
             ("joins with the team", true)
         );
         let ts = p.items.iter().find(|i| i.name == "#town-square").unwrap();
         assert_eq!(
-            (ts.change, ts.detail.as_str()),
-            (Change::Unchanged, "comes with the team")
+            (ts.outcome, ts.detail.as_str()),
+            (Outcome::Unchanged, "comes with the team")
         );
     }
 
@@ -796,24 +798,24 @@ mod tests {
         assert_eq!(
             changes(&p),
             vec![
-                (Kind::Channel, "#alerts".into(), Change::Create),
+                (Kind::Channel, "#alerts".into(), Outcome::WouldCreate),
                 (
                     Kind::ChannelMember,
                     "jenkins-bot in #builds".into(),
-                    Change::Create
+                    Outcome::WouldCreate
                 ),
                 (
                     Kind::ChannelMember,
                     "admin in #alerts".into(),
-                    Change::Create
+                    Outcome::WouldCreate
                 ),
                 (
                     Kind::ChannelMember,
                     "sonarqube-bot in #alerts".into(),
-                    Change::Create
+                    Outcome::WouldCreate
                 ),
-                (Kind::Webhook, "#alerts".into(), Change::Create),
-                (Kind::Vault, "webhook-alerts".into(), Change::Create),
+                (Kind::Webhook, "#alerts".into(), Outcome::WouldCreate),
+                (Kind::Vault, "webhook-alerts".into(), Outcome::WouldCreate),
             ]
         );
     }
@@ -832,11 +834,11 @@ mod tests {
         let update = p
             .items
             .iter()
-            .find(|i| i.kind == Kind::Webhook && i.change == Change::Update)
+            .find(|i| i.kind == Kind::Webhook && i.outcome == Outcome::WouldUpdate)
             .unwrap();
         assert_eq!(update.name, "#builds");
-        match &update.step {
-            Some(Step::UpdateHook { hook, .. }) => {
+        match &update.op {
+            Some(Op::UpdateHook { hook, .. }) => {
                 assert!(hook.channel_locked);
                 assert_eq!(hook.id, "hook0");
             }
@@ -861,10 +863,10 @@ mod tests {
         );
         // The vault holds hook0's URL, but the oldest is hookdup: the vault entry is updated.
         let v = p.items.iter().find(|i| i.name == "webhook-builds").unwrap();
-        assert_eq!(v.change, Change::Update);
+        assert_eq!(v.outcome, Outcome::WouldUpdate);
         assert_eq!(
-            v.step,
-            Some(Step::StoreHookUrl {
+            v.op,
+            Some(Op::StoreHookUrl {
                 channel: "builds".into(),
                 hook_id: "hookdup".into()
             })
@@ -891,14 +893,14 @@ mod tests {
                 is_active: true,
             });
         let p = plan(&d, &o);
-        let steps: Vec<_> = p.items.iter().filter_map(|i| i.step.clone()).collect();
+        let steps: Vec<_> = p.items.iter().filter_map(|i| i.op.clone()).collect();
         assert_eq!(
             steps,
             vec![
-                Step::CreateToken {
+                Op::CreateToken {
                     bot: "jenkins-bot".into()
                 },
-                Step::RevokeToken {
+                Op::RevokeToken {
                     bot: "jenkins-bot".into(),
                     token_id: "tok-jenkins-bot".into()
                 },
@@ -917,8 +919,8 @@ mod tests {
         o.users.insert("gitlab-bot".into(), person);
         let p = plan(&d, &o);
         assert!(p.items.iter().any(|i| matches!(
-            &i.step,
-            Some(Step::ConvertToBot { name, .. }) if name == "jenkins-bot"
+            &i.op,
+            Some(Op::ConvertToBot { name, .. }) if name == "jenkins-bot"
         )));
         assert_eq!(p.blockers.len(), 1);
         assert!(p.blockers[0].contains("regular user named gitlab-bot"));
@@ -945,9 +947,9 @@ mod tests {
         assert_eq!(
             changes(&p),
             vec![
-                (Kind::Team, "engineering".into(), Change::Update),
-                (Kind::Channel, "#builds".into(), Change::Update),
-                (Kind::Bot, "jenkins-bot".into(), Change::Update),
+                (Kind::Team, "engineering".into(), Outcome::WouldUpdate),
+                (Kind::Channel, "#builds".into(), Outcome::WouldUpdate),
+                (Kind::Bot, "jenkins-bot".into(), Outcome::WouldUpdate),
             ]
         );
     }
@@ -963,7 +965,7 @@ mod tests {
         let doing: Vec<String> = p
             .items
             .iter()
-            .filter(|i| i.step.is_some())
+            .filter(|i| i.op.is_some())
             .map(Item::doing)
             .collect();
         assert!(
