@@ -272,7 +272,10 @@ mod tests {
         ] {
             let json = serde_json::to_string(&outcome).unwrap();
             let row = format!("| `{}` | `{json}` |", outcome.as_str());
-            assert!(doc.contains(&row), "docs/report.md lacks the row part {row}");
+            assert!(
+                doc.contains(&row),
+                "docs/report.md lacks the row part {row}"
+            );
         }
     }
 

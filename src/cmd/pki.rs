@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::cli::Context;
 use crate::exit::{self, Coded, Failure};
 use crate::fsx;
-use crate::report::Outcome;
 use crate::pki::{self, AdoptCa, EnsureOptions, EnsureReport, PkiError, PkiSummary, SanSet};
+use crate::report::Outcome;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -164,11 +164,7 @@ fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
         r.server_not_after, r.server_days_left
     )?;
     writeln!(out, "        SHA-256 {}", r.server_sha256)?;
-    for f in r
-        .files
-        .iter()
-        .filter(|f| f.outcome != Outcome::Unchanged)
-    {
+    for f in r.files.iter().filter(|f| f.outcome != Outcome::Unchanged) {
         let outcome = f.outcome.as_str();
         let outcome = if r.dry_run {
             format!("would be {outcome}")

@@ -94,7 +94,6 @@ fn converge(
         skip_wire: args.skip_wire,
         ready_timeout: args.ready_timeout,
         origin: &origin,
-        city_path: ctx.city_path(),
     };
     ctx.block_on(up::converge(
         city, state, &vault, &lan, &options, report, found,

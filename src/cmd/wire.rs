@@ -2,15 +2,13 @@
 //! memberships, bots, tokens, incoming webhooks, plugins) with `mattermost::wiring::converge`,
 //! printing its progress and report as text or JSON.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::cli::Context;
 use crate::flags::mattermost_server::{ServerArgs, parse_wait};
 use crate::mattermost::ApiClient;
-use crate::mattermost::wiring::{self, Options, Progress, WireReport, item_line};
-use crate::state::StateDir;
+use crate::mattermost::wiring::{self, Options, Progress, WireReport};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -46,12 +44,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     };
     let json = args.json;
     let progress = |event: Progress<'_>| {
-        if json {
-            return;
-        }
-        match event {
-            Progress::Applying { target } => println!("wiring Mattermost at {target}"),
-            Progress::Applied(item) => println!("{}", item_line(item)),
+        if !json {
+            WireReport::print_progress(event);
         }
     };
     let result = ctx.block_on(wiring::converge(city, &vault, &client, options, progress))?;
@@ -72,24 +66,6 @@ fn print(report: &WireReport, json: bool) -> anyhow::Result<()> {
     if json {
         return crate::report::print_json(report);
     }
-    if report.is_plan_only() {
-        for line in report.plan_lines() {
-            println!("{line}");
-        }
-    }
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    println!("{}", report.summary());
+    report.print_text();
     Ok(())
-}
-
-/// The host-side path of the local-mode socket under the state directory (what `cityd up` waits on).
-pub fn default_socket(state: &StateDir) -> PathBuf {
-    state.mattermost_socket()
-}
-
-/// A server wait: the one duration grammar, at most a day (`flags::mattermost_server::parse_wait`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    parse_wait(text)
 }

@@ -115,10 +115,7 @@ mod tests {
         let state = StateDir::at(dir.path().join("state")).unwrap();
         let records = Records::new(&state);
         assert_eq!(records.load::<Vec<u8>>("r"), None);
-        assert_eq!(
-            records.save("r", &vec![1u8, 2]).unwrap(),
-            Outcome::Created
-        );
+        assert_eq!(records.save("r", &vec![1u8, 2]).unwrap(), Outcome::Created);
         assert_eq!(
             records.save("r", &vec![1u8, 2]).unwrap(),
             Outcome::Unchanged

@@ -680,12 +680,7 @@ mod tests {
             (first.ca.outcome, first.server.outcome),
             (Outcome::Created, Outcome::Created)
         );
-        assert!(
-            first
-                .files
-                .iter()
-                .all(|f| f.outcome == Outcome::Created)
-        );
+        assert!(first.files.iter().all(|f| f.outcome == Outcome::Created));
         let before = snapshot(&pki);
         assert_eq!(before[0].4, 0o600);
         assert_eq!(before[3].4, 0o600);

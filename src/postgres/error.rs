@@ -57,4 +57,3 @@ impl crate::exit::ExitCoded for PgError {
         crate::exit::failure_code(matches!(self, PgError::BadUrl { .. }))
     }
 }
-

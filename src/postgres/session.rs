@@ -9,9 +9,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, config::SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::exit::causes_text as chain;
 use super::plan::Action;
 use super::{Admin, PgError};
+use crate::exit::causes_text as chain;
 use crate::secrets::Secret;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

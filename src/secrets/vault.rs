@@ -223,7 +223,11 @@ impl Vault {
     /// Stores a value cityd learned rather than generated (a webhook URL, a token). Idempotent: the
     /// same value changes nothing; a different value replaces a stored file atomically. A generated
     /// secret's name is never replaced: a different value is a [`VaultError::Conflict`].
-    pub fn store(&self, file_name: &str, value: &Secret) -> Result<crate::report::Outcome, VaultError> {
+    pub fn store(
+        &self,
+        file_name: &str,
+        value: &Secret,
+    ) -> Result<crate::report::Outcome, VaultError> {
         self.check_name(file_name)?;
         if let Some(problem) = shape_of(file_name).violation(value.expose()) {
             return Err(VaultError::BadValue {

@@ -7,7 +7,6 @@ mod ready;
 mod wire;
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -34,15 +33,13 @@ pub struct Options<'a> {
     pub ready_timeout: Duration,
     /// Where the city description came from, named in the rendered files.
     pub origin: &'a str,
-    /// The file given with `--city`, handed on to `cityd wire`.
-    pub city_path: Option<&'a Path>,
 }
 
 /// What the steps found beyond their outcomes, kept also when a later step fails.
 #[derive(Debug, Default)]
 pub struct Found {
     pub database: Option<postgres::Report>,
-    /// `cityd wire --json`'s report, in JSON mode.
+    /// The wiring's report (what `cityd wire --json` prints), in JSON mode.
     pub wire: Option<serde_json::Value>,
 }
 
@@ -213,13 +210,7 @@ pub async fn converge(
                 .detail("dry run: Mattermost is not up yet, so there is nothing to compare"),
         );
     } else {
-        wire::run_wire(
-            options.city_path,
-            state,
-            report.json(),
-            dry,
-            &mut found.wire,
-        )?;
+        wire::wire(city, state, vault, report.json(), dry, &mut found.wire).await?;
     }
     Ok(())
 }

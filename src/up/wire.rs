@@ -1,46 +1,58 @@
-//! The wiring step of `up`, for now `cityd wire` run as a child process with the same city and
-//! state, so its output and exit code stay its own. Isolated here so the in-process wiring
-//! library can replace it in one place.
+//! The wiring step of `up`: `mattermost::wiring::converge` in this process, over Mattermost's
+//! local-mode socket, with the city and vault `up` already holds. Its report goes under "wire" in
+//! `up --json`, also when the wiring fails; in text mode it prints as `cityd wire` does.
 
-use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Context as _;
-
+use crate::city::City;
+use crate::mattermost::wiring::{self, Options, WireReport};
+use crate::mattermost::{ApiClient, Target};
+use crate::secrets::Vault;
 use crate::state::StateDir;
 
-/// Runs `cityd wire`; in JSON mode its report is captured into `report`, also when wire fails.
-pub fn run_wire(
-    city_path: Option<&Path>,
+/// How long an enabled plugin may take to show up as running (as `cityd wire`'s default).
+const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Mattermost answered before this step; a short wait only covers a restart in between.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Converges the wiring; `report` receives the wiring's report, also when it fails.
+pub async fn wire(
+    city: &City,
     state: &StateDir,
+    vault: &Vault,
     json: bool,
     dry_run: bool,
     report: &mut Option<serde_json::Value>,
 ) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("locating the cityd binary to run `cityd wire`")?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--state-dir").arg(state.root());
-    if let Some(city) = city_path {
-        cmd.arg("--city").arg(city);
-    }
-    cmd.arg("wire");
-    if dry_run {
-        cmd.arg("--dry-run");
-    }
-    let status = if json {
-        cmd.arg("--json");
-        let out = cmd
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .context("running `cityd wire`")?;
-        *report = serde_json::from_slice(&out.stdout).ok();
-        out.status
-    } else {
-        println!("wire       (cityd wire)");
-        cmd.status().context("running `cityd wire`")?
+    let client = ApiClient::new(Target::Socket(state.mattermost_socket()))?;
+    let options = Options {
+        dry_run,
+        ready_timeout: READY_TIMEOUT,
+        plugin_timeout: PLUGIN_TIMEOUT,
     };
-    anyhow::ensure!(
-        status.success(),
-        "`cityd wire` failed ({status}); the containers are up, fix the cause and run `cityd up` or `cityd wire` again"
-    );
-    Ok(())
+    if !json {
+        println!("wire       (cityd wire)");
+    }
+    let progress = |event: wiring::Progress<'_>| {
+        if !json {
+            WireReport::print_progress(event);
+        }
+    };
+    let result = wiring::converge(city, vault, &client, options, progress).await;
+    let wire_report = match &result {
+        Ok(r) => Some(r),
+        Err(failure) => failure.report.as_deref(),
+    };
+    if let Some(r) = wire_report {
+        if json {
+            *report = Some(serde_json::to_value(r)?);
+        } else {
+            r.print_text();
+        }
+    }
+    result.map(|_| ()).map_err(|failure| {
+        anyhow::Error::new(failure).context(
+            "the wiring failed; the containers are up, fix the cause and run `cityd up` or `cityd wire` again",
+        )
+    })
 }

@@ -292,22 +292,31 @@ impl Lab {
             .collect()
     }
 
-    /// `cityd up --json` with `extra` args; fails the test with its output unless it succeeds.
+    /// `cityd up --json` with `extra` args; fails the test with its output unless it succeeds,
+    /// and unless the run (wiring included) read and validated the city description exactly once.
     pub fn up(&self, extra: &[String]) -> Value {
         let out = self
             .cityd()
             .arg("up")
             .arg("--json")
             .args(extra)
+            .env("CITYD_LOG", "cityd::city=debug")
             .timeout(Duration::from_secs(300))
             .output()
             .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success(),
-            "cityd up failed ({}):\n{}\n{}",
+            "cityd up failed ({}):\n{}\n{stderr}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stderr
+                .matches("city description read and validated")
+                .count(),
+            1,
+            "cityd up must read the city description once:\n{stderr}"
         );
         serde_json::from_slice(&out.stdout).expect("cityd up --json prints JSON")
     }
@@ -672,8 +681,8 @@ fn changing_one_setting_recreates_only_the_container_it_affects() {
 
     // An extra CORS origin is Mattermost's alone.
     lab.edit_city(
-        "calls_port = 8444",
-        "calls_port = 8444\nallow_cors_from = [\"https://ops.cicd.local\"]",
+        "allow_cors_from = []",
+        "allow_cors_from = [\"https://ops.cicd.local\"]",
     );
     let report = lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     assert_eq!(outcome_of(&report, "container", &lab.coturn()), "unchanged");

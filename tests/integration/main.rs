@@ -4,6 +4,8 @@
 mod common;
 // city description, `config check|show`
 mod config;
+// the command line resolved once: one read of the city description per run
+mod resolve;
 // the vault: shapes, crash safety, concurrency, import-env
 mod secrets;
 // root CA and server certificate, checked by openssl and a TLS handshake

@@ -74,6 +74,29 @@ pub struct WireReport {
 }
 
 impl WireReport {
+    /// The report as a person reads it after the run: the plan (when nothing was applied), then
+    /// the summary; warnings go to stderr.
+    pub fn print_text(&self) {
+        if self.is_plan_only() {
+            for line in self.plan_lines() {
+                println!("{line}");
+            }
+        }
+        for w in &self.warnings {
+            eprintln!("warning: {w}");
+        }
+        println!("{}", self.summary());
+    }
+
+    /// Progress as it happens, for a text report: where the wiring starts applying, then each
+    /// item as it is applied.
+    pub fn print_progress(event: super::Progress<'_>) {
+        match event {
+            super::Progress::Applying { target } => println!("wiring Mattermost at {target}"),
+            super::Progress::Applied(item) => println!("{}", item_line(item)),
+        }
+    }
+
     pub(super) fn new(target: String, plan: Plan, dry_run: bool) -> Self {
         Self {
             target,
