@@ -109,7 +109,7 @@ async fn load(args: &[String]) {
             })
             .collect(),
     );
-    cityd::relay::post::install_crypto_provider();
+    cityd::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(concurrency)

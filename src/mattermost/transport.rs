@@ -16,9 +16,6 @@ pub const LOCAL_BASE_URL: &str = "http://_";
 /// How long one request may take before it counts as unanswered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Kept for `plugins.rs` until its download client comes from `crate::tls::http_builder`.
-pub use crate::tls::install_crypto_provider;
-
 #[derive(Debug, Error)]
 pub enum TransportError {
     #[error(

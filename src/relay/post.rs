@@ -95,9 +95,6 @@ pub enum Attempt {
     Unknown(String),
 }
 
-/// The one place that installs ring as rustls' provider (reqwest is built without one).
-pub use crate::tls::install_crypto_provider;
-
 /// A reqwest client for webhook posts: HTTPS trusting only `ca_file` when given.
 fn http_client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Client, PostError> {
     let ca = ca_file

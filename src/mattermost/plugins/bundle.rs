@@ -57,8 +57,7 @@ async fn download(plugin: &str, url: &str) -> Result<Vec<u8>, PluginError> {
         url: url.into(),
         reason,
     };
-    crate::mattermost::transport::install_crypto_provider();
-    let client = reqwest::Client::builder()
+    let client = crate::tls::http_builder(crate::tls::Trust::System)
         .timeout(Duration::from_secs(300))
         .build()
         .map_err(|e| fail(e.to_string()))?;
