@@ -72,8 +72,8 @@ rec {
     containerPaths
     ;
 
-  # Where cityd keeps its state and what the units and services read from it. The vault and the
-  # renderer own these names (src/secrets.rs, src/cmd/render.rs); the CI test checks they agree.
+  # Where cityd keeps its state and what the units and services read from it. cityd's StateDir
+  # owns these names (src/state.rs, src/secrets/name.rs); the CI test checks they agree.
   paths = rec {
     inherit stateDir;
     secretsDir = "${stateDir}/secrets";
