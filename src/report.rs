@@ -20,6 +20,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order `docs/report.md` lists them.
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Created,
+        Outcome::Updated,
+        Outcome::Unchanged,
+        Outcome::Removed,
+        Outcome::Skipped,
+        Outcome::WouldCreate,
+        Outcome::WouldUpdate,
+        Outcome::WouldRemove,
+    ];
+
     /// The word the text report and the JSON report both use.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -227,16 +239,7 @@ mod tests {
 
     #[test]
     fn json_names_are_the_text_words_in_kebab_case() {
-        for outcome in [
-            Outcome::Created,
-            Outcome::Updated,
-            Outcome::Unchanged,
-            Outcome::Removed,
-            Outcome::Skipped,
-            Outcome::WouldCreate,
-            Outcome::WouldUpdate,
-            Outcome::WouldRemove,
-        ] {
+        for outcome in Outcome::ALL {
             let json = serde_json::to_value(outcome).unwrap();
             assert_eq!(json, outcome.as_str().replace(' ', "-"));
         }
@@ -260,16 +263,7 @@ mod tests {
     #[test]
     fn the_documented_outcome_table_matches_the_type() {
         let doc = include_str!("../docs/report.md");
-        for outcome in [
-            Outcome::Created,
-            Outcome::Updated,
-            Outcome::Unchanged,
-            Outcome::Removed,
-            Outcome::Skipped,
-            Outcome::WouldCreate,
-            Outcome::WouldUpdate,
-            Outcome::WouldRemove,
-        ] {
+        for outcome in Outcome::ALL {
             let json = serde_json::to_string(&outcome).unwrap();
             let row = format!("| `{}` | `{json}` |", outcome.as_str());
             assert!(
