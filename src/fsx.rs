@@ -11,7 +11,7 @@ use crate::report::Outcome;
 
 #[derive(Debug, Error)]
 pub enum WriteError {
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         path: PathBuf,
         #[source]

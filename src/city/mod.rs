@@ -57,7 +57,9 @@ const EMBEDDED_ORIGIN: &str = "the embedded default city";
 
 #[derive(Debug, Error)]
 pub enum CityError {
-    #[error("cannot read city description {path}: {source}")]
+    #[error(
+        "cannot read city description {path}; check the path given with --city (or CITYD_CITY)"
+    )]
     Read {
         path: PathBuf,
         #[source]

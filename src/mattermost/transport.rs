@@ -19,7 +19,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Error)]
 pub enum TransportError {
     #[error(
-        "cannot read the city CA certificate {path}: {source}; run `cityd pki ensure` or pass the right --state-dir"
+        "cannot read the city CA certificate {path}; run `cityd pki ensure` or pass the right --state-dir"
     )]
     ReadCa {
         path: PathBuf,
