@@ -180,13 +180,16 @@ impl HttpClient {
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(bad("a base URL has no query or fragment"));
         }
-        let mut builder = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            // The products live on the lab's network; a proxy from the environment would only see tokens.
-            .no_proxy()
-            .user_agent(concat!("cityd/", env!("CARGO_PKG_VERSION")));
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .connect_timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                // The products live on the lab's network; a proxy from the environment would only see tokens.
+                .no_proxy()
+                .user_agent(concat!("cityd/", env!("CARGO_PKG_VERSION")))
+        };
+        let mut city_ca = Vec::new();
         if let Some(path) = ca_pem.filter(|p| p.is_file()) {
             let ca_err = |reason: String| HttpError::Ca {
                 product,
@@ -194,11 +197,19 @@ impl HttpClient {
                 reason,
             };
             let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-            let certs =
+            city_ca =
                 reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
-            builder = builder.tls_certs_merge(certs);
         }
-        let http = builder.build().map_err(|e| bad(&e.to_string()))?;
+        // The system's roots and the city CA; a host with no system roots at all (a build sandbox,
+        // a minimal container) gets the city CA alone rather than no client, so plain http and
+        // city-signed products still work there.
+        let http = match builder().tls_certs_merge(city_ca.clone()).build() {
+            Ok(http) => http,
+            Err(_) => builder()
+                .tls_certs_only(city_ca)
+                .build()
+                .map_err(|e| bad(&e.to_string()))?,
+        };
         Ok(Self {
             product,
             field,

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The flake's test checks (flake.nix `checks`: the `cityd` package's unit tests and
+# `cityd-integration`'s areas) run under the conditions of Nix's build sandbox, so that what breaks
+# there breaks here first: no network (a new network namespace with only loopback), an unprivileged
+# build user (uid 1000 "nixbld" inside, nobody outside), HOME=/homeless-shelter which does not
+# exist, no CA bundle (an empty /etc/ssl, SSL_CERT_FILE=/no-cert-file.crt as stdenv sets it), no
+# /usr/bin, /tmp or /var: only the tools the derivation declares are on PATH (stdenv's, plus openssl
+# and coturn for the integration check), and no ../shared beside the source.
+# The test binaries are built first, as the caller, exactly as scripts/test.sh builds them.
+# Usage: scripts/sandbox-test.sh   (needs bubblewrap: apt-get install bubblewrap)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd -P)
+
+command -v bwrap >/dev/null || {
+  echo "sandbox-test.sh: bwrap is missing; apt-get install bubblewrap (scripts/test.sh installs it)" >&2
+  exit 2
+}
+
+# What the flake runs: nixos/package.nix's checkFlags and flake.nix's cityd-integration checkFlags
+# (tests/integration/nix.rs pins these lists equal to the Nix files).
+unit_check_flags=(--skip docker::host::tests::apply_is_idempotent_and_sets_owner_and_mode)
+integration_areas=(config:: secrets:: pki:: render:: doctor::)
+test_threads=2
+
+# --- Build as the caller --------------------------------------------------------------------------
+# The same `cargo test --workspace` build as scripts/test.sh, so nothing is compiled twice.
+artifacts=$(cargo test --workspace --locked --no-run --message-format=json-render-diagnostics)
+test_binary() { # target kind, target name -> its test executable (names are unique in the workspace)
+  python3 -c '
+import json, sys
+kind, name = sys.argv[1:]
+for line in sys.stdin:
+    m = json.loads(line)
+    t = m.get("target", {})
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"] \
+            and kind in t["kind"] and t["name"] == name:
+        print(m["executable"])
+' "$1" "$2" <<<"$artifacts"
+}
+unit_tests=$(test_binary lib cityd)
+integration_tests=$(test_binary test integration)
+[ -x "$unit_tests" ] && [ -x "$integration_tests" ] || {
+  echo "sandbox-test.sh: cargo built no cityd unit or integration test binary" >&2
+  exit 1
+}
+target_dir=$(cd "$(dirname "$unit_tests")/../.." && pwd -P)
+
+# --- The sandbox -----------------------------------------------------------------------------------
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+chmod 755 "$scratch"
+# /etc as Nix writes it for a build: its users and groups, loopback names, nothing else.
+cat >"$scratch/passwd" <<'EOF'
+root:x:0:0:Nix build user:/build:/noshell
+nixbld:x:1000:100:Nix build user:/build:/noshell
+nobody:x:65534:65534:Nobody:/:/noshell
+EOF
+cat >"$scratch/group" <<'EOF'
+root:x:0:
+nixbld:!:100:
+nogroup:x:65534:
+EOF
+printf '127.0.0.1 localhost\n::1 localhost\n' >"$scratch/hosts"
+
+# The executables of Debian packages, bound one by one into /sandbox-tools/bin (the sandbox's only
+# PATH entry; /usr/bin itself is not there, as Nix has no /usr/bin).
+tool_binds() { # debian packages...
+  local path
+  declare -A seen=()
+  for path in $(dpkg -L "$@" 2>/dev/null | grep -E '^/(usr/)?s?bin/[^/]+$'); do
+    [ -e "$path" ] && [ -z "${seen[${path##*/}]:-}" ] || continue
+    seen[${path##*/}]=1
+    printf '%s\n' --ro-bind "$path" "/sandbox-tools/bin/${path##*/}"
+  done
+  [ -n "${seen[awk]:-}" ] || printf '%s\n' --ro-bind "$(readlink -f "$(command -v awk)")" /sandbox-tools/bin/awk
+}
+stdenv_tools=(coreutils findutils diffutils sed grep gawk tar gzip bzip2 make bash patch xz-utils file)
+
+# Runs a test binary in the sandbox; the rest of the arguments are the binary's.
+sandboxed() { # label, "debian packages on PATH", binary, args...
+  local label=$1 packages=$2 binary=$3
+  shift 3
+  local -a binds
+  mapfile -t binds < <(tool_binds $packages)
+  local -a as_nobody=()
+  [ "$(id -u)" -ne 0 ] || as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+  echo "sandbox-test.sh: $label"
+  env -i "${as_nobody[@]}" bwrap \
+    --unshare-user --uid 1000 --gid 100 --unshare-net --unshare-pid --unshare-ipc \
+    --unshare-uts --hostname localhost --die-with-parent \
+    --proc /proc --dev /dev --tmpfs /build \
+    --ro-bind /usr/lib /usr/lib --symlink usr/lib /lib \
+    --ro-bind-try /usr/lib64 /usr/lib64 --symlink usr/lib64 /lib64 \
+    --ro-bind /usr/bin/bash /bin/sh \
+    "${binds[@]}" \
+    --dir /etc --dir /etc/ssl \
+    --ro-bind "$scratch/passwd" /etc/passwd --ro-bind "$scratch/group" /etc/group \
+    --ro-bind "$scratch/hosts" /etc/hosts \
+    --ro-bind "$repo" "$repo" --ro-bind "$target_dir" "$target_dir" \
+    --chdir "$repo" \
+    --setenv PATH /sandbox-tools/bin --setenv HOME /homeless-shelter \
+    --setenv TMPDIR /build --setenv TEMPDIR /build --setenv TMP /build --setenv TEMP /build \
+    --setenv NIX_BUILD_TOP /build --setenv NIX_BUILD_CORES "$test_threads" --setenv TERM xterm-256color \
+    --setenv SSL_CERT_FILE /no-cert-file.crt --setenv NIX_SSL_CERT_FILE /no-cert-file.crt \
+    -- "$binary" --test-threads="$test_threads" "$@"
+}
+
+# checks.<system>.cityd: `cargo test --lib` in the package build.
+sandboxed "the cityd package's unit tests (cargo test --lib -- ${unit_check_flags[*]})" \
+  "${stdenv_tools[*]}" "$unit_tests" "${unit_check_flags[@]}"
+# checks.<system>.cityd-integration: the areas that need neither root nor Docker.
+sandboxed "cityd-integration (cargo test --test integration -- ${integration_areas[*]})" \
+  "${stdenv_tools[*]} openssl coturn" "$integration_tests" "${integration_areas[@]}"
+echo "sandbox-test.sh: the flake's test checks pass under the Nix sandbox's conditions"
