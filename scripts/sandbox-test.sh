@@ -12,44 +12,56 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd -P)
 
-command -v bwrap >/dev/null || {
-  echo "sandbox-test.sh: bwrap is missing; apt-get install bubblewrap (scripts/test.sh installs it)" >&2
-  exit 2
-}
+for tool in bwrap:bubblewrap nix-instantiate:nix-bin python3:python3; do
+  command -v "${tool%%:*}" >/dev/null || {
+    echo "sandbox-test.sh: ${tool%%:*} is missing; apt-get install ${tool#*:} (scripts/test.sh installs it)" >&2
+    exit 2
+  }
+done
 
-# What the flake runs: nixos/package.nix's checkFlags and flake.nix's cityd-integration checkFlags
-# (tests/integration/nix.rs pins these lists equal to the Nix files).
-unit_check_flags=(--skip docker::host::tests::apply_is_idempotent_and_sets_owner_and_mode)
-integration_areas=(config:: secrets:: pki:: render:: doctor::)
 test_threads=2
-
-# --- Build as the caller --------------------------------------------------------------------------
-# The same `cargo test --workspace` build as scripts/test.sh, so nothing is compiled twice.
-artifacts=$(cargo test --workspace --locked --no-run --message-format=json-render-diagnostics)
-test_binary() { # target kind, target name -> its test executable (names are unique in the workspace)
-  python3 -c '
-import json, sys
-kind, name = sys.argv[1:]
-for line in sys.stdin:
-    m = json.loads(line)
-    t = m.get("target", {})
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"] \
-            and kind in t["kind"] and t["name"] == name:
-        print(m["executable"])
-' "$1" "$2" <<<"$artifacts"
-}
-unit_tests=$(test_binary lib cityd)
-integration_tests=$(test_binary test integration)
-[ -x "$unit_tests" ] && [ -x "$integration_tests" ] || {
-  echo "sandbox-test.sh: cargo built no cityd unit or integration test binary" >&2
-  exit 1
-}
-target_dir=$(cd "$(dirname "$unit_tests")/../.." && pwd -P)
-
-# --- The sandbox -----------------------------------------------------------------------------------
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 chmod 755 "$scratch"
+export NIX_CONFIG="build-users-group ="
+# What the flake's test checks run and on which files, read from the Nix files themselves.
+nix-instantiate --eval --strict --json scripts/flake-test-checks.nix >"$scratch/checks.json"
+query() { # what [check] -> lines: source | cargo-flags C | check-flags C | inputs C | binary C
+  python3 - "$scratch" "$@" <<'PY'
+import json, pathlib, sys
+scratch, what = pathlib.Path(sys.argv[1]), sys.argv[2]
+checks = json.loads((scratch / "checks.json").read_text())
+if what == "source":
+    print("\n".join(checks["source"]))
+    sys.exit()
+check = checks["checks"][sys.argv[3]]
+if what == "cargo-flags":
+    print(" ".join(check["cargoTestFlags"]))
+elif what == "check-flags":
+    print("\n".join(check["checkFlags"]))
+elif what == "inputs":
+    print(" ".join(check["nativeCheckInputs"]))
+elif what == "binary":  # the test executable cargo built for cargoTestFlags (--lib or --test NAME)
+    flags = check["cargoTestFlags"]
+    kind, name = ("lib", "cityd") if flags == ["--lib"] else ("test", flags[flags.index("--test") + 1])
+    for line in (scratch / "artifacts.json").read_text().splitlines():
+        m = json.loads(line) if line.startswith("{") else {}
+        t = m.get("target", {})
+        if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"] \
+                and kind in t["kind"] and t["name"] == name:
+            print(m["executable"])
+            sys.exit()
+    sys.exit(f"sandbox-test.sh: cargo built no test executable for {sys.argv[3]} ({flags})")
+PY
+}
+mapfile -t source_paths < <(query source)
+
+# --- Build as the caller --------------------------------------------------------------------------
+# The same `cargo test --workspace` build as scripts/test.sh, so nothing is compiled twice.
+cargo test --workspace --locked --no-run --message-format=json-render-diagnostics >"$scratch/artifacts.json"
+target_dir=$(cd "$(dirname "$(query binary cityd)")/../.." && pwd -P)
+
+# --- The sandbox -----------------------------------------------------------------------------------
 # /etc as Nix writes it for a build: its users and groups, loopback names, nothing else.
 cat >"$scratch/passwd" <<'EOF'
 root:x:0:0:Nix build user:/build:/noshell
@@ -77,6 +89,10 @@ tool_binds() { # debian packages...
 }
 stdenv_tools=(coreutils findutils diffutils sed grep gawk tar gzip bzip2 make bash patch xz-utils file)
 
+# The package's source as Nix copies it (only the filtered paths), read-only where cargo put it.
+source_binds=()
+for path in "${source_paths[@]}"; do source_binds+=(--ro-bind "$path" "$path"); done
+
 # Runs a test binary in the sandbox; the rest of the arguments are the binary's.
 sandboxed() { # label, "debian packages on PATH", binary, args...
   local label=$1 packages=$2 binary=$3
@@ -97,7 +113,7 @@ sandboxed() { # label, "debian packages on PATH", binary, args...
     --dir /etc --dir /etc/ssl \
     --ro-bind "$scratch/passwd" /etc/passwd --ro-bind "$scratch/group" /etc/group \
     --ro-bind "$scratch/hosts" /etc/hosts \
-    --ro-bind "$repo" "$repo" --ro-bind "$target_dir" "$target_dir" \
+    "${source_binds[@]}" --ro-bind "$target_dir" "$target_dir" \
     --chdir "$repo" \
     --setenv PATH /sandbox-tools/bin --setenv HOME /homeless-shelter \
     --setenv TMPDIR /build --setenv TEMPDIR /build --setenv TMP /build --setenv TEMP /build \
@@ -106,10 +122,14 @@ sandboxed() { # label, "debian packages on PATH", binary, args...
     -- "$binary" --test-threads="$test_threads" "$@"
 }
 
-# checks.<system>.cityd: `cargo test --lib` in the package build.
-sandboxed "the cityd package's unit tests (cargo test --lib -- ${unit_check_flags[*]})" \
-  "${stdenv_tools[*]}" "$unit_tests" "${unit_check_flags[@]}"
-# checks.<system>.cityd-integration: the areas that need neither root nor Docker.
-sandboxed "cityd-integration (cargo test --test integration -- ${integration_areas[*]})" \
-  "${stdenv_tools[*]} openssl coturn" "$integration_tests" "${integration_areas[@]}"
+# checks.<system>.cityd: the package's own tests; checks.<system>.cityd-integration: the
+# integration areas that need neither root nor Docker, with its check inputs on PATH.
+for check in cityd cityd-integration; do
+  binary=$(query binary "$check")
+  inputs=$(query inputs "$check")
+  cargo_flags=$(query cargo-flags "$check")
+  mapfile -t check_flags < <(query check-flags "$check")
+  sandboxed "checks.<system>.$check: cargo test $cargo_flags -- ${check_flags[*]}" \
+    "${stdenv_tools[*]} $inputs" "$binary" "${check_flags[@]}"
+done
 echo "sandbox-test.sh: the flake's test checks pass under the Nix sandbox's conditions"
