@@ -2,7 +2,8 @@
 # The flake's test checks (flake.nix `checks`: the `cityd` package's unit tests and
 # `cityd-integration`'s areas) run under the conditions of Nix's build sandbox, so that what breaks
 # there breaks here first: no network (a new network namespace with only loopback), an unprivileged
-# build user (uid 1000 "nixbld" inside, nobody outside), HOME=/homeless-shelter which does not
+# build user (uid 1000 "nixbld" in a user namespace, no capabilities; like Nix's build user it owns
+# the caller's files, which are all mounted read-only), HOME=/homeless-shelter which does not
 # exist, no CA bundle (an empty /etc/ssl, SSL_CERT_FILE=/no-cert-file.crt as stdenv sets it), no
 # /usr/bin, /tmp or /var: only the tools the derivation declares are on PATH (stdenv's, plus openssl
 # and coturn for the integration check), and no ../shared beside the source.
@@ -99,10 +100,8 @@ sandboxed() { # label, "debian packages on PATH", binary, args...
   shift 3
   local -a binds
   mapfile -t binds < <(tool_binds $packages)
-  local -a as_nobody=()
-  [ "$(id -u)" -ne 0 ] || as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
   echo "sandbox-test.sh: $label"
-  env -i "${as_nobody[@]}" bwrap \
+  env -i bwrap \
     --unshare-user --uid 1000 --gid 100 --unshare-net --unshare-pid --unshare-ipc \
     --unshare-uts --hostname localhost --die-with-parent \
     --proc /proc --dev /dev --tmpfs /build \
