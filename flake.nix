@@ -46,7 +46,8 @@
           cityd = self.packages.${pkgs.stdenv.hostPlatform.system}.cityd;
         in
         {
-          # Builds the crate and runs its unit tests.
+          # Builds the crate and runs its unit tests. scripts/sandbox-test.sh runs this check's
+          # tests and cityd-integration's under the build sandbox's conditions, read from here.
           inherit cityd;
           # Integration areas that need neither root, Docker nor ../shared/reference.
           cityd-integration = cityd.overrideAttrs (old: {

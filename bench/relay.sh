@@ -33,8 +33,7 @@ trap cleanup EXIT
 printf 'cityd-bench-secret-0123456789\n' >"$work/secret"
 hook="http://$SINK/hooks/benchhook00000000000000000"
 printf '%s\n' "$hook" >"$work/alerts-url"
-body=../shared/reference/payloads/sonarqube-webhook-qg-failed.compact.body
-[ -f "$body" ] || { echo "bench/relay.sh: $body not found (the shared reference payloads)" >&2; exit 2; }
+body=tests/fixtures/sonarqube/webhook-gate-failed.compact.body
 
 wait_for() { # url, what
   for _ in $(seq 1 500); do curl -sf -o /dev/null "$1" && return 0; sleep 0.02; done

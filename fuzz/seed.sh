@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Seeds the fuzz corpora from the shared reference. stun_decode: every .hex file and every message
-# of the coturn captures in turn-vectors/ becomes one binary file. relay_admit: the real SonarQube
-# webhook payloads in payloads/. The corpora are generated, never committed.
+# Seeds the fuzz corpora. stun_decode: every .hex file and every message of the coturn captures in
+# the upstream turn-vectors/ (shared reference beside the repository) becomes one binary file; without
+# it that corpus is left unseeded, said loudly. relay_admit: the SonarQube webhook bodies in
+# tests/fixtures/sonarqube. The corpora are generated, never committed.
 # Usage: fuzz/seed.sh [VECTOR_DIR [PAYLOAD_DIR]]
-#   (defaults: ../shared/reference/turn-vectors and ../shared/reference/payloads from the repo root)
+#   (defaults: ../shared/reference/turn-vectors and tests/fixtures/sonarqube from the repo root)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 vectors="${1:-$here/../../shared/reference/turn-vectors}"
 out="$here/corpus/stun_decode"
-[ -d "$vectors" ] || { echo "seed.sh: no vector directory at $vectors; pass it as the first argument" >&2; exit 2; }
-mkdir -p "$out"
 
 # Writes hex (whitespace ignored) as bytes, with bash's printf only.
 hex_to_file() {
@@ -19,26 +18,34 @@ hex_to_file() {
   printf '%b' "$escaped" >"$2"
 }
 
-count=0
-for f in "$vectors"/*.hex; do
-  hex_to_file "$(cat "$f")" "$out/$(basename "$f" .hex)"
-  count=$((count + 1))
-done
-for f in "$vectors"/coturn-*.json; do
-  n=0
-  while read -r hex; do
-    hex_to_file "$hex" "$out/$(basename "$f" .json)-$n"
-    n=$((n + 1)); count=$((count + 1))
-  done < <(sed -n 's/.*"hex": *"\([0-9a-fA-F]*\)".*/\1/p' "$f")
-done
-echo "seed.sh: wrote $count seeds to $out"
+if [ -d "$vectors" ]; then
+  mkdir -p "$out"
+  count=0
+  for f in "$vectors"/*.hex; do
+    hex_to_file "$(cat "$f")" "$out/$(basename "$f" .hex)"
+    count=$((count + 1))
+  done
+  for f in "$vectors"/coturn-*.json; do
+    n=0
+    while read -r hex; do
+      hex_to_file "$hex" "$out/$(basename "$f" .json)-$n"
+      n=$((n + 1)); count=$((count + 1))
+    done < <(sed -n 's/.*"hex": *"\([0-9a-fA-F]*\)".*/\1/p' "$f")
+  done
+  echo "seed.sh: wrote $count seeds to $out"
+elif [ -n "${1:-}" ]; then
+  echo "seed.sh: no vector directory at $vectors" >&2
+  exit 2
+else
+  echo "seed.sh: NOT SEEDED: stun_decode (the upstream vectors are not at $vectors; pass their directory as the first argument)" >&2
+fi
 
-payloads="${2:-$here/../../shared/reference/payloads}"
+payloads="${2:-$here/../tests/fixtures/sonarqube}"
 [ -d "$payloads" ] || { echo "seed.sh: no payload directory at $payloads; pass it as the second argument" >&2; exit 2; }
 relay_out="$here/corpus/relay_admit"
 mkdir -p "$relay_out"
 relay_count=0
-for f in "$payloads"/sonarqube-webhook-*; do
+for f in "$payloads"/webhook-*; do
   cp "$f" "$relay_out/$(basename "$f")"
   relay_count=$((relay_count + 1))
 done

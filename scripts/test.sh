@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need on a fresh Debian machine, then runs every test.
 # Run as root (network-namespace and NAT tests need it). Usage: scripts/test.sh [extra cargo test args]
+# Needs only the repository: the conformance checks (tests under a `conformance` module, which
+# compare with upstream specifications kept in ../shared/reference) are skipped by name, loudly,
+# when that directory is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +20,7 @@ have psql || need_pkgs+=(postgresql-client)
 have nix-instantiate || need_pkgs+=(nix-bin)
 have python3 || need_pkgs+=(python3)
 have pyflakes3 || need_pkgs+=(pyflakes3)
+have bwrap || need_pkgs+=(bubblewrap)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root or: apt-get install ${need_pkgs[*]}" >&2
@@ -33,4 +37,27 @@ if command -v systemctl >/dev/null 2>&1; then systemctl stop coturn >/dev/null 2
 bash scripts/nix-check.sh
 # Local images for the Docker tests (no registry here); skips images that are up to date.
 testcontainers/images/build.sh
-cargo test --workspace --locked "$@"
+# The flake's test checks under the Nix build sandbox's conditions.
+bash scripts/sandbox-test.sh
+
+test_args=("$@")
+not_run=()
+reference=../shared/reference
+if [ ! -d "$reference" ]; then
+  listing=$(mktemp)
+  cargo test --workspace --locked -- --list conformance:: >"$listing"
+  mapfile -t not_run < <(sed -n 's/: test$//p' "$listing" | sort)
+  rm -f "$listing"
+  case " ${test_args[*]} " in
+    *" -- "*) test_args+=(--skip conformance::) ;;
+    *) test_args+=(-- --skip conformance::) ;;
+  esac
+fi
+report_not_run() {
+  [ ${#not_run[@]} -gt 0 ] || return 0
+  echo "!!! ${#not_run[@]} CONFORMANCE CHECKS DID NOT RUN: $reference (upstream specifications) is absent:" >&2
+  printf '!!!   %s\n' "${not_run[@]}" >&2
+}
+report_not_run
+cargo test --workspace --locked "${test_args[@]}"
+report_not_run

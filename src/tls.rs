@@ -184,6 +184,23 @@ pub fn http_builder(trust: Trust<'_>) -> reqwest::ClientBuilder {
     }
 }
 
+/// A reqwest client trusting `trust`, with the caller's `options`. Where `trust` includes the
+/// system's roots and the host has none at all (a build sandbox, a minimal container), the client
+/// trusts the city CA alone (or nothing, without one) instead of failing to build: plain http and
+/// city-signed servers still work there.
+pub fn http_client(
+    trust: Trust<'_>,
+    options: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> reqwest::Result<reqwest::Client> {
+    let built = options(http_builder(trust)).build();
+    match (built, trust) {
+        (Ok(client), _) => Ok(client),
+        (Err(_), Trust::SystemAndCityCa(ca)) => options(http_builder(Trust::CityCa(ca))).build(),
+        (Err(_), Trust::System) => options(http_builder(Trust::System).tls_certs_only([])).build(),
+        (Err(e), Trust::CityCa(_)) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};

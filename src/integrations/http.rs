@@ -186,15 +186,17 @@ impl HttpClient {
                 path: e.path().display().to_string(),
                 reason: e.reason(),
             })?;
-        let http = tls::http_builder(ca.as_ref().map_or(Trust::System, Trust::SystemAndCityCa))
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            // The products live on the lab's network; a proxy from the environment would only see tokens.
-            .no_proxy()
-            .user_agent(concat!("cityd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| bad(&e.to_string()))?;
+        let trust = ca.as_ref().map_or(Trust::System, Trust::SystemAndCityCa);
+        let http = tls::http_client(trust, |builder| {
+            builder
+                .timeout(REQUEST_TIMEOUT)
+                .connect_timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                // The products live on the lab's network; a proxy from the environment would only see tokens.
+                .no_proxy()
+                .user_agent(concat!("cityd/", env!("CARGO_PKG_VERSION")))
+        })
+        .map_err(|e| bad(&e.to_string()))?;
         Ok(Self {
             product,
             field,

@@ -308,8 +308,7 @@ mod tests {
             flip in 0usize..1200,
             byte in any::<u8>(),
         ) {
-            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-            let mut body = std::fs::read(root.join("../shared/reference/payloads/sonarqube-webhook-qg-failed.json")).unwrap();
+            let mut body = crate::relay::payload::fixtures::GATE_FAILED.to_vec();
             if flip < body.len() { body[flip] = byte; }
             body.truncate(cut.max(1));
             let v = verifier();

@@ -528,12 +528,8 @@ fn analysis_properties(event: &WebhookEvent) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::payload::fixtures::{GATE_FAILED, GATE_PASSED, PULL_REQUEST};
     use crate::relay::payload::parse;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(root.join("../shared/reference/payloads").join(name)).unwrap()
-    }
 
     fn field<'a>(post: &'a IncomingPost, title: &str) -> &'a str {
         &post.attachments[0]
@@ -546,58 +542,57 @@ mod tests {
 
     #[test]
     fn a_failed_gate_names_each_condition_with_value_and_threshold() {
-        let event = parse(&fixture("sonarqube-webhook-qg-failed.json")).unwrap();
+        let event = parse(GATE_FAILED).unwrap();
         let post = render(
             &event,
-            "task:AXgTFfXRZCzhMRNj54bo",
+            "task:AZ3kYpQe7LmN0cW2xV8r",
             &MessageSettings::default(),
         );
         let a = &post.attachments[0];
         assert_eq!(a.color, COLOUR_FAILED);
         assert!(post.text.contains("Quality gate failed"), "{}", post.text);
-        assert!(
-            post.text
-                .contains("[test-sonar](http://localhost:9000/dashboard?id=test-sonar)")
-        );
-        assert!(post.text.contains("branch `master`"));
-        assert_eq!(field(&post, "Coverage"), "**0%** (threshold ≥ 80%)");
+        assert!(post.text.contains(
+            "[Harbour Ledger](http://sonarqube.harbour.test:9000/dashboard?id=harbour-ledger)"
+        ));
+        assert!(post.text.contains("branch `main`"));
+        assert_eq!(field(&post, "Coverage"), "**63%** (threshold ≥ 80%)");
         assert_eq!(
             field(&post, "Duplicated lines"),
-            "**89.4%** (threshold ≤ 3%)"
+            "**12.7%** (threshold ≤ 3%)"
         );
-        assert_eq!(field(&post, "Branch"), "`master` (main)");
+        assert_eq!(field(&post, "Branch"), "`main` (main)");
         assert!(!a.fields.iter().any(|f| f.title == "Maintainability rating"));
         assert_eq!(
             a.title_link.as_deref(),
-            Some("http://localhost:9000/dashboard?id=test-sonar")
+            Some("http://sonarqube.harbour.test:9000/dashboard?id=harbour-ledger")
         );
-        assert!(a.fallback.contains("Coverage: 0% (threshold ≥ 80%)"));
-        assert_eq!(post.props.cityd_relay_key, "task:AXgTFfXRZCzhMRNj54bo");
+        assert!(a.fallback.contains("Coverage: 63% (threshold ≥ 80%)"));
+        assert_eq!(post.props.cityd_relay_key, "task:AZ3kYpQe7LmN0cW2xV8r");
         assert_eq!(
             post.props.sonar_task_id.as_deref(),
-            Some("AXgTFfXRZCzhMRNj54bo")
+            Some("AZ3kYpQe7LmN0cW2xV8r")
         );
     }
 
     #[test]
     fn a_pull_request_links_its_own_dashboard() {
-        let event = parse(&fixture("sonarqube-webhook-pull-request.CONSTRUCTED.json")).unwrap();
+        let event = parse(PULL_REQUEST).unwrap();
         let post = render(&event, "k", &MessageSettings::default());
-        assert!(post.text.contains("pull request \\#42") || post.text.contains("pull request #42"));
+        assert!(post.text.contains("pull request \\#57") || post.text.contains("pull request #57"));
         assert_eq!(
             post.attachments[0].title_link.as_deref(),
-            Some("http://sonarqube.example.com/dashboard?id=my-group_my-app&pullRequest=42")
+            Some("http://sonarqube.harbour.test:9000/dashboard?id=harbour-ledger&pullRequest=57")
         );
         assert_eq!(
             field(&post, "Coverage on new code"),
-            "**41.2%** (threshold ≥ 80%)"
+            "**55.5%** (threshold ≥ 80%)"
         );
-        assert_eq!(field(&post, "New issues"), "**3** (threshold ≤ 0)");
-        assert_eq!(field(&post, "buildNumber"), "128");
+        assert_eq!(field(&post, "New issues"), "**6** (threshold ≤ 0)");
+        assert_eq!(field(&post, "buildNumber"), "311");
 
         assert_eq!(
             link_under(&event, "https://sonar.cicd.local/").as_deref(),
-            Some("https://sonar.cicd.local/dashboard?id=my-group_my-app&pullRequest=42")
+            Some("https://sonar.cicd.local/dashboard?id=harbour-ledger&pullRequest=57")
         );
     }
 
@@ -613,7 +608,7 @@ mod tests {
 
     #[test]
     fn dashboard_links_percent_encode_the_project_key_and_branch() {
-        let mut event = parse(&fixture("sonarqube-webhook-pull-request.CONSTRUCTED.json")).unwrap();
+        let mut event = parse(PULL_REQUEST).unwrap();
         event.project.key = "org:app x".into();
         event.branch.as_mut().unwrap().name = Some("fix/a&b~1".into());
         assert_eq!(
@@ -624,7 +619,7 @@ mod tests {
 
     #[test]
     fn a_pass_is_green_and_names_no_condition() {
-        let event = parse(&fixture("sonarqube-webhook-qg-passed.json")).unwrap();
+        let event = parse(GATE_PASSED).unwrap();
         let post = render(&event, "k", &MessageSettings::default());
         assert_eq!(post.attachments[0].color, COLOUR_PASSED);
         assert!(post.text.contains("Quality gate passed"));

@@ -227,20 +227,29 @@ fn required_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     text(d)?.ok_or_else(|| serde::de::Error::custom("project.key must be a string"))
 }
 
+/// The repository's SonarQube webhook bodies (`tests/fixtures/sonarqube`, written from the
+/// documented format), compiled into the relay's unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    pub const GATE_FAILED: &[u8] =
+        include_bytes!("../../tests/fixtures/sonarqube/webhook-gate-failed.json");
+    pub const GATE_PASSED: &[u8] =
+        include_bytes!("../../tests/fixtures/sonarqube/webhook-gate-passed.json");
+    pub const PULL_REQUEST: &[u8] =
+        include_bytes!("../../tests/fixtures/sonarqube/webhook-pull-request.json");
+    pub const WITHOUT_BRANCH_7X: &[u8] =
+        include_bytes!("../../tests/fixtures/sonarqube/webhook-7x-without-branch.json");
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures::*;
     use super::*;
     use proptest::prelude::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(root.join("../shared/reference/payloads").join(name))
-            .unwrap_or_else(|e| panic!("reference payload {name}: {e}"))
-    }
-
     #[test]
     fn the_real_payloads_parse_with_their_verdicts() {
-        let failed = parse(&fixture("sonarqube-webhook-qg-failed.json")).unwrap();
+        let failed = parse(GATE_FAILED).unwrap();
         assert_eq!(failed.verdict(), Verdict::GateFailed);
         let metrics: Vec<_> = failed
             .failed_conditions()
@@ -249,19 +258,19 @@ mod tests {
         assert_eq!(metrics, ["coverage", "duplicated_lines_density"]);
         assert_eq!(
             dedup_key(&failed, b""),
-            "task:AXgTFfXRZCzhMRNj54bo".to_string()
+            "task:AZ3kYpQe7LmN0cW2xV8r".to_string()
         );
 
-        let passed = parse(&fixture("sonarqube-webhook-qg-passed.json")).unwrap();
+        let passed = parse(GATE_PASSED).unwrap();
         assert_eq!(passed.verdict(), Verdict::Passed);
         assert_eq!(passed.failed_conditions().count(), 0);
 
-        let pr = parse(&fixture("sonarqube-webhook-pull-request.CONSTRUCTED.json")).unwrap();
+        let pr = parse(PULL_REQUEST).unwrap();
         assert!(pr.is_pull_request());
-        assert_eq!(pr.branch.as_ref().unwrap().name.as_deref(), Some("42"));
+        assert_eq!(pr.branch.as_ref().unwrap().name.as_deref(), Some("57"));
         assert_eq!(pr.failed_conditions().count(), 2);
 
-        let legacy = parse(&fixture("sonarqube-webhook-legacy-docs-example.json")).unwrap();
+        let legacy = parse(WITHOUT_BRANCH_7X).unwrap();
         assert_eq!(legacy.verdict(), Verdict::Passed);
         assert!(legacy.branch.is_none());
     }

@@ -84,17 +84,31 @@ pub fn stderr_of_exit(out: &std::process::Output, code: i32) -> String {
     err
 }
 
-/// Path of a file in the shared reference (turn vectors, payloads).
-pub fn reference(rel: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for candidate in [
-        root.join("../shared/reference"),
-        root.join("tests/fixtures/reference"),
-    ] {
-        let p = candidate.join(rel);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("reference file {rel} not found under ../shared/reference or tests/fixtures/reference");
+/// Path of a fixture written for these tests (`tests/fixtures/<rel>`); it must exist.
+pub fn fixture(rel: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
+    assert!(
+        path.exists(),
+        "the fixture {} is missing from the repository",
+        path.display()
+    );
+    path
+}
+
+/// Path of an upstream conformance vector in the shared reference beside the repository
+/// (`../shared/reference/<rel>`, e.g. `turn-vectors/…`). Only tests under a `conformance` module
+/// call this; `scripts/test.sh` skips them, by name, when the reference is absent.
+pub fn conformance_reference(rel: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference");
+    let path = dir.join(rel);
+    assert!(
+        path.exists(),
+        "conformance check needs the upstream vector {rel}, which is not at {}: put the shared \
+         reference directory beside the repository, or skip the conformance checks \
+         (`cargo test -- --skip conformance::`, as scripts/test.sh does without it)",
+        path.display()
+    );
+    path
 }

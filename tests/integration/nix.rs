@@ -1006,3 +1006,104 @@ fn the_flake_outputs_are_the_documented_ones() {
         "docs/nixos.md must list exactly the flake's outputs"
     );
 }
+
+/// Every path a Cargo manifest of the workspace names (members, targets, path dependencies), relative
+/// to the repository, following the members' manifests too.
+fn cargo_named_paths(manifest_dir: &Path, out: &mut BTreeSet<PathBuf>) {
+    let manifest = manifest_dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    let doc: toml::Table = toml::from_str(&text).expect("Cargo.toml is TOML");
+    let mut add = |rel: &str| {
+        let path = manifest_dir.join(rel);
+        let normal: PathBuf = path
+            .strip_prefix(repo())
+            .unwrap_or_else(|_| panic!("{} is outside the repository", path.display()))
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        out.insert(normal);
+    };
+    add("Cargo.toml");
+    if let Some(build) = doc
+        .get("package")
+        .and_then(|p| p.get("build"))
+        .and_then(|b| b.as_str())
+    {
+        add(build);
+    }
+    for (key, value) in &doc {
+        let targets: Vec<&toml::Value> = match (key.as_str(), value) {
+            ("lib", v) => vec![v],
+            ("bin" | "example" | "test" | "bench", toml::Value::Array(a)) => a.iter().collect(),
+            _ => vec![],
+        };
+        for target in targets {
+            if let Some(path) = target.get("path").and_then(|p| p.as_str()) {
+                add(path);
+            }
+        }
+    }
+    let mut dependency_tables: Vec<&toml::Table> =
+        ["dependencies", "dev-dependencies", "build-dependencies"]
+            .iter()
+            .filter_map(|t| doc.get(*t).and_then(|d| d.as_table()))
+            .collect();
+    for platform in doc
+        .get("target")
+        .and_then(|t| t.as_table())
+        .into_iter()
+        .flat_map(|t| t.values())
+    {
+        for t in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            dependency_tables.extend(platform.get(t).and_then(|d| d.as_table()));
+        }
+    }
+    for dependency in dependency_tables.into_iter().flat_map(|t| t.values()) {
+        if let Some(path) = dependency.get("path").and_then(|p| p.as_str()) {
+            add(path);
+        }
+    }
+    let members = doc
+        .get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array());
+    for member in members.into_iter().flatten().filter_map(|m| m.as_str()) {
+        let dir = manifest_dir.join(member);
+        if dir.canonicalize().unwrap() != manifest_dir.canonicalize().unwrap() {
+            cargo_named_paths(&dir, out);
+        }
+    }
+}
+
+/// Nix copies only the package's source filter into the build; cargo refuses a manifest whose
+/// targets are missing and `cargo test` builds the examples, so every path Cargo.toml names must be
+/// inside it (the filter is read from nixos/package.nix by scripts/flake-test-checks.nix).
+#[test]
+fn the_package_source_holds_every_path_cargo_names() {
+    let checks = eval("import ./scripts/flake-test-checks.nix");
+    let source: Vec<PathBuf> = strings(&checks["source"])
+        .iter()
+        .map(|p| {
+            Path::new(p)
+                .strip_prefix(repo())
+                .unwrap_or_else(|_| panic!("the source filter names {p}, outside the repository"))
+                .to_path_buf()
+        })
+        .collect();
+    let mut named = BTreeSet::new();
+    cargo_named_paths(&repo(), &mut named);
+    assert!(
+        named.contains(Path::new("bench/relay_load.rs"))
+            && named.contains(Path::new("testcontainers/Cargo.toml")),
+        "the manifests were not read: {named:?}"
+    );
+    let missing: Vec<&PathBuf> = named
+        .iter()
+        .filter(|path| !source.iter().any(|kept| path.starts_with(kept)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "nixos/package.nix's source filter ({source:?}) leaves out {missing:?}, which Cargo.toml names"
+    );
+}

@@ -1,5 +1,5 @@
-//! `cityd relay serve` against the Mattermost double: the real SonarQube payloads and HMAC
-//! vectors, every rejection, what the posted messages carry, routing of passes, graceful
+//! `cityd relay serve` against the Mattermost double: SonarQube payloads and HMAC vectors written
+//! from the documented format (tests/fixtures/sonarqube), every rejection, what the posted messages carry, routing of passes, graceful
 //! shutdown, read-back after a crash, arbitrary bodies over HTTP, and 10,000 events through a
 //! Mattermost outage and two SIGKILLs with none lost and none duplicated.
 
@@ -20,12 +20,12 @@ use cityd::secrets::Secret;
 use cityd_testcontainers::mattermost::{DoubleOptions, MattermostDouble, SnapPost};
 use serde_json::{Value, json};
 
-use crate::common::{Scratch, reference, require_tool};
+use crate::common::{Scratch, fixture, require_tool};
 
-/// The secret of payloads/sonarqube-hmac-test-vectors.json.
+/// The secret of tests/fixtures/sonarqube/hmac-vectors.json.
 const SECRET: &str = "cityd-test-secret-0123456789";
-/// The task id both real payloads carry.
-const REAL_TASK: &str = "AXgTFfXRZCzhMRNj54bo";
+/// The task id both failed-gate bodies (pretty and compact) carry.
+const REAL_TASK: &str = "AZ3kYpQe7LmN0cW2xV8r";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -44,8 +44,9 @@ fn client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// A SonarQube webhook fixture's bytes (tests/fixtures/sonarqube).
 fn payload_bytes(name: &str) -> Vec<u8> {
-    std::fs::read(reference(&format!("payloads/{name}"))).expect("a reference payload")
+    std::fs::read(fixture(&format!("sonarqube/{name}"))).expect("a SonarQube fixture")
 }
 
 fn sign(body: &[u8]) -> String {
@@ -324,7 +325,7 @@ async fn send(
     let mut request = c
         .post(url)
         .header("Content-Type", content_type)
-        .header("X-SonarQube-Project", "test-sonar")
+        .header("X-SonarQube-Project", "harbour-ledger")
         .body(body.to_vec());
     if let Some(sig) = signature {
         request = request.header("X-Sonar-Webhook-HMAC-SHA256", sig);
@@ -371,10 +372,9 @@ fn real_payloads_and_hmac_vectors_are_accepted_and_every_bad_request_refused() {
             .unwrap();
         assert_eq!(health.status(), 200);
 
-        let vectors: Value =
-            serde_json::from_slice(&payload_bytes("sonarqube-hmac-test-vectors.json")).unwrap();
-        let compact = payload_bytes("sonarqube-webhook-qg-failed.compact.body");
-        let pretty = payload_bytes("sonarqube-webhook-qg-failed.json");
+        let vectors: Value = serde_json::from_slice(&payload_bytes("hmac-vectors.json")).unwrap();
+        let compact = payload_bytes("webhook-gate-failed.compact.body");
+        let pretty = payload_bytes("webhook-gate-failed.json");
         let v = |i: usize| {
             vectors["vectors"][i]["expected_header_value"]
                 .as_str()
@@ -470,7 +470,7 @@ fn real_payloads_and_hmac_vectors_are_accepted_and_every_bad_request_refused() {
         }
 
         // The pull request payload (a different task) is accepted too.
-        let pr = payload_bytes("sonarqube-webhook-pull-request.CONSTRUCTED.json");
+        let pr = payload_bytes("webhook-pull-request.json");
         assert_eq!(status_of_signed(&c, &url, &pr).await, 202);
 
         let posts = eventually("two alert posts", Duration::from_secs(30), async || {
@@ -496,43 +496,41 @@ fn real_payloads_and_hmac_vectors_are_accepted_and_every_bad_request_refused() {
             "{}",
             failed.message
         );
-        assert!(
-            failed
-                .message
-                .contains("[test-sonar](http://localhost:9000/dashboard?id=test-sonar)")
-        );
-        assert!(failed.message.contains("branch `master`"));
+        assert!(failed.message.contains(
+            "[Harbour Ledger](http://sonarqube.harbour.test:9000/dashboard?id=harbour-ledger)"
+        ));
+        assert!(failed.message.contains("branch `main`"));
         let attachment = &failed.props["attachments"][0];
         assert_eq!(attachment["color"], message::COLOUR_FAILED);
         assert_eq!(
             attachment["title_link"],
-            "http://localhost:9000/dashboard?id=test-sonar"
+            "http://sonarqube.harbour.test:9000/dashboard?id=harbour-ledger"
         );
-        assert_eq!(field(failed, "Coverage"), "**0%** (threshold ≥ 80%)");
+        assert_eq!(field(failed, "Coverage"), "**63%** (threshold ≥ 80%)");
         assert_eq!(
             field(failed, "Duplicated lines"),
-            "**89.4%** (threshold ≤ 3%)"
+            "**12.7%** (threshold ≤ 3%)"
         );
-        assert_eq!(field(failed, "Branch"), "`master` (main)");
-        assert!(field(failed, "Project").contains("test-sonar"));
+        assert_eq!(field(failed, "Branch"), "`main` (main)");
+        assert!(field(failed, "Project").contains("harbour-ledger"));
         assert_eq!(failed.props["sonar_task_id"], REAL_TASK);
 
-        let pr_post = by_key("task:AYz1Qb6sJ0dn0B2m3xYZ");
+        let pr_post = by_key("task:AZ3kZ1bTq9RsPe4hUo6y");
         assert!(
-            pr_post.message.contains("pull request #42"),
+            pr_post.message.contains("pull request #57"),
             "{}",
             pr_post.message
         );
         assert_eq!(
             pr_post.props["attachments"][0]["title_link"],
-            "http://sonarqube.example.com/dashboard?id=my-group_my-app&pullRequest=42"
+            "http://sonarqube.harbour.test:9000/dashboard?id=harbour-ledger&pullRequest=57"
         );
-        assert_eq!(field(pr_post, "Pull request"), "#42");
+        assert_eq!(field(pr_post, "Pull request"), "#57");
         assert_eq!(
             field(pr_post, "Coverage on new code"),
-            "**41.2%** (threshold ≥ 80%)"
+            "**55.5%** (threshold ≥ 80%)"
         );
-        assert_eq!(field(pr_post, "New issues"), "**3** (threshold ≤ 0)");
+        assert_eq!(field(pr_post, "New issues"), "**6** (threshold ≤ 0)");
 
         for (series, expected) in [
             ("cityd_relay_rejected_total{reason=\"signature\"}", 4.0),
@@ -571,7 +569,7 @@ fn passes_go_to_builds_only_when_the_city_asks() {
     runtime().block_on(async {
         let mm = mattermost(&scratch).await;
         let c = client();
-        let passed = payload_bytes("sonarqube-webhook-qg-passed.json");
+        let passed = payload_bytes("webhook-gate-passed.json");
 
         let mut setup = RelaySetup::new(&scratch, &mm);
         let relay = tokio::task::block_in_place(|| setup.start("127.0.0.1:0".parse().unwrap(), 0));
@@ -618,8 +616,7 @@ fn accepted_events_survive_sigterm_while_mattermost_is_down() {
         let setup = RelaySetup::new(&scratch, &mm);
         mm.double.go_down().await;
         let relay = tokio::task::block_in_place(|| setup.start("127.0.0.1:0".parse().unwrap(), 0));
-        let base =
-            String::from_utf8(payload_bytes("sonarqube-webhook-qg-failed.compact.body")).unwrap();
+        let base = String::from_utf8(payload_bytes("webhook-gate-failed.compact.body")).unwrap();
         for i in 0..5 {
             let body = base.replace(REAL_TASK, &format!("DOWN{i:016}"));
             let (status, text) = send(
@@ -680,8 +677,7 @@ fn a_post_that_landed_before_a_crash_is_found_and_not_repeated() {
         let mm = mattermost(&scratch).await;
         let c = client();
         let setup = RelaySetup::new(&scratch, &mm);
-        let base =
-            String::from_utf8(payload_bytes("sonarqube-webhook-qg-failed.compact.body")).unwrap();
+        let base = String::from_utf8(payload_bytes("webhook-gate-failed.compact.body")).unwrap();
         let landed = base.replace(REAL_TASK, "LANDEDBEFORECRASH001");
         let lost = base.replace(REAL_TASK, "NEVERSENTBEFORECRASH");
         {
@@ -754,7 +750,7 @@ fn arbitrary_bodies_over_http_get_400_or_202_and_never_break_the_relay() {
     });
     let c = client();
     let url = relay.url();
-    let real = payload_bytes("sonarqube-webhook-qg-failed.compact.body");
+    let real = payload_bytes("webhook-gate-failed.compact.body");
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(200));
     let strategy = prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..600),
@@ -812,7 +808,7 @@ fn ten_thousand_events_none_lost_none_duplicated_through_an_outage_and_two_sigki
         let listen = first.listen;
         let url = first.url();
 
-        let base = String::from_utf8(payload_bytes("sonarqube-webhook-qg-failed.compact.body")).unwrap();
+        let base = String::from_utf8(payload_bytes("webhook-gate-failed.compact.body")).unwrap();
         let events: Arc<Vec<(String, Vec<u8>, String)>> = Arc::new(
             (0..EVENTS)
                 .map(|i| {
