@@ -1,4 +1,5 @@
-//! The command line: global options, the verb list, and dispatch to `cmd::<verb>::run`.
+//! The command line: global options, the verb list, the one `Context` they resolve into, dispatch to
+//! `cmd::<verb>::run`, and the error printed once (`{:#}`) with its exit code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

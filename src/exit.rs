@@ -1,6 +1,7 @@
-//! Exit codes: 0 success, 1 a check found a problem or an operation failed, 2 bad input
-//! (command line, city description, state files, LAN addresses that do not resolve). Commands that need finer codes (the TURN probe)
-//! attach a `Failure` to their error.
+//! Exit codes and the one error discipline: 0 success, 1 a check found a problem or an operation
+//! failed, 2 bad input (command line, city description, state files, LAN addresses that do not
+//! resolve), and the TURN probe's own codes. Each typed error carries its code (`ExitCoded`);
+//! `code_for` finds it in an error's chain.
 
 use std::process::ExitCode;
 

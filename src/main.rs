@@ -1,4 +1,4 @@
-//! The `cityd` binary: sets up logging, parses the command line, dispatches, maps errors to exit codes.
+//! The `cityd` binary: hands over to `cli::main`, which parses, resolves, dispatches and maps errors to exit codes.
 
 fn main() -> std::process::ExitCode {
     cityd::cli::main()

@@ -1,6 +1,8 @@
-//! The state directory: where it is, what lives under it, and the refusal to put secrets in the Nix store.
+//! The state directory: where it is, every path and vault name under it (the one owner of the
+//! layout), and the refusal to put secrets in the Nix store.
 //!
-//! Layout: `secrets/` (one 0600 file per secret), `pki/`, `render/`. Default `/var/lib/cityd` as root,
+//! Layout: `secrets/` (one 0600 file per secret), `pki/`, `render/`, `mattermost/` and `coturn/`
+//! (what the containers mount), `relay-spool/`. Default `/var/lib/cityd` as root,
 //! `$XDG_STATE_HOME/cityd` (or `~/.local/state/cityd`) otherwise.
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! One module per verb: its clap arguments and its `run()`.
+//! One module per verb: its clap arguments and its `run()`, which maps them to one library call and
+//! prints the result. No verb imports another; shared flag groups live in `crate::flags`.
 
 pub mod config;
 pub mod connect;
