@@ -13,7 +13,7 @@ rustPlatform.buildRustPackage {
   pname = "cityd";
   version = manifest.package.version;
 
-  # Every path Cargo.toml names must be here (tests/integration/nix.rs checks it): cargo refuses a
+  # Every path Cargo.toml names must be here (tests/integration/nix/mod.rs checks it): cargo refuses a
   # manifest whose targets are missing, and `cargo test` builds the examples too.
   src = lib.fileset.toSource {
     inherit root;

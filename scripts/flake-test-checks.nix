@@ -2,7 +2,7 @@
 # package's source filter (absolute paths), and for `checks.<system>.cityd` and
 # `checks.<system>.cityd-integration` their cargo test flags and check inputs (the stub packages
 # are named as the Debian packages that provide the same tools). Read by scripts/sandbox-test.sh (to run the same tests
-# on the same files) and tests/integration/nix.rs (to pin the source filter against Cargo.toml).
+# on the same files) and tests/integration/nix/mod.rs (to pin the source filter against Cargo.toml).
 # Usage: nix-instantiate --eval --strict --json scripts/flake-test-checks.nix
 let
   system = "x86_64-linux";

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Nix checks that need no nixpkgs, run by scripts/test.sh before `cargo test`: every .nix file is
 # formatted with nixpkgs-fmt 1.3.0 (the flake's `formatter`, installed from the crates registry when
-# missing). Parsing and the module's logic are tested by `cargo test` (tests/integration/nix.rs).
+# missing). Parsing and the module's logic are tested by `cargo test` (tests/integration/nix/mod.rs).
 #
 # scripts/nix-check.sh --module-eval DIR additionally evaluates the whole module against stub NixOS
 # options (nixos/tests/stub-eval.nix), with DIR a checkout of nix-community/nixpkgs.lib (its lib/
