@@ -62,15 +62,6 @@ fn a_verb_that_needs_no_city_reads_none() {
         .env("CITYD_LOG", "cityd::city=debug")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr)
-            .matches(READ_LINE)
-            .count(),
-        0
-    );
+    let stderr = stderr_of_exit(&out, 0);
+    assert_eq!(stderr.matches(READ_LINE).count(), 0, "{stderr}");
 }
