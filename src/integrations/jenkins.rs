@@ -392,12 +392,12 @@ async fn run(
         ));
         return Ok(());
     }
+    // Every report line of this step is Jenkins' "apply" with its outcome and why.
+    let apply = |outcome: Outcome, detail: String| step(NAME, "apply", outcome, detail);
     if !reload_needed {
-        report.push(step(
-            NAME,
-            "apply",
+        report.push(apply(
             Outcome::Unchanged,
-            "nothing to apply: neither file changed and no reload is pending",
+            "nothing to apply: neither file changed and no reload is pending".into(),
         ));
         return Ok(());
     }
@@ -406,17 +406,14 @@ async fn run(
     } else {
         "a reload is pending from an earlier run"
     };
+    let updated = Outcome::updated(dry_run);
     let result = match &t.token {
         Some(token) => {
             if dry_run {
-                report.push(step(
-                    NAME,
-                    "apply",
-                    Outcome::updated(dry_run),
-                    format!(
-                        "{why}: would reload JCasC through {}{RELOAD_PATH}",
-                        t.api_url
-                    ),
+                let through = format!("{}{RELOAD_PATH}", t.api_url);
+                report.push(apply(
+                    updated,
+                    format!("{why}: would reload JCasC through {through}"),
                 ));
                 return Ok(());
             }
@@ -426,36 +423,26 @@ async fn run(
                 } else {
                     "CSRF protection is off"
                 };
-                step(
-                    NAME,
-                    "apply",
-                    Outcome::updated(dry_run),
-                    format!(
-                        "{why}: reloaded JCasC through {}{RELOAD_PATH} ({how})",
-                        t.api_url
-                    ),
+                let through = format!("{}{RELOAD_PATH}", t.api_url);
+                apply(
+                    updated,
+                    format!("{why}: reloaded JCasC through {through} ({how})"),
                 )
             })
         }
         None => {
             if dry_run {
-                report.push(step(
-                    NAME,
-                    "apply",
-                    Outcome::updated(dry_run),
-                    format!(
-                        "{why}: no API token in {}; would restart container {}",
-                        t.token_path.display(),
-                        t.container
-                    ),
-                ));
+                let detail = format!(
+                    "{why}: no API token in {}; would restart container {}",
+                    t.token_path.display(),
+                    t.container
+                );
+                report.push(apply(updated, detail));
                 return Ok(());
             }
             restart_container(t).await.map(|()| {
-                step(
-                    NAME,
-                    "apply",
-                    Outcome::updated(dry_run),
+                apply(
+                    updated,
                     format!("{why}: restarted container {}", t.container),
                 )
             })
@@ -468,9 +455,7 @@ async fn run(
             Ok(())
         }
         Err(e) => {
-            report.push(step(
-                NAME,
-                "apply",
+            report.push(apply(
                 Outcome::Skipped,
                 format!("{why}, but Jenkins has not loaded it yet (retried on the next run)"),
             ));
