@@ -119,6 +119,7 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::duration::DurationError,
         crate::secrets::import_env::ImportError,
         crate::turn::creds::CredentialError,
+        crate::relay::settings::SettingsError,
         crate::flags::mattermost_server::ServerFlagError,
         crate::mattermost::webhook_verify::VerifyError,
         crate::integrations::Unset,

@@ -10,6 +10,7 @@ pub mod payload;
 pub mod post;
 pub mod readback;
 pub mod record;
+pub mod settings;
 pub mod signature;
 pub mod spool;
 
@@ -56,7 +57,7 @@ pub enum RelayError {
     Task { what: &'static str, reason: String },
 }
 
-/// Everything `serve` needs, resolved by the command from the city, the vault and the flags.
+/// Everything `serve` needs, resolved from the city, the vault and the flags by [`settings::resolve`].
 pub struct RelayConfig {
     pub listen: SocketAddr,
     pub metrics: SocketAddr,
