@@ -120,6 +120,8 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::secrets::import_env::ImportError,
         crate::turn::creds::CredentialError,
         crate::relay::settings::SettingsError,
+        crate::turn::secret::SecretFileError,
+        crate::turn::probe_setup::ServerError,
         crate::flags::mattermost_server::ServerFlagError,
         crate::mattermost::webhook_verify::VerifyError,
         crate::integrations::Unset,
