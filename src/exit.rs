@@ -122,6 +122,7 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::relay::settings::SettingsError,
         crate::turn::secret::SecretFileError,
         crate::turn::probe_setup::ServerError,
+        crate::pki::ExportError,
         crate::flags::mattermost_server::ServerFlagError,
         crate::mattermost::webhook_verify::VerifyError,
         crate::integrations::Unset,
