@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::cli::Context;
 use crate::exit::{self, Coded};
 use crate::secrets::import_env::{self, ImportError, ImportReport};
-use crate::secrets::{EnsureReport, ListStatus, VaultError, action_word};
+use crate::secrets::{EnsureReport, ListStatus, VaultError, action_word, human_age};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -82,12 +82,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
     let vault = ctx.vault()?;
     match command {
         Command::Ensure { dry_run, json } => {
-            let report = if dry_run {
-                vault.plan()
-            } else {
-                vault.ensure()
-            }
-            .map_err(vault_error)?;
+            let report = vault.converge(dry_run).map_err(vault_error)?;
             for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
@@ -224,13 +219,4 @@ fn print_import(report: &ImportReport) -> std::io::Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn human_age(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
-    }
 }
