@@ -6,9 +6,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use tokio_util::sync::CancellationToken;
-
 use crate::cli::Context;
 use crate::relay;
 use crate::relay::settings::{self, Flags, Plan};
@@ -163,41 +160,23 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let json = args.json;
     // The program's runtime has two workers: the HTTP intake and the delivery worker run side by
     // side; the spool's writer is a thread of its own, outside the runtime.
-    ctx.block_on(async move {
-        let cancel = CancellationToken::new();
-        let on_signal = cancel.clone();
-        // Both handlers exist before `ready` is announced, so no signal meets the default action.
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot install the SIGTERM handler")?;
-        let mut interrupt =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-                .context("cannot install the SIGINT handler")?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: finishing open requests and posts"),
-                _ = interrupt.recv() => tracing::info!("SIGINT: finishing open requests and posts"),
-            }
-            on_signal.cancel();
-        });
-        relay::serve(config, cancel, |ready| {
-            let mut out = std::io::stdout().lock();
-            if json {
-                let line = serde_json::json!({ "event": "ready", "relay": ready });
-                let _ = writeln!(out, "{line}");
-            } else {
-                let _ = writeln!(
-                    out,
-                    "relay ready: POST http://{}/sonarqube, metrics http://{}/metrics, spool {} ({} undelivered, {} to check in the channels)",
-                    ready.listen,
-                    ready.metrics,
-                    ready.spool.display(),
-                    ready.pending + ready.in_flight,
-                    ready.in_flight
-                );
-            }
-            let _ = out.flush();
-        })
-        .await?;
-        anyhow::Ok(ExitCode::SUCCESS)
-    })?
+    ctx.block_on(relay::serve_until_signal(config, |ready| {
+        let mut out = std::io::stdout().lock();
+        if json {
+            let line = serde_json::json!({ "event": "ready", "relay": ready });
+            let _ = writeln!(out, "{line}");
+        } else {
+            let _ = writeln!(
+                out,
+                "relay ready: POST http://{}/sonarqube, metrics http://{}/metrics, spool {} ({} undelivered, {} to check in the channels)",
+                ready.listen,
+                ready.metrics,
+                ready.spool.display(),
+                ready.pending + ready.in_flight,
+                ready.in_flight
+            );
+        }
+        let _ = out.flush();
+    }))??;
+    Ok(ExitCode::SUCCESS)
 }
