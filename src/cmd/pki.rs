@@ -130,7 +130,7 @@ fn ensure(ctx: &Context, args: EnsureArgs) -> anyhow::Result<ExitCode> {
     };
     let report = pki::ensure(state, city, &lan, &options).map_err(failure)?;
     if args.json {
-        crate::cmd::print_json(&report)?;
+        crate::report::print_json(&report)?;
     } else {
         print_ensure(&report)?;
     }
@@ -196,7 +196,7 @@ fn show(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
     let lan = lan_ips(ctx).map_err(|e| format!("{e:#}"));
     let report = pki::show_report(summary, city, lan);
     if json {
-        crate::cmd::print_json(&report)?;
+        crate::report::print_json(&report)?;
     } else {
         print_show(&report)?;
     }

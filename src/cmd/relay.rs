@@ -149,7 +149,7 @@ fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         let plan = settings::plan(city, state, &vault, &flags)?;
         if args.json {
-            crate::cmd::print_json(&plan)?;
+            crate::report::print_json(&plan)?;
         } else {
             print_plan(&plan);
         }

@@ -87,7 +87,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
                 eprintln!("warning: {w}");
             }
             if json {
-                crate::cmd::print_json(&report)?;
+                crate::report::print_json(&report)?;
             } else {
                 print_ensure(&report)?;
             }
@@ -96,7 +96,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         Command::List { json } => {
             let list = vault.list().map_err(vault_error)?;
             if json {
-                crate::cmd::print_json(&list)?;
+                crate::report::print_json(&list)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut out = std::io::stdout().lock();
@@ -176,7 +176,7 @@ fn print_ensure(report: &EnsureReport) -> std::io::Result<()> {
 
 fn print_import_report(report: &ImportReport, json: bool) -> anyhow::Result<()> {
     if json {
-        crate::cmd::print_json(report)
+        crate::report::print_json(report)
     } else {
         Ok(print_import(report)?)
     }

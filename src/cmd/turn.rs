@@ -138,7 +138,7 @@ fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
     let lan = ctx.lan_addresses().context("resolving lan.addresses")?;
     let creds = ice::issue(city, &lan, &secret, &args.user, ttl)?;
     if args.json {
-        crate::cmd::print_json(&creds)?;
+        crate::report::print_json(&creds)?;
         return Ok(ExitCode::SUCCESS);
     }
     print_creds(&args.user, &creds)?;
@@ -210,7 +210,7 @@ fn probe_cmd(ctx: &Context, args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let progress: probe::Progress = Arc::new(|line: &str| eprintln!("cityd turn probe: {line}"));
     let report = ctx.block_on(probe::run(&config, progress))?;
     if args.json {
-        crate::cmd::print_json(&report)?;
+        crate::report::print_json(&report)?;
     } else {
         print_report(&report)?;
     }
