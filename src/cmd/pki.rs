@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use serde::Serialize;
 
 use crate::cli::Context;
 use crate::exit::{self, Coded, Failure};
-use crate::fsx;
-use crate::pki::{self, AdoptCa, EnsureOptions, EnsureReport, PkiError, PkiSummary, SanSet};
+use crate::pki::{self, AdoptCa, CaFormat, EnsureOptions, EnsureReport, PkiError, ShowReport};
 use crate::report::Outcome;
 
 #[derive(Debug, clap::Subcommand)]
@@ -132,7 +130,7 @@ fn ensure(ctx: &Context, args: EnsureArgs) -> anyhow::Result<ExitCode> {
     };
     let report = pki::ensure(state, city, &lan, &options).map_err(failure)?;
     if args.json {
-        crate::cmd::print_json(&report)?;
+        crate::report::print_json(&report)?;
     } else {
         print_ensure(&report)?;
     }
@@ -185,18 +183,6 @@ fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `show --json`: the summary plus how its names compare with the current LAN addresses.
-#[derive(Debug, Serialize)]
-struct ShowReport {
-    #[serde(flatten)]
-    summary: PkiSummary,
-    wanted_sans: Option<SanSet>,
-    /// Wanted names the server certificate lacks (empty when current).
-    missing_sans: Vec<String>,
-    /// Why the wanted names could not be computed (lan.addresses did not resolve).
-    lan_error: Option<String>,
-}
-
 fn show(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
     let state = ctx.state()?;
     let Some(summary) = pki::inspect(state).map_err(failure)? else {
@@ -207,22 +193,10 @@ fn show(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(exit::FAILED));
     };
     let city = ctx.city()?;
-    let (wanted, lan_error) = match lan_ips(ctx) {
-        Ok(lan) => (Some(pki::wanted_sans(city, &lan)), None),
-        Err(e) => (None, Some(format!("{e:#}"))),
-    };
-    let missing_sans = match (&wanted, &summary.server) {
-        (Some(wanted), Some(server)) => wanted.missing_from(&server.sans),
-        _ => Vec::new(),
-    };
-    let report = ShowReport {
-        summary,
-        wanted_sans: wanted,
-        missing_sans,
-        lan_error,
-    };
+    let lan = lan_ips(ctx).map_err(|e| format!("{e:#}"));
+    let report = pki::show_report(summary, city, lan);
     if json {
-        crate::cmd::print_json(&report)?;
+        crate::report::print_json(&report)?;
     } else {
         print_show(&report)?;
     }
@@ -286,36 +260,27 @@ fn print_show(r: &ShowReport) -> anyhow::Result<()> {
 
 fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let state = ctx.state()?;
-    let Some(der) = pki::ca_certificate(state).map_err(failure)? else {
-        return Err(Failure::new(
-            exit::BAD_INPUT,
-            format!(
-                "no CA in {} yet; run `cityd pki ensure` first",
-                state.pki_dir().display()
-            ),
-        )
-        .into());
+    let format = match args.format {
+        Format::Der => CaFormat::Der,
+        Format::Pem => CaFormat::Pem,
     };
-    let bytes = match args.format {
-        Format::Der => der.clone(),
-        Format::Pem => pki::pem_encode("CERTIFICATE", &der).into_bytes(),
-    };
-    let fingerprint = pki::fingerprint(&der);
+    let export = pki::ca_export(state, format)?;
     match args.out {
         Some(path) => {
             if args.dry_run {
                 println!(
-                    "would write the CA certificate to {} (SHA-256 {fingerprint})",
-                    path.display()
+                    "would write the CA certificate to {} (SHA-256 {})",
+                    path.display(),
+                    export.sha256
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            let outcome = fsx::write_if_changed(&path, &bytes, 0o644)
-                .with_context(|| format!("exporting the CA certificate to {}", path.display()))?;
+            let outcome = pki::write_export(&path, &export)?;
             println!(
-                "{} {} (SHA-256 {fingerprint})",
+                "{} {} (SHA-256 {})",
                 outcome.as_str(),
-                path.display()
+                path.display(),
+                export.sha256
             );
         }
         None => {
@@ -327,7 +292,7 @@ fn export(ctx: &Context, args: ExportArgs) -> anyhow::Result<ExitCode> {
                 )
                 .into());
             }
-            stdout.write_all(&bytes)?;
+            stdout.write_all(&export.bytes)?;
             stdout.flush()?;
         }
     }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::cli::Context;
 use crate::exit::{self, Coded};
 use crate::secrets::import_env::{self, ImportError, ImportReport};
-use crate::secrets::{EnsureReport, ListStatus, VaultError, action_word};
+use crate::secrets::{EnsureReport, ListStatus, VaultError, action_word, human_age};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -82,17 +82,12 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
     let vault = ctx.vault()?;
     match command {
         Command::Ensure { dry_run, json } => {
-            let report = if dry_run {
-                vault.plan()
-            } else {
-                vault.ensure()
-            }
-            .map_err(vault_error)?;
+            let report = vault.converge(dry_run).map_err(vault_error)?;
             for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
             if json {
-                crate::cmd::print_json(&report)?;
+                crate::report::print_json(&report)?;
             } else {
                 print_ensure(&report)?;
             }
@@ -101,7 +96,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         Command::List { json } => {
             let list = vault.list().map_err(vault_error)?;
             if json {
-                crate::cmd::print_json(&list)?;
+                crate::report::print_json(&list)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut out = std::io::stdout().lock();
@@ -181,7 +176,7 @@ fn print_ensure(report: &EnsureReport) -> std::io::Result<()> {
 
 fn print_import_report(report: &ImportReport, json: bool) -> anyhow::Result<()> {
     if json {
-        crate::cmd::print_json(report)
+        crate::report::print_json(report)
     } else {
         Ok(print_import(report)?)
     }
@@ -224,13 +219,4 @@ fn print_import(report: &ImportReport) -> std::io::Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn human_age(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
-    }
 }

@@ -2,21 +2,22 @@
 //! `cityd turn probe` (proves the relay works end to end, with a verdict and an exit code per failure).
 
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use serde::Serialize;
 
-use crate::city::City;
 use crate::cli::Context;
 use crate::exit::{self, Coded, Failure};
-use crate::secrets::{Secret, SecretName};
-use crate::turn::creds::{self, RestCredential};
+use crate::secrets::Secret;
+use crate::turn::creds;
+use crate::turn::ice::{self, IssuedCredentials};
 use crate::turn::link::Transport;
-use crate::turn::probe::{self, PeerSpec, ProbeConfig, ProbeReport, StepStatus, Timing};
+use crate::turn::probe::{self, ProbeReport, StepStatus};
+use crate::turn::probe_setup::{self, ProbeRequest};
+use crate::turn::secret;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -112,69 +113,16 @@ fn bad_flag(
     anyhow::Error::new(Coded::new(exit::BAD_INPUT, error)).context(flag)
 }
 
-/// The static auth secret: from `--secret-file`, else from the vault.
-fn load_secret(ctx: &Context, file: Option<&Path>) -> anyhow::Result<Secret> {
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Coded::new(exit::BAD_INPUT, e))
-            .with_context(|| {
-                format!(
-                    "cannot read the secret file {}; give a readable file holding the static auth secret",
-                    path.display()
-                )
-            })?;
-        let value = text.trim_end_matches(['\n', '\r']);
-        if value.is_empty() || value.contains('\n') {
-            return Err(bad_input(format!(
-                "secret file {} must hold the secret on one line",
-                path.display()
-            )));
-        }
-        return Ok(Secret::new(value.to_string()));
-    }
-    ctx.vault()?
-        .get(SecretName::TurnStaticAuthSecret)
-        .context("reading the TURN static auth secret from the vault")
-}
-
 fn parse_duration(text: &str, flag: &'static str) -> anyhow::Result<std::time::Duration> {
     crate::duration::parse(text).map_err(|e| bad_flag(flag, e))
 }
 
-#[derive(Serialize)]
-struct IceServer {
-    urls: Vec<String>,
-    username: String,
-    credential: String,
-}
-
-#[derive(Serialize)]
-struct CredsOutput {
-    username: String,
-    password: String,
-    ttl_seconds: u64,
-    expires_at: u64,
-    expires_at_utc: String,
-    realm: String,
-    urls: Vec<String>,
-    ice_server: IceServer,
-}
-
-fn turn_urls(city: &City, lan: &[IpAddr]) -> Vec<String> {
-    let mut urls = Vec::new();
-    for address in lan {
-        let host = match address {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => format!("[{v6}]"),
-        };
-        for transport in ["udp", "tcp"] {
-            urls.push(format!(
-                "turn:{host}:{}?transport={transport}",
-                city.turn.port
-            ));
-        }
+/// `--secret-file` when given, else the vault (whose state directory is then needed).
+fn static_secret(ctx: &Context, file: Option<&Path>) -> anyhow::Result<Secret> {
+    match file {
+        Some(path) => Ok(secret::from_file(path)?),
+        None => secret::from_vault(&ctx.vault()?),
     }
-    urls
 }
 
 fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
@@ -186,33 +134,23 @@ fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
     }
     creds::validate_user(&args.user).map_err(|e| bad_flag("--user", e))?;
     let city = ctx.city()?;
-    let secret = load_secret(ctx, args.secret_file.as_deref())?;
-    let cred = RestCredential::for_ttl(secret.expose(), &args.user, ttl)?;
+    let secret = static_secret(ctx, args.secret_file.as_deref())?;
     let lan = ctx.lan_addresses().context("resolving lan.addresses")?;
-    let urls = turn_urls(city, &lan);
-    let creds = CredsOutput {
-        username: cred.username.clone(),
-        password: cred.password.clone(),
-        ttl_seconds: ttl.as_secs(),
-        expires_at: cred.expires_at,
-        expires_at_utc: creds::format_utc(cred.expires_at),
-        realm: city.turn_realm(),
-        urls: urls.clone(),
-        ice_server: IceServer {
-            urls,
-            username: cred.username,
-            credential: cred.password,
-        },
-    };
+    let creds = ice::issue(city, &lan, &secret, &args.user, ttl)?;
     if args.json {
-        crate::cmd::print_json(&creds)?;
+        crate::report::print_json(&creds)?;
         return Ok(ExitCode::SUCCESS);
     }
+    print_creds(&args.user, &creds)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_creds(user: &str, creds: &IssuedCredentials) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "TURN credentials for user {:?}, valid until {} ({} s)",
-        args.user, creds.expires_at_utc, creds.ttl_seconds
+        user, creds.expires_at_utc, creds.ttl_seconds
     )?;
     writeln!(out, "  username: {}", creds.username)?;
     writeln!(out, "  password: {}", creds.password)?;
@@ -240,79 +178,39 @@ fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
         out,
         "A relay works when the page lists a candidate of type \"relay\"; `cityd turn probe` checks the same without a browser."
     )?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `--server` as a socket address; a missing port means the city's turn.port, a missing server the
-/// city's first LAN address.
-fn resolve_server(ctx: &Context, text: Option<&str>) -> anyhow::Result<SocketAddr> {
-    let port = ctx.city()?.turn.port;
-    let Some(text) = text else {
-        let addresses = ctx.lan().context("resolving lan.addresses")?;
-        let first = addresses.first().ok_or_else(|| {
-            bad_input("lan.addresses resolved to nothing; give --server HOST[:PORT]")
-        })?;
-        return Ok(SocketAddr::new(first.address, port));
-    };
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    let bare = text.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    let with_port = if text.contains(':') {
-        text.to_string()
-    } else {
-        format!("{text}:{port}")
-    };
-    with_port
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| {
-            bad_input(format!(
-                "--server {text:?} is neither an address nor a resolvable host name; give HOST or HOST:PORT"
-            ))
-        })
+    Ok(())
 }
 
 fn probe_cmd(ctx: &Context, args: ProbeArgs) -> anyhow::Result<ExitCode> {
-    let server = resolve_server(ctx, args.server.as_deref())?;
+    let port = ctx.city()?.turn.port;
+    let server = match args.server.as_deref() {
+        Some(text) => probe_setup::parse_server(text, port)?,
+        None => {
+            let lan = ctx.lan().context("resolving lan.addresses")?;
+            probe_setup::first_lan_server(lan, port)?
+        }
+    };
     let deadline = parse_duration(&args.timeout, "--timeout")?;
     let rto = parse_duration(&args.rto, "--rto")?;
     if rto.is_zero() || deadline.is_zero() {
         return Err(bad_input("--rto and --timeout must be above zero"));
     }
     creds::validate_user(&args.user).map_err(|e| bad_flag("--user", e))?;
-    let secret = load_secret(ctx, args.secret_file.as_deref())?;
-    let credential = if args.expired {
-        RestCredential::derive(secret.expose(), &args.user, creds::unix_now() - 60)
-    } else {
-        // Long enough for the probe; short so a leaked one is useless soon.
-        RestCredential::for_ttl(
-            secret.expose(),
-            &args.user,
-            std::time::Duration::from_secs(600),
-        )
-    }?;
-    let config = ProbeConfig {
+    let secret = static_secret(ctx, args.secret_file.as_deref())?;
+    let request = ProbeRequest {
         server,
         transport: args.transport,
-        peer: args.peer.map_or(PeerSpec::Own, PeerSpec::Given),
-        username: credential.username,
-        password: Secret::new(credential.password),
-        timing: Timing {
-            rto,
-            deadline,
-            ..Timing::default()
-        },
-        software: format!("cityd {}", env!("CARGO_PKG_VERSION")),
+        peer: args.peer,
+        user: args.user,
+        rto,
+        deadline,
+        expired: args.expired,
     };
+    let config = probe_setup::config(&request, &secret)?;
     let progress: probe::Progress = Arc::new(|line: &str| eprintln!("cityd turn probe: {line}"));
     let report = ctx.block_on(probe::run(&config, progress))?;
     if args.json {
-        crate::cmd::print_json(&report)?;
+        crate::report::print_json(&report)?;
     } else {
         print_report(&report)?;
     }

@@ -6,16 +6,19 @@
 //! that finds everything current writes nothing (same bytes, same mtime).
 //!
 //! Library entry points: [`ensure`] (converge, or plan with `dry_run`), [`inspect`] (read-only
-//! summary for `show` and `doctor`), [`wanted_sans`], [`ca_certificate`] (for `export`), and
+//! summary for `show` and `doctor`), [`show_report`] (that summary against the wanted names),
+//! [`wanted_sans`], [`ca_certificate`] and [`ca_export`] (for `export`), and
 //! [`probe`] for TLS handshakes that trust only the city CA.
 
 mod ca;
 mod ensure;
 mod error;
+mod export;
 mod inspect;
 mod pem;
 pub mod probe;
 mod server;
+mod show;
 mod trust;
 
 use std::path::Path;
@@ -23,12 +26,14 @@ use std::path::Path;
 pub use ca::{CA_VALIDITY_DAYS, Ca, common_name, random_serial};
 pub use ensure::{Action, AdoptCa, EnsureOptions, EnsureReport, FileChange, ensure, ensure_in};
 pub use error::PkiError;
+pub use export::{CaExport, CaFormat, ExportError, ca_export, write_export};
 pub use inspect::{CertSummary, FileStatus, PkiSummary, SanSet, fingerprint, inspect, summarize};
 pub use pem::{Passphrase, encode as pem_encode, read_passphrase};
 pub use server::{
     DEFAULT_VALIDITY_DAYS, Leaf, MAX_VALIDITY_DAYS, RENEW_BELOW_DAYS, check_validity_days, issue,
     wanted_sans,
 };
+pub use show::{ShowReport, show_report};
 pub use trust::{explain, verify_leaf};
 
 use crate::state::StateDir;

@@ -1,5 +1,5 @@
 //! The SonarQube -> Mattermost alert relay: binds its listeners, recovers the spool, runs the HTTP
-//! server and the delivery worker, and shuts all of it down in order when cancelled.
+//! server and the delivery worker, and shuts all of it down in order when cancelled or signalled.
 //! Design and guarantees: docs/relay.md.
 
 pub mod deliver;
@@ -10,6 +10,7 @@ pub mod payload;
 pub mod post;
 pub mod readback;
 pub mod record;
+pub mod settings;
 pub mod signature;
 pub mod spool;
 
@@ -52,11 +53,17 @@ pub enum RelayError {
     Post(#[from] PostError),
     #[error(transparent)]
     Api(#[from] ApiError),
+    #[error("cannot install the {signal} handler")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the relay's {what} task failed: {reason}")]
     Task { what: &'static str, reason: String },
 }
 
-/// Everything `serve` needs, resolved by the command from the city, the vault and the flags.
+/// Everything `serve` needs, resolved from the city, the vault and the flags by [`settings::resolve`].
 pub struct RelayConfig {
     pub listen: SocketAddr,
     pub metrics: SocketAddr,
@@ -97,6 +104,33 @@ async fn bind(
             flag,
             source,
         })
+}
+
+/// [`serve`] until SIGTERM or SIGINT, then a graceful stop (open requests and posts in flight
+/// finish). Both handlers exist before `on_ready` runs, so no signal meets the default action.
+pub async fn serve_until_signal(
+    config: RelayConfig,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), RelayError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handler = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|source| RelayError::Signal {
+            signal: name,
+            source,
+        })
+    };
+    let mut term = handler(SignalKind::terminate(), "SIGTERM")?;
+    let mut interrupt = handler(SignalKind::interrupt(), "SIGINT")?;
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing open requests and posts"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: finishing open requests and posts"),
+        }
+        on_signal.cancel();
+    });
+    serve(config, cancel, on_ready).await
 }
 
 /// Runs the relay until `cancel` fires or the spool fails. `on_ready` is called once the spool is

@@ -83,6 +83,11 @@ impl Vault {
         })
     }
 
+    /// `ensure`, or under `dry_run` its [`plan`](Self::plan): the one call `cityd secrets ensure` makes.
+    pub fn converge(&self, dry_run: bool) -> Result<EnsureReport, VaultError> {
+        if dry_run { self.plan() } else { self.ensure() }
+    }
+
     /// What `ensure` would do, without creating anything (not even the directory).
     pub fn plan(&self) -> Result<EnsureReport, VaultError> {
         let secrets: Vec<EnsureEntry> = self
@@ -129,6 +134,23 @@ mod tests {
         );
         assert_eq!(before, vault.get(SecretName::TurnStaticAuthSecret).unwrap());
         assert!(second.warnings.is_empty(), "{:?}", second.warnings);
+    }
+
+    #[test]
+    fn converge_plans_under_dry_run_and_ensures_otherwise() {
+        let (_d, vault) = vault();
+        let planned = vault.converge(true).unwrap();
+        assert!(planned.dry_run);
+        assert!(
+            planned
+                .secrets
+                .iter()
+                .all(|e| e.action == Outcome::WouldCreate)
+        );
+        assert!(!vault.dir().exists(), "a dry run writes nothing");
+        let done = vault.converge(false).unwrap();
+        assert!(!done.dry_run);
+        assert!(done.secrets.iter().all(|e| e.action == Outcome::Created));
     }
 
     #[test]

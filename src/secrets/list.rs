@@ -95,3 +95,34 @@ impl Vault {
         }
     }
 }
+
+/// An age as `list` prints it: seconds under two minutes, then minutes, hours, days.
+pub fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_age;
+
+    #[test]
+    fn ages_switch_unit_at_two_of_the_next() {
+        let cases = [
+            (0, "0s"),
+            (119, "119s"),
+            (120, "2m"),
+            (7199, "119m"),
+            (7200, "2h"),
+            (172_799, "47h"),
+            (172_800, "2d"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_age(secs), want, "{secs}");
+        }
+    }
+}

@@ -16,7 +16,7 @@ mod vault;
 
 pub use ensure::{EnsureEntry, EnsureReport, action_word};
 pub use error::{ShapeProblem, VaultError};
-pub use list::{ListEntry, ListStatus};
+pub use list::{ListEntry, ListStatus, human_age};
 pub use name::{SecretName, rule_of, shape_of};
 pub use secret::Secret;
 pub use shape::Shape;
