@@ -40,6 +40,13 @@ impl Item {
             Item::Dir { path, .. } | Item::File { path, .. } => path,
         }
     }
+
+    /// The owner (user and group alike) and the mode the item must have.
+    fn owner_and_mode(&self) -> (u32, u32) {
+        match self {
+            Item::Dir { uid, mode, .. } | Item::File { uid, mode, .. } => (*uid, *mode),
+        }
+    }
 }
 
 /// The desired host side of one container, plus the digests that go into its spec.
@@ -95,53 +102,38 @@ fn owner_and_mode(path: &Path) -> Option<(u32, u32, u32)> {
 }
 
 fn is_current(item: &Item) -> bool {
-    match item {
-        Item::Dir { path, mode, uid } => {
-            path.is_dir() && owner_and_mode(path) == Some((*uid, *uid, *mode))
-        }
-        Item::File {
-            path,
-            bytes,
-            mode,
-            uid,
-        } => {
-            std::fs::read(path).is_ok_and(|b| &b == bytes)
-                && owner_and_mode(path) == Some((*uid, *uid, *mode))
-        }
-    }
+    let (uid, mode) = item.owner_and_mode();
+    let content_is_current = match item {
+        Item::Dir { path, .. } => path.is_dir(),
+        Item::File { path, bytes, .. } => std::fs::read(path).is_ok_and(|b| &b == bytes),
+    };
+    content_is_current && owner_and_mode(item.path()) == Some((uid, uid, mode))
 }
 
 fn apply_item(item: &Item) -> std::io::Result<bool> {
     if is_current(item) {
         return Ok(false);
     }
+    let path = item.path();
+    let (uid, mode) = item.owner_and_mode();
+    if let Some(parent) = path.parent() {
+        StateDir::create_private_dir(parent).map_err(std::io::Error::other)?;
+    }
     match item {
-        Item::Dir { path, mode, uid } => {
-            if let Some(parent) = path.parent() {
-                StateDir::create_private_dir(parent).map_err(std::io::Error::other)?;
-            }
+        Item::Dir { .. } => {
             if !path.is_dir() {
                 std::fs::create_dir(path)?;
             }
-            std::os::unix::fs::chown(path, Some(*uid), Some(*uid))?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))?;
         }
-        Item::File {
-            path,
-            bytes,
-            mode,
-            uid,
-        } => {
-            if let Some(parent) = path.parent() {
-                StateDir::create_private_dir(parent).map_err(std::io::Error::other)?;
-            }
-            // An atomic replace makes a root-owned file; it is handed to the container's user
-            // right after. A crash in between leaves it root-owned, and the next run fixes it.
-            if let Err(e) = fsx::write_if_changed(path, bytes, *mode) {
-                return Err(std::io::Error::other(e));
-            }
-            std::os::unix::fs::chown(path, Some(*uid), Some(*uid))?;
+        // An atomic replace makes a root-owned file; it is handed to the container's user right
+        // after. A crash in between leaves it root-owned, and the next run fixes it.
+        Item::File { bytes, .. } => {
+            fsx::write_if_changed(path, bytes, mode).map_err(std::io::Error::other)?;
         }
+    }
+    std::os::unix::fs::chown(path, Some(uid), Some(uid))?;
+    if let Item::Dir { .. } = item {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     }
     Ok(true)
 }
