@@ -88,7 +88,7 @@ pub fn run_ok(cmd: &mut impl Runnable) -> String {
         .run_to_end()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed:\n{}", described(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    utf8_stdout(&out)
 }
 
 /// The exit status, stdout and stderr of a finished command, for a failure message.
@@ -108,7 +108,14 @@ pub fn stdout_of_success(out: &Output) -> String {
         "expected success:\n{}",
         described(out)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    utf8_stdout(out)
+}
+
+/// stdout as text; it must be UTF-8, as the `serde_json::from_slice` and `String::from_utf8`
+/// the tests read it with before demanded.
+fn utf8_stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone())
+        .unwrap_or_else(|e| panic!("stdout is not UTF-8 ({e}):\n{}", described(out)))
 }
 
 /// A command's stderr, after checking it exited with `code`; a failure shows its status, stdout and
