@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// A scratch directory holding a state dir and any files a test writes.
 pub struct Scratch {
@@ -63,25 +63,71 @@ pub fn require_tool(name: &str, package: &str) -> PathBuf {
     );
 }
 
-/// Runs a command and returns its stdout, failing the test with stderr when it fails.
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A command a test runs to completion: a tool (`std::process::Command`) or `cityd`
+/// (`assert_cmd::Command`); its `Debug` form names the command line in failure messages.
+pub trait Runnable: std::fmt::Debug {
+    fn run_to_end(&mut self) -> std::io::Result<Output>;
 }
 
-/// A command's stderr, after checking it exited with `code`.
-pub fn stderr_of_exit(out: &std::process::Output, code: i32) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(code), "{err}");
-    err
+impl Runnable for Command {
+    fn run_to_end(&mut self) -> std::io::Result<Output> {
+        self.output()
+    }
+}
+
+impl Runnable for assert_cmd::Command {
+    fn run_to_end(&mut self) -> std::io::Result<Output> {
+        self.output()
+    }
+}
+
+/// Runs a command that must succeed and returns its stdout; a failure shows the command line,
+/// exit status, stdout and stderr.
+pub fn run_ok(cmd: &mut impl Runnable) -> String {
+    let out = cmd
+        .run_to_end()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed:\n{}", described(&out));
+    utf8_stdout(&out)
+}
+
+/// The exit status, stdout and stderr of a finished command, for a failure message.
+pub fn described(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A command's stdout, after checking it succeeded; a failure shows its status, stdout and stderr.
+pub fn stdout_of_success(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "expected success:\n{}",
+        described(out)
+    );
+    utf8_stdout(out)
+}
+
+/// stdout as text; it must be UTF-8, as the `serde_json::from_slice` and `String::from_utf8`
+/// the tests read it with before demanded.
+fn utf8_stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone())
+        .unwrap_or_else(|e| panic!("stdout is not UTF-8 ({e}):\n{}", described(out)))
+}
+
+/// A command's stderr, after checking it exited with `code`; a failure shows its status, stdout and
+/// stderr.
+pub fn stderr_of_exit(out: &Output, code: i32) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code}:\n{}",
+        described(out)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Path of a fixture written for these tests (`tests/fixtures/<rel>`); it must exist.

@@ -5,8 +5,7 @@ use crate::common::*;
 #[test]
 fn check_accepts_the_default_city() {
     let s = Scratch::new();
-    let out = s.cityd().args(["config", "check"]).assert().success();
-    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let stdout = run_ok(s.cityd().args(["config", "check"]));
     assert!(
         stdout.contains("valid") && stdout.contains("engineering"),
         "{stdout}"
@@ -98,15 +97,9 @@ fn show_json_reports_what_auto_resolved_to_and_why() {
 /// A city file states only what differs from the embedded default.
 const PARTIAL_CITY: &str = "domain = \"lab.example\"\n\n[lan]\naddresses = [\"192.168.1.20\"]\n";
 
-/// stdout of a `cityd` command that must succeed.
-fn stdout_of_success(command: &mut assert_cmd::Command) -> String {
-    let out = command.assert().success();
-    String::from_utf8_lossy(&out.get_output().stdout).into_owned()
-}
-
 /// `cityd --city FILE config show ARGS`, which must succeed (the files here name literal addresses).
 fn show(s: &Scratch, file: &std::path::Path, args: &[&str]) -> String {
-    stdout_of_success(
+    run_ok(
         s.cityd()
             .arg("--city")
             .arg(file)
@@ -123,7 +116,7 @@ fn show_json(s: &Scratch, file: &std::path::Path) -> serde_json::Value {
 fn a_file_with_just_domain_and_lan_is_laid_over_the_default() {
     let s = Scratch::new();
     let file = s.write("city.toml", PARTIAL_CITY);
-    let checked = stdout_of_success(s.cityd().args(["config", "check"]).arg(&file));
+    let checked = run_ok(s.cityd().args(["config", "check"]).arg(&file));
     assert!(
         checked.contains("valid (team engineering, 4 channels"),
         "{checked}"
@@ -162,7 +155,7 @@ fn show_marks_the_values_the_file_set() {
     assert!(text.contains(&file.display().to_string()), "{text}");
     // The marks are comments: what `config show` prints is itself a city file cityd accepts.
     let shown = s.write("shown.toml", &text);
-    stdout_of_success(s.cityd().args(["config", "check"]).arg(&shown));
+    run_ok(s.cityd().args(["config", "check"]).arg(&shown));
 
     let v = show_json(&s, &file);
     assert_eq!(v["origins"]["file"], file.display().to_string());

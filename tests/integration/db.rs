@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::common::{Scratch, require_tool};
+use crate::common::{Scratch, require_tool, run_ok, stdout_of_success};
 use crate::docker::Pg;
 
 /// Where a PostgreSQL server listens and how the superuser logs in.
@@ -97,20 +97,15 @@ impl HostPg15 {
             .status()
             .unwrap();
         let data = dir.path().join("data");
-        let out = Command::new(&runuser)
-            .args(["-u", "postgres", "--"])
-            .arg(&initdb)
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--no-locale", "--encoding=UTF8"])
-            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
-            .arg(format!("--pwfile={}", pwfile.display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new(&runuser)
+                .args(["-u", "postgres", "--"])
+                .arg(&initdb)
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "--no-locale", "--encoding=UTF8"])
+                .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+                .arg(format!("--pwfile={}", pwfile.display())),
         );
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .unwrap()
@@ -167,30 +162,19 @@ fn secrets_ensure(s: &Scratch) {
 }
 
 fn vault_password(s: &Scratch) -> String {
-    let out = s
-        .cityd()
-        .args(["secrets", "get", "mattermost-db-password"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    run_ok(s.cityd().args(["secrets", "get", "mattermost-db-password"]))
+        .trim()
+        .to_string()
 }
 
 fn ensure(s: &Scratch, server: &Server, extra: &[&str]) -> Value {
-    let out = s
-        .cityd()
-        .args(["db", "ensure", "--json"])
-        .args(server.admin_args())
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cityd db ensure: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_ok(
+        s.cityd()
+            .args(["db", "ensure", "--json"])
+            .args(server.admin_args())
+            .args(extra),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&stdout).unwrap()
 }
 
 fn whats(report: &Value) -> Vec<String> {
@@ -339,12 +323,7 @@ fn db_ensure_creates_a_fresh_tenant_after_a_dry_run_that_changes_nothing() {
 
     let first = ensure(&s, &server, &[]);
     assert_eq!(whats(&first), whats(&dry));
-    let made = server.psql("mattermost", &pw, "mattermost", "CREATE TABLE t (i int)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    stdout_of_success(&server.psql("mattermost", &pw, "mattermost", "CREATE TABLE t (i int)"));
     // Stored as SCRAM: the clear-text password never reached the server.
     assert!(
         server
@@ -423,11 +402,8 @@ fn db_ensure_errors_name_the_server_the_user_and_the_missing_privilege() {
         .env("PGPASSWORD", Pg::PASSWORD)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Not run_ok: its message would print the command with PGPASSWORD.
+    stdout_of_success(&out);
 
     server.admin("postgres", "CREATE ROLE weak LOGIN PASSWORD 'WeakPassw0rd'");
     let weak = s.write("weak", "WeakPassw0rd\n");
@@ -513,12 +489,7 @@ fn server_certs(s: &Scratch, foreign: bool) -> PathBuf {
 fn db_ensure_verifies_tls_against_the_city_ca_whenever_the_server_offers_it() {
     let s = Scratch::new();
     secrets_ensure(&s);
-    let pki = s.cityd().args(["pki", "ensure"]).output().unwrap();
-    assert!(
-        pki.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pki.stderr)
-    );
+    run_ok(s.cityd().args(["pki", "ensure"]));
 
     let pg = Pg::start_with(&s, Some(&server_certs(&s, false)));
     let server = from_container(&pg);

@@ -17,7 +17,7 @@ use testcontainers::core::{ContainerPort, Mount, WaitFor};
 use testcontainers::runners::SyncRunner;
 use testcontainers::{Container, GenericImage, ImageExt};
 
-use crate::common::{Scratch, require_tool};
+use crate::common::{Scratch, require_tool, run_ok, stderr_of_exit, stdout_of_success};
 
 pub const COTURN_IMAGE: &str = "cityd-test/coturn:4.6.1";
 pub const POSTGRES_IMAGE: (&str, &str) = ("cityd-test/postgres", "17");
@@ -322,13 +322,8 @@ impl Lab {
     }
 
     pub fn inspect(&self, name: &str) -> Value {
-        let out = docker(&["inspect", name]);
-        assert!(
-            out.status.success(),
-            "docker inspect {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let out = run_ok(Command::new("docker").args(["inspect", name]));
+        let all: Value = serde_json::from_str(&out).unwrap();
         all[0].clone()
     }
 
@@ -712,22 +707,18 @@ fn a_stopped_container_is_started_and_a_foreign_one_replaced() {
     let lab = Lab::new();
     lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     let mm = lab.identity(&lab.mattermost());
-    assert!(docker(&["stop", &lab.mattermost()]).status.success());
+    stdout_of_success(&docker(&["stop", &lab.mattermost()]));
     // A container of the blog's making under coturn's name: bridge network, a published port.
-    assert!(docker(&["rm", "-f", &lab.coturn()]).status.success());
-    assert!(
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            &lab.coturn(),
-            "-p",
-            &format!("127.0.0.1:{}:3478/udp", lab.turn_port),
-            COTURN_IMAGE
-        ])
-        .status
-        .success()
-    );
+    stdout_of_success(&docker(&["rm", "-f", &lab.coturn()]));
+    stdout_of_success(&docker(&[
+        "run",
+        "-d",
+        "--name",
+        &lab.coturn(),
+        "-p",
+        &format!("127.0.0.1:{}:3478/udp", lab.turn_port),
+        COTURN_IMAGE,
+    ]));
     let doctor: Value = serde_json::from_slice(
         &lab.cityd()
             .args(["doctor", "--json"])
@@ -777,12 +768,7 @@ fn down_keeps_volumes_and_state_and_purge_removes_them() {
     let lab = Lab::new();
     lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     // Data in a volume survives down.
-    let out = lab.cityd().args(["down"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(lab.cityd().args(["down"]));
     assert!(lab.labelled_containers().is_empty());
     for v in lab.volumes() {
         assert!(lab.exists("volume", &v), "{v} was kept");
@@ -803,24 +789,14 @@ fn down_keeps_volumes_and_state_and_purge_removes_them() {
     );
     lab.up(&["--skip-db".into(), "--skip-wire".into()]);
 
-    let dry = lab
-        .cityd()
-        .args(["down", "--purge", "--dry-run"])
-        .output()
-        .unwrap();
-    assert!(dry.status.success());
+    run_ok(lab.cityd().args(["down", "--purge", "--dry-run"]));
     assert_eq!(
         lab.labelled_containers().len(),
         2,
         "a dry run removes nothing"
     );
 
-    let out = lab.cityd().args(["down", "--purge"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(lab.cityd().args(["down", "--purge"]));
     assert!(lab.labelled_containers().is_empty());
     for v in lab.volumes() {
         assert!(!lab.exists("volume", &v), "{v} was purged");
@@ -836,17 +812,8 @@ fn down_keeps_volumes_and_state_and_purge_removes_them() {
 #[test]
 fn dry_run_on_a_fresh_host_changes_nothing() {
     let lab = Lab::new();
-    let out = lab
-        .cityd()
-        .args(["up", "--dry-run", "--json", "--skip-db"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = run_ok(lab.cityd().args(["up", "--dry-run", "--json", "--skip-db"]));
+    let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["dry_run"], true);
     assert_eq!(
         outcome_of(&report, "container", &lab.mattermost()),
@@ -868,19 +835,12 @@ fn dry_run_on_a_fresh_host_changes_nothing() {
 fn verify_webhook_succeeds_through_the_published_port() {
     let lab = Lab::new();
     lab.up(&["--skip-db".into()]);
-    let out = lab
-        .cityd()
-        .args(["verify", "webhook", "--json", "--base-url"])
-        .arg(format!("http://{}:8065", lab.lan.ip))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_ok(
+        lab.cityd()
+            .args(["verify", "webhook", "--json", "--base-url"])
+            .arg(format!("http://{}:8065", lab.lan.ip)),
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_str(&stdout).unwrap();
     let outcomes = report.as_array().expect("one outcome per channel");
     assert_eq!(outcomes.len(), 3, "{report:#}");
     assert!(outcomes.iter().all(|o| o["ok"] == true), "{report:#}");
@@ -892,19 +852,8 @@ fn turn_probe_relays_through_coturn_on_the_host_network() {
     lab.up(&["--skip-db".into(), "--skip-wire".into()]);
     // The probe's default server is the city's first LAN address on turn.port, which only a
     // host-network coturn answers; its default peer is its own echo socket on that address.
-    let out = lab
-        .cityd()
-        .args(["turn", "probe", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = run_ok(lab.cityd().args(["turn", "probe", "--json"]));
+    let report: Value = serde_json::from_str(&stdout).unwrap();
     let server = format!("{}:{}", lab.lan.ip, lab.turn_port);
     assert_eq!(report["server"], server, "{report:#}");
     let relayed = report["relayed"].as_str().unwrap();
@@ -977,7 +926,7 @@ fn an_unreachable_docker_engine_is_named_with_the_fix() {
         .env("DOCKER_HOST", "unix:///nonexistent")
         .output()
         .unwrap();
-    let err = crate::common::stderr_of_exit(&out, 1);
+    let err = stderr_of_exit(&out, 1);
     assert!(
         err.contains("cannot reach the Docker engine at unix:///nonexistent"),
         "{err}"
@@ -993,7 +942,7 @@ fn an_unreachable_docker_engine_is_named_with_the_fix() {
         .env("DOCKER_HOST", "unix:///nonexistent")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    stderr_of_exit(&out, 1);
     let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report on failure");
     let done: Vec<String> = steps(&report)
         .into_iter()
@@ -1016,8 +965,7 @@ fn an_unreachable_docker_engine_is_named_with_the_fix() {
         .env("DOCKER_HOST", "unix:///nonexistent")
         .output()
         .unwrap();
-    assert_eq!(down.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach the Docker engine"));
+    assert!(stderr_of_exit(&down, 1).contains("cannot reach the Docker engine"));
 }
 
 /// Removes an image tag on drop (what a test pulled).
@@ -1101,7 +1049,7 @@ fn a_missing_image_that_cannot_be_pulled_says_how_to_load_it() {
         "coturn_image = \"cityd-test/not-built:0.0.1\"",
     );
     let out = lab.cityd().args(["up", "--skip-db"]).output().unwrap();
-    let err = crate::common::stderr_of_exit(&out, 1);
+    let err = stderr_of_exit(&out, 1);
     assert!(err.contains("image cityd-test/not-built:0.0.1"), "{err}");
     assert!(err.contains("docker load -i"), "{err}");
     assert!(lab.labelled_containers().is_empty());
@@ -1121,7 +1069,7 @@ fn up_names_an_unreachable_postgres_and_a_wrong_admin_password() {
         .arg(format!("postgres://postgres@127.0.0.1:{closed}/postgres"))
         .output()
         .unwrap();
-    let err = crate::common::stderr_of_exit(&out, 1);
+    let err = stderr_of_exit(&out, 1);
     assert!(
         err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{closed}")),
         "{err}"
@@ -1144,7 +1092,7 @@ fn up_names_an_unreachable_postgres_and_a_wrong_admin_password() {
         .arg(&wrong)
         .output()
         .unwrap();
-    let err = crate::common::stderr_of_exit(&out, 1);
+    let err = stderr_of_exit(&out, 1);
     assert!(
         err.contains(&format!(
             "PostgreSQL at 127.0.0.1:{} refused to authenticate postgres",

@@ -2,12 +2,6 @@
 
 use crate::common::*;
 
-fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/blog")
-        .join(name)
-}
-
 fn findings(out: &std::process::Output) -> Vec<serde_json::Value> {
     serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
         .expect("doctor --json prints a JSON array")
@@ -17,10 +11,10 @@ fn findings(out: &std::process::Output) -> Vec<serde_json::Value> {
 fn blog_env_file_reports_every_known_pitfall_and_exits_1() {
     let out = cityd()
         .args(["doctor", "--json", "--env"])
-        .arg(fixture("mattermost.env"))
+        .arg(fixture("blog/mattermost.env"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    stderr_of_exit(&out, 1);
     let f = findings(&out);
     let has = |code: &str, key: &str| {
         f.iter()
@@ -75,7 +69,7 @@ fn blog_env_file_reports_every_known_pitfall_and_exits_1() {
 #[test]
 fn findings_never_print_secret_values() {
     let s = Scratch::new();
-    let quoted_secret = std::fs::read_to_string(fixture("mattermost.env"))
+    let quoted_secret = std::fs::read_to_string(fixture("blog/mattermost.env"))
         .unwrap()
         .replace(
             "MM_SQLSETTINGS_ATRESTENCRYPTKEY=0f1e2d3c4b5a69788796a5b4c3d2e1f0",
@@ -86,7 +80,7 @@ fn findings_never_print_secret_values() {
         .args(["doctor", "--env"])
         .arg(&env)
         .arg("--secrets")
-        .arg(fixture("cicd.env"))
+        .arg(fixture("blog/cicd.env"))
         .output()
         .unwrap();
     let text =
@@ -111,7 +105,7 @@ fn findings_never_print_secret_values() {
 #[test]
 fn blog_secrets_file_shapes_are_checked() {
     let s = Scratch::new();
-    let bad = std::fs::read_to_string(fixture("cicd.env"))
+    let bad = std::fs::read_to_string(fixture("blog/cicd.env"))
         .unwrap()
         .replace(
             "MATTERMOST_JENKINS_PLUGIN_KEY='ffeeddccbbaa99887766554433221100'",
@@ -123,7 +117,7 @@ fn blog_secrets_file_shapes_are_checked() {
         .arg(&file)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    stderr_of_exit(&out, 1);
     let f = findings(&out);
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0]["code"], "secret-shape");
@@ -135,16 +129,10 @@ fn blog_secrets_file_shapes_are_checked() {
     );
     assert!(f[0]["problem"].as_str().unwrap().contains("exactly 32"));
     // The untouched blog file has the right shapes (quotes are stripped as a shell would).
-    let ok = cityd()
-        .args(["doctor", "--json", "--secrets"])
-        .arg(fixture("cicd.env"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
+    run_ok(
+        cityd()
+            .args(["doctor", "--json", "--secrets"])
+            .arg(fixture("blog/cicd.env")),
     );
 }
 

@@ -15,7 +15,7 @@ use cityd::pki::{self, probe::TlsProbe};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::common::{Scratch, require_tool, run_ok};
+use crate::common::{Scratch, require_tool, run_ok, stdout_of_success};
 
 const FILES: [&str; 5] = ["ca.pem", "ca.crt", "ca.key", "server.pem", "server.key"];
 
@@ -38,20 +38,13 @@ fn pki_dir(s: &Scratch) -> PathBuf {
 
 /// `cityd --city <city> pki ensure <args>`, asserting success; returns stdout.
 fn ensure_ok(s: &Scratch, city: &Path, args: &[&str]) -> String {
-    let out = s
-        .cityd()
-        .arg("--city")
-        .arg(city)
-        .args(["pki", "ensure"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pki ensure {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run_ok(
+        s.cityd()
+            .arg("--city")
+            .arg(city)
+            .args(["pki", "ensure"])
+            .args(args),
+    )
 }
 
 /// `cityd pki ensure` expected to fail: returns (exit code, stderr).
@@ -1024,15 +1017,7 @@ fn concurrent_first_runs_agree_on_one_ca() {
         .collect();
     let reports: Vec<serde_json::Value> = children
         .into_iter()
-        .map(|c| {
-            let out = c.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            serde_json::from_slice(&out.stdout).unwrap()
-        })
+        .map(|c| serde_json::from_str(&stdout_of_success(&c.wait_with_output().unwrap())).unwrap())
         .collect();
     let created = reports.iter().filter(|r| r["ca"] == "created").count();
     assert_eq!(created, 1, "exactly one run creates the CA: {reports:#?}");

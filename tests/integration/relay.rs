@@ -20,7 +20,7 @@ use cityd::secrets::Secret;
 use cityd_testcontainers::mattermost::{DoubleOptions, MattermostDouble, SnapPost};
 use serde_json::{Value, json};
 
-use crate::common::{Scratch, fixture, require_tool};
+use crate::common::{Scratch, fixture, require_tool, run_ok, stderr_of_exit};
 
 /// The secret of tests/fixtures/sonarqube/hmac-vectors.json.
 const SECRET: &str = "cityd-test-secret-0123456789";
@@ -946,21 +946,15 @@ fn dry_run_prints_the_settings_and_never_a_secret() {
     let scratch = Scratch::new();
     let secret = scratch.write("s", SECRET);
     let url_file = scratch.write("u", "http://127.0.0.1:1/hooks/abcdefghijklmnopqrstuvwxyz");
-    let out = scratch
-        .cityd()
-        .args(["relay", "serve", "--dry-run", "--json"])
-        .arg("--secret-file")
-        .arg(&secret)
-        .arg("--webhook-url-file")
-        .arg(format!("alerts={}", url_file.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = run_ok(
+        scratch
+            .cityd()
+            .args(["relay", "serve", "--dry-run", "--json"])
+            .arg("--secret-file")
+            .arg(&secret)
+            .arg("--webhook-url-file")
+            .arg(format!("alerts={}", url_file.display())),
     );
-    let text = String::from_utf8(out.stdout).unwrap();
     let plan: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(plan["listen"], "0.0.0.0:9180");
     assert_eq!(plan["metrics"], "127.0.0.1:9181");
@@ -977,6 +971,5 @@ fn dry_run_prints_the_settings_and_never_a_secret() {
         .args(["relay", "serve", "--metrics", "0.0.0.0:9181", "--dry-run"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+    assert!(stderr_of_exit(&out, 2).contains("loopback"));
 }

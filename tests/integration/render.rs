@@ -128,14 +128,9 @@ fn rerender_changes_no_file_and_says_so() {
             )
         })
         .collect();
-    let out = s
-        .cityd()
-        .arg("--city")
-        .arg(&city)
-        .args(["render", "all"])
-        .assert()
-        .success();
-    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("no changes"));
+    assert!(
+        run_ok(s.cityd().arg("--city").arg(&city).args(["render", "all"])).contains("no changes")
+    );
     for (f, b) in files.iter().zip(before) {
         let m = std::fs::metadata(s.state().join(f)).unwrap();
         assert_eq!(b.0, std::fs::read(s.state().join(f)).unwrap(), "{f} bytes");
@@ -158,14 +153,11 @@ fn a_moved_lan_address_is_reported_by_name_in_dry_run_and_nothing_is_written() {
         .unwrap()
         .replace("192.168.1.20", "192.168.1.21");
     let moved_city = s.write("moved.toml", &moved);
-    let out = s
-        .cityd()
-        .arg("--city")
-        .arg(&moved_city)
-        .args(["render", "mattermost-env", "--dry-run"])
-        .assert()
-        .success();
-    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let stdout = run_ok(s.cityd().arg("--city").arg(&moved_city).args([
+        "render",
+        "mattermost-env",
+        "--dry-run",
+    ]));
     assert!(
         stdout.contains("would update")
             && stdout.contains("MM_SERVICESETTINGS_ALLOWCORSFROM")

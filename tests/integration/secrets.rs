@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rand::{RngExt, SeedableRng};
 
-use crate::common::{Scratch, require_tool};
+use crate::common::{Scratch, described, require_tool, stderr_of_exit, stdout_of_success};
 
 /// The eight generated secrets and their rules, stated here independently of the library.
 const SECRETS: [(&str, Rule); 8] = [
@@ -67,10 +67,8 @@ fn ok(s: &Scratch, args: &[&str]) -> Output {
     let out = cityd(s, args);
     assert!(
         out.status.success(),
-        "cityd {args:?} failed with {}:\n{}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
+        "cityd {args:?} failed:\n{}",
+        described(&out)
     );
     out
 }
@@ -453,8 +451,7 @@ fn an_existing_secret_of_the_wrong_shape_is_an_error_and_kept() {
     // 24 characters: a valid AES-192 key, but not the AES-256 key the rule asks for.
     std::fs::write(&key, "abcdefghijklmnopqrstuvwx\n").unwrap();
     let out = cityd(&s, &["secrets", "ensure"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    let err = stderr_of_exit(&out, 2);
     assert!(err.contains(&key.display().to_string()), "{err}");
     assert!(err.contains("exactly 32 letters or digits"), "{err}");
     assert!(err.contains("24 characters"), "{err}");
@@ -506,7 +503,7 @@ fn get_prints_the_value_and_only_get_does() {
             .env("CITYD_LOG", "trace")
             .output()
             .unwrap();
-        assert!(out.status.success());
+        stdout_of_success(&out);
         assert_no_values(&out, &vals, &format!("{args:?}"));
     }
 }
@@ -516,9 +513,8 @@ fn get_of_an_unknown_name_says_how_to_find_names() {
     let s = Scratch::new();
     ok(&s, &["secrets", "ensure"]);
     let out = cityd(&s, &["secrets", "get", "turn-secret"]);
-    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of_exit(&out, 2);
     assert!(out.stdout.is_empty());
-    let err = text(&out.stderr);
     assert!(err.contains("\"turn-secret\""), "{err}");
     assert!(err.contains("cityd secrets list"), "{err}");
     assert!(err.contains("turn-static-auth-secret"), "{err}");
@@ -762,9 +758,8 @@ fn import_env_with_a_wrong_length_writes_nothing() {
     let vals: Vec<&str> = env.values.values().map(String::as_str).collect();
 
     let out = cityd(&s, &["secrets", "import-env", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = stderr_of_exit(&out, 2);
     assert_no_values(&out, &vals, "refused import");
-    let err = text(&out.stderr);
     let line = env.lines["MATTERMOST_JENKINS_PLUGIN_KEY"];
     for needle in [
         "MATTERMOST_JENKINS_PLUGIN_KEY".to_string(),
@@ -816,9 +811,8 @@ fn import_env_conflict_keeps_the_existing_value() {
     vals.extend(existing.values().map(String::as_str));
 
     let out = cityd(&s, &["secrets", "import-env", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of_exit(&out, 2);
     assert_no_values(&out, &vals, "conflicting import");
-    let err = text(&out.stderr);
     let turn = dir.join("turn-static-auth-secret");
     assert!(err.contains("MATTERMOST_TURN_SECRET"), "{err}");
     assert!(err.contains(&turn.display().to_string()), "{err}");
@@ -838,8 +832,7 @@ fn import_env_of_a_missing_file_names_it() {
     let s = Scratch::new();
     let missing = s.path().join("no-such-cicd.env");
     let out = cityd(&s, &["secrets", "import-env", missing.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
+    let err = stderr_of_exit(&out, 2);
     assert!(err.contains(&missing.display().to_string()), "{err}");
     assert!(err.contains("cicd.env"), "{err}");
     assert!(!s.state().exists());
@@ -888,8 +881,7 @@ fn a_state_dir_below_a_regular_file_is_an_error_naming_the_path() {
         .args(["secrets", "ensure"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    let err = stderr_of_exit(&out, 2);
     assert!(err.contains(&state.display().to_string()), "{err}");
     assert!(err.contains("--state-dir"), "{err}");
     assert_eq!(std::fs::read_to_string(&blocker).unwrap(), "x");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use cityd::turn::{Class, Message, Method, decode};
 
-use crate::common::{Scratch, require_tool};
+use crate::common::{Scratch, require_tool, run_ok};
 
 /// A child process killed by its PID when dropped, panics included.
 pub struct Spawned {
@@ -252,7 +252,7 @@ impl Netns {
     pub fn new(role: &str) -> Self {
         let n = NEXT_NS.fetch_add(1, Ordering::SeqCst);
         let name = format!("cityd-{}-{n}-{role}", std::process::id());
-        run(Command::new("ip").args(["netns", "add", &name]));
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
         let ns = Self { name };
         ns.ip(&["link", "set", "lo", "up"]);
         // Only router namespaces forward; set explicitly since a new namespace may inherit 1.
@@ -262,7 +262,7 @@ impl Netns {
 
     /// `ip -n <ns> ARGS`.
     pub fn ip(&self, args: &[&str]) {
-        run(Command::new("ip").arg("-n").arg(&self.name).args(args));
+        run_ok(Command::new("ip").arg("-n").arg(&self.name).args(args));
     }
 
     /// Sets a sysctl of this namespace (/proc/sys/net is per namespace); no procps needed.
@@ -288,7 +288,7 @@ impl Netns {
     pub fn exec(&self, args: &[&str]) -> String {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name]).args(args);
-        run(&mut c)
+        run_ok(&mut c)
     }
 
     /// Runs a command inside the namespace and returns its stdout whatever its status.
@@ -343,20 +343,6 @@ impl Drop for Netns {
             .args(["netns", "del", &self.name])
             .status();
     }
-}
-
-/// Runs a command and fails the test with its stderr when it fails.
-pub fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The embedded default city with `lan` as its only LAN address and the given TURN settings;

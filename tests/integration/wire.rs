@@ -9,7 +9,7 @@ use std::process::Output;
 use cityd_testcontainers::mattermost::{DoubleOptions, MattermostDouble, Snapshot, make_bundle};
 use serde_json::{Value, json};
 
-use crate::common::{Scratch, require_tool};
+use crate::common::{Scratch, described, require_tool, stderr_of_exit, stdout_of_success};
 
 /// A scratch state dir plus a double serving local mode on a socket inside it and TCP.
 struct Lab {
@@ -81,38 +81,17 @@ impl Lab {
             .args(["secrets", "get", name])
             .output()
             .expect("run cityd secrets get");
-        assert!(out.status.success(), "secrets get {name}: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "secrets get {name}: {}",
+            described(&out)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     fn ensure_secrets(&self) {
-        let out = self.cityd().args(["secrets", "ensure"]).output().unwrap();
-        assert!(out.status.success(), "{}", text(&out));
+        stdout_of_success(&self.cityd().args(["secrets", "ensure"]).output().unwrap());
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "expected success:\n{}", text(out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn failed(out: &Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "expected exit 1:\n{}",
-        text(out)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The end state that matters, without ids or timestamps: what "converged" means.
@@ -166,7 +145,7 @@ const BOTS: [&str; 3] = ["jenkins-bot", "gitlab-bot", "sonarqube-bot"];
 fn wire_builds_exactly_the_default_city_then_changes_nothing() {
     let lab = Lab::new();
     let out = lab.wire(&[]);
-    let stdout = ok(&out);
+    let stdout = stdout_of_success(&out);
     assert!(stdout.contains("wired:"), "{stdout}");
     let snap = lab.mm.snapshot();
 
@@ -273,7 +252,7 @@ fn wire_builds_exactly_the_default_city_then_changes_nothing() {
 
     // Delivery through every hook, read back through the API.
     let before = lab.mm.mutating_requests();
-    let verified = ok(&lab.verify(&[]));
+    let verified = stdout_of_success(&lab.verify(&[]));
     for ch in ["builds", "alerts", "code-reviews"] {
         assert!(verified.contains(&format!("ok    #{ch}")), "{verified}");
     }
@@ -299,7 +278,7 @@ fn wire_builds_exactly_the_default_city_then_changes_nothing() {
     }
 
     // Second run: nothing to do, no changing request.
-    let again = ok(&lab.wire(&[]));
+    let again = stdout_of_success(&lab.wire(&[]));
     assert!(again.contains("no changes"), "{again}");
     assert_eq!(
         lab.mm.mutating_requests(),
@@ -328,13 +307,13 @@ fn city_without_alerts() -> String {
 fn dry_run_on_a_half_wired_server_lists_exactly_the_missing_objects() {
     let mut lab = Lab::new();
     lab.use_city(&city_without_alerts());
-    ok(&lab.wire(&[]));
+    stdout_of_success(&lab.wire(&[]));
     lab.city = None;
     let before = lab.mm.snapshot();
     let mutations = lab.mm.mutating_requests();
 
     let out = lab.wire(&["--dry-run", "--json"]);
-    let report: Value = serde_json::from_slice(&ok(&out).into_bytes()).unwrap();
+    let report: Value = serde_json::from_slice(&stdout_of_success(&out).into_bytes()).unwrap();
     assert_eq!(report["dry_run"], true);
     let changes: Vec<String> = report["items"]
         .as_array()
@@ -371,7 +350,7 @@ fn dry_run_on_a_half_wired_server_lists_exactly_the_missing_objects() {
     assert_eq!(lab.mm.snapshot(), before);
 
     // The human-readable plan says the same.
-    let plain = ok(&lab.wire(&["--dry-run"]));
+    let plain = stdout_of_success(&lab.wire(&["--dry-run"]));
     assert!(plain.contains("dry run: nothing is changed"), "{plain}");
     assert!(
         plain.contains("create     channel         #alerts"),
@@ -388,7 +367,7 @@ fn dry_run_on_a_half_wired_server_lists_exactly_the_missing_objects() {
 #[test]
 fn every_failed_mutation_names_its_object_and_a_rerun_converges() {
     let reference = Lab::new();
-    ok(&reference.wire(&[]));
+    stdout_of_success(&reference.wire(&[]));
     let n = reference.mm.mutating_requests();
     let end_state = shape(&reference.mm.snapshot());
     assert!(
@@ -400,7 +379,7 @@ fn every_failed_mutation_names_its_object_and_a_rerun_converges() {
     for k in 1..=n {
         let lab = Lab::new();
         lab.mm.fail_nth_mutation(k);
-        let stderr = failed(&lab.wire(&[]));
+        let stderr = stderr_of_exit(&lab.wire(&[]), 1);
         assert!(
             stderr.contains("failed: ") && stderr.contains("Mattermost answered 500"),
             "k={k}: {stderr}"
@@ -409,14 +388,17 @@ fn every_failed_mutation_names_its_object_and_a_rerun_converges() {
             object.iter().any(|o| stderr.contains(o)),
             "k={k} names no object: {stderr}"
         );
-        ok(&lab.wire(&[]));
+        stdout_of_success(&lab.wire(&[]));
         assert_eq!(
             shape(&lab.mm.snapshot()),
             end_state,
             "k={k}: the rerun did not converge"
         );
         let settled = lab.mm.mutating_requests();
-        assert!(ok(&lab.wire(&[])).contains("no changes"), "k={k}");
+        assert!(
+            stdout_of_success(&lab.wire(&[])).contains("no changes"),
+            "k={k}"
+        );
         assert_eq!(lab.mm.mutating_requests(), settled, "k={k}");
         for ch in ["builds", "alerts", "code-reviews"] {
             let url = lab.secret(&format!("webhook-{ch}"));
@@ -486,7 +468,7 @@ fn jenkins_plugin_settings_are_written_before_it_is_enabled() {
     let city = jenkins_city(&lab, &bundle, &bundle);
     lab.use_city(&city);
     lab.ensure_secrets();
-    let stdout = ok(&lab.wire(&[]));
+    let stdout = stdout_of_success(&lab.wire(&[]));
     assert!(
         stdout.contains("uploaded   plugin bundle   jenkins (1.1.0 from "),
         "{stdout}"
@@ -534,7 +516,7 @@ fn jenkins_plugin_settings_are_written_before_it_is_enabled() {
     assert!(!stdout.contains(&lab.secret("jenkins-plugin-encryption-key")));
 
     let before = lab.mm.mutating_requests();
-    assert!(ok(&lab.wire(&[])).contains("no changes"));
+    assert!(stdout_of_success(&lab.wire(&[])).contains("no changes"));
     assert_eq!(lab.mm.mutating_requests(), before);
 }
 
@@ -545,7 +527,7 @@ fn a_wrong_plugin_hash_is_refused_before_anything_changes() {
     let city = jenkins_city(&lab, &bundle, b"some other bundle");
     lab.use_city(&city);
     lab.ensure_secrets();
-    let stderr = failed(&lab.wire(&[]));
+    let stderr = stderr_of_exit(&lab.wire(&[]), 1);
     assert!(stderr.contains("refusing to upload"), "{stderr}");
     assert!(stderr.contains("plugins.jenkins.sri"), "{stderr}");
     assert!(
@@ -570,7 +552,7 @@ fn a_failed_upload_still_restores_enable_uploads() {
         let mut twin = Lab::new();
         twin.use_city(&jenkins_city(&twin, &bundle, &bundle));
         twin.ensure_secrets();
-        ok(&twin.wire(&[]));
+        stdout_of_success(&twin.wire(&[]));
         twin
     };
     let k = plugin_requests(&twin)
@@ -579,7 +561,7 @@ fn a_failed_upload_still_restores_enable_uploads() {
         .unwrap() as u64
         + 1;
     lab.mm.fail_nth_mutation(k);
-    let stderr = failed(&lab.wire(&[]));
+    let stderr = stderr_of_exit(&lab.wire(&[]), 1);
     assert!(
         stderr.contains("uploading the bundle of plugin jenkins failed"),
         "{stderr}"
@@ -599,7 +581,7 @@ fn a_failed_upload_still_restores_enable_uploads() {
         false
     );
     // The rerun installs it.
-    ok(&lab.wire(&[]));
+    stdout_of_success(&lab.wire(&[]));
     assert_eq!(lab.mm.snapshot().plugins[0].state_code, 2);
 }
 
@@ -611,7 +593,7 @@ fn a_plugin_that_fails_to_start_is_reported_as_a_failure() {
     lab.use_city(&city);
     lab.ensure_secrets();
     lab.mm.fail_plugin_start("jenkins");
-    let stderr = failed(&lab.wire(&["--plugin-timeout", "1s"]));
+    let stderr = stderr_of_exit(&lab.wire(&["--plugin-timeout", "1s"]), 1);
     assert!(
         stderr.contains("plugin jenkins (jenkins) was enabled but is not running after 1s"),
         "{stderr}"
@@ -633,7 +615,7 @@ fn wire_over_a_url_with_a_token_converges_too() {
             .output()
             .unwrap()
     };
-    let stdout = ok(&run());
+    let stdout = stdout_of_success(&run());
     assert!(
         stdout.contains("wiring Mattermost at http://127.0.0.1:"),
         "{stdout}"
@@ -643,7 +625,7 @@ fn wire_over_a_url_with_a_token_converges_too() {
     assert_eq!(snap.hooks.len(), 3);
     assert!(snap.hooks.iter().all(|h| h.channel_locked));
     let before = lab.mm.mutating_requests();
-    assert!(ok(&run()).contains("no changes"));
+    assert!(stdout_of_success(&run()).contains("no changes"));
     assert_eq!(lab.mm.mutating_requests(), before);
     // Verify with the API over the same token.
     let out = lab
@@ -656,7 +638,7 @@ fn wire_over_a_url_with_a_token_converges_too() {
         .arg(lab.mm.base_url().unwrap())
         .output()
         .unwrap();
-    assert!(ok(&out).contains("ok    #builds"));
+    assert!(stdout_of_success(&out).contains("ok    #builds"));
 }
 
 #[test]
@@ -668,7 +650,7 @@ fn a_missing_socket_is_diagnosed_with_what_to_check() {
         .arg(s.path().join("nowhere/mattermost_local.socket"))
         .output()
         .unwrap();
-    let stderr = failed(&out);
+    let stderr = stderr_of_exit(&out, 1);
     assert!(
         stderr.contains("nowhere/mattermost_local.socket does not exist"),
         "{stderr}"
@@ -690,7 +672,7 @@ fn the_default_socket_lives_under_the_state_dir() {
         .args(["wire", "--timeout", "0s"])
         .output()
         .unwrap();
-    let stderr = failed(&out);
+    let stderr = stderr_of_exit(&out, 1);
     let expected = s.state().join("mattermost/run/mattermost_local.socket");
     assert!(stderr.contains(&expected.display().to_string()), "{stderr}");
 }
@@ -719,7 +701,7 @@ fn a_socket_the_caller_may_not_open_is_diagnosed_at_once() {
         .env_remove("CITYD_CITY")
         .output()
         .unwrap();
-    let stderr = failed(&out);
+    let stderr = stderr_of_exit(&out, 1);
     assert!(
         stderr.contains("permission denied on the socket"),
         "{stderr}"
@@ -741,7 +723,7 @@ fn a_server_that_never_becomes_ready_hits_the_deadline() {
         .arg(&lab.socket)
         .output()
         .unwrap();
-    let stderr = failed(&out);
+    let stderr = stderr_of_exit(&out, 1);
     assert!(
         stderr.contains("did not answer GET /api/v4/system/ping with OK within 1.5s"),
         "{stderr}"
@@ -758,7 +740,7 @@ fn a_server_that_never_becomes_ready_hits_the_deadline() {
 fn disabled_incoming_webhooks_stop_wire_before_any_change() {
     let lab = Lab::with_config(json!({"ServiceSettings": {"EnableIncomingWebhooks": false}}));
     let out = lab.wire(&[]);
-    let stderr = failed(&out);
+    let stderr = stderr_of_exit(&out, 1);
     assert!(
         stderr.contains("incoming webhooks are disabled on the server"),
         "{stderr}"
@@ -774,18 +756,17 @@ fn disabled_incoming_webhooks_stop_wire_before_any_change() {
 #[test]
 fn verify_webhook_needs_a_wired_city_and_known_channels() {
     let lab = Lab::new();
-    let stderr = failed(&lab.verify(&[]));
+    let stderr = stderr_of_exit(&lab.verify(&[]), 1);
     assert!(stderr.contains("no webhook URL in the vault"), "{stderr}");
     assert!(stderr.contains("run `cityd wire` first"), "{stderr}");
     let out = lab.verify(&["--channel", "town-square"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("#town-square has no webhook"));
+    assert!(stderr_of_exit(&out, 2).contains("#town-square has no webhook"));
 }
 
 #[test]
 fn verify_webhook_reports_a_hook_the_server_no_longer_has() {
     let lab = Lab::new();
-    ok(&lab.wire(&[]));
+    stdout_of_success(&lab.wire(&[]));
     // Replace the stored URL with one naming a hook that does not exist.
     let vault = lab.s.state().join("secrets/webhook-builds");
     std::fs::write(
@@ -794,7 +775,7 @@ fn verify_webhook_reports_a_hook_the_server_no_longer_has() {
     )
     .unwrap();
     let out = lab.verify(&["--channel", "builds", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", described(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let err = report[0]["error"].as_str().unwrap();
     assert!(err.contains("HTTP 400"), "{err}");
@@ -850,7 +831,7 @@ fn gitlab_and_jenkins_settings_share_the_plugins_map() {
 
     // Without an OAuth application the GitLab plugin is configured but not enabled.
     let out = lab.wire(&[]);
-    ok(&out);
+    stdout_of_success(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("no OAuth application in the vault"),
@@ -872,7 +853,7 @@ fn gitlab_and_jenkins_settings_share_the_plugins_map() {
     ] {
         std::fs::write(secrets.join(name), format!("{value}\n")).unwrap();
     }
-    let stdout = ok(&lab.wire(&[]));
+    let stdout = stdout_of_success(&lab.wire(&[]));
     assert!(
         stdout.contains("enabled    plugin          gitlab (running)"),
         "{stdout}"
@@ -909,7 +890,7 @@ fn gitlab_and_jenkins_settings_share_the_plugins_map() {
     assert_eq!(g["enablecodepreview"], "privateAndPublic");
 
     let before = lab.mm.mutating_requests();
-    assert!(ok(&lab.wire(&[])).contains("no changes"));
+    assert!(stdout_of_success(&lab.wire(&[])).contains("no changes"));
     assert_eq!(lab.mm.mutating_requests(), before);
 }
 
@@ -923,7 +904,7 @@ fn a_prepackaged_plugin_that_is_not_installed_blocks_before_any_change() {
         cityd::city::DEFAULT_CITY_TOML
     ));
     lab.ensure_secrets();
-    let stderr = failed(&lab.wire(&[]));
+    let stderr = stderr_of_exit(&lab.wire(&[]), 1);
     assert!(
         stderr.contains(
             "plugin gitlab (com.github.manland.mattermost-plugin-gitlab) is not installed"
@@ -937,7 +918,7 @@ fn a_prepackaged_plugin_that_is_not_installed_blocks_before_any_change() {
 #[test]
 fn drift_in_names_is_updated_in_place() {
     let mut lab = Lab::new();
-    ok(&lab.wire(&[]));
+    stdout_of_success(&lab.wire(&[]));
     let before = lab.mm.snapshot();
     let city = cityd::city::DEFAULT_CITY_TOML
         .replace(
@@ -953,7 +934,7 @@ fn drift_in_names_is_updated_in_place() {
             "display_name = \"Jenkins CI\"",
         );
     lab.use_city(&city);
-    let plan = ok(&lab.wire(&["--dry-run"]));
+    let plan = stdout_of_success(&lab.wire(&["--dry-run"]));
     assert!(
         plan.contains("update     team            engineering (display name)"),
         "{plan}"
@@ -967,7 +948,7 @@ fn drift_in_names_is_updated_in_place() {
         "{plan}"
     );
     assert!(plan.contains("would change 3:"), "{plan}");
-    ok(&lab.wire(&[]));
+    stdout_of_success(&lab.wire(&[]));
     let after = lab.mm.snapshot();
     assert_eq!(after.teams[0].display_name, "Engineering Team");
     assert_eq!(
@@ -975,13 +956,13 @@ fn drift_in_names_is_updated_in_place() {
         "updated, not recreated"
     );
     assert_eq!(after.hooks, before.hooks);
-    assert!(ok(&lab.wire(&[])).contains("no changes"));
+    assert!(stdout_of_success(&lab.wire(&[])).contains("no changes"));
 }
 
 #[test]
 fn a_lost_token_is_replaced_and_the_unusable_one_revoked() {
     let lab = Lab::new();
-    ok(&lab.wire(&[]));
+    stdout_of_success(&lab.wire(&[]));
     let old = lab.secret("mattermost-bot-token-jenkins-bot");
     std::fs::remove_file(
         lab.s
@@ -989,7 +970,7 @@ fn a_lost_token_is_replaced_and_the_unusable_one_revoked() {
             .join("secrets/mattermost-bot-token-jenkins-bot"),
     )
     .unwrap();
-    let stdout = ok(&lab.wire(&[]));
+    let stdout = stdout_of_success(&lab.wire(&[]));
     assert!(
         stdout.contains("created    bot token       jenkins-bot"),
         "{stdout}"
@@ -1007,5 +988,5 @@ fn a_lost_token_is_replaced_and_the_unusable_one_revoked() {
         .find(|u| u.username == "jenkins-bot")
         .unwrap();
     assert_eq!(jenkins.tokens, 1, "the old token was revoked");
-    assert!(ok(&lab.wire(&[])).contains("no changes"));
+    assert!(stdout_of_success(&lab.wire(&[])).contains("no changes"));
 }
