@@ -282,15 +282,16 @@ fn dashboard_link(event: &WebhookEvent, settings: &MessageSettings) -> Option<St
             urlencoding::encode(&event.project.key)
         );
         if let Some(branch) = &event.branch
-            && let Some(name) = branch.name.as_deref() {
-                if event.is_pull_request() {
-                    url.push_str("&pullRequest=");
-                    url.push_str(&urlencoding::encode(name));
-                } else if branch.is_main != Some(true) {
-                    url.push_str("&branch=");
-                    url.push_str(&urlencoding::encode(name));
-                }
+            && let Some(name) = branch.name.as_deref()
+        {
+            if event.is_pull_request() {
+                url.push_str("&pullRequest=");
+                url.push_str(&urlencoding::encode(name));
+            } else if branch.is_main != Some(true) {
+                url.push_str("&branch=");
+                url.push_str(&urlencoding::encode(name));
             }
+        }
         url
     };
     if let Some(base) = &settings.dashboard_url {

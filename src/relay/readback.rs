@@ -88,9 +88,10 @@ impl Readback {
                 };
                 oldest = oldest.min(post.create_at);
                 if let Some(key) = post.prop_str(KEY_PROP)
-                    && keys.contains(key) {
-                        found.insert(key.to_string());
-                    }
+                    && keys.contains(key)
+                {
+                    found.insert(key.to_string());
+                }
             }
             let exhausted = list.order.len() < PER_PAGE;
             let passed_since = oldest < since_ms as i64;
