@@ -39,6 +39,9 @@ bash scripts/nix-check.sh
 testcontainers/images/build.sh
 # The flake's test checks under the Nix build sandbox's conditions.
 bash scripts/sandbox-test.sh
+# Style and lints hold for the whole workspace (issue #11: clippy clean, one format).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 
 test_args=("$@")
 not_run=()
