@@ -160,12 +160,39 @@ fn describe(source: Source<'_>) -> Result<Described, CityError> {
         origins.file = Some(origin.clone());
     }
     let city = deserialize(table, &origin)?;
-    let problems = city.problems();
+    let mut problems = city.problems();
     if !problems.is_empty() {
+        explain_defaulted_arrays(&mut problems, &origins);
         return Err(CityError::Invalid { origin, problems });
     }
     tracing::debug!(city = %origin, "city description read and validated");
     Ok(Described { city, origins })
+}
+
+/// A file that states its own channels but no bots or webhooks gets the default's, which name the
+/// default channels: say where they came from and how to have none, or the problem reads as if the
+/// user had written them.
+fn explain_defaulted_arrays(problems: &mut [Problem], origins: &Origins) {
+    if origins.file.is_none() {
+        return;
+    }
+    for section in ["bots", "webhooks"] {
+        if origins.from_file.contains(section) {
+            continue;
+        }
+        for problem in problems.iter_mut() {
+            let field = problem.field.as_str();
+            if field
+                .strip_prefix(section)
+                .is_some_and(|rest| rest.starts_with('['))
+            {
+                problem.rule.push_str(&format!(
+                    " (the file states no {section}, so the embedded default's apply; \
+                     write `{section} = []` for none, or state your own)"
+                ));
+            }
+        }
+    }
 }
 
 /// The merged table as a `City`. The merged table has lost the file's line numbers, so errors
@@ -398,6 +425,18 @@ mod tests {
         assert_eq!(c.mattermost.port, 9065);
         assert_eq!(c.mattermost.calls_port, default.mattermost.calls_port);
         assert_eq!(c.site_url(), "https://mattermost.cicd.local:9065");
+    }
+
+    #[test]
+    fn own_channels_without_bots_name_the_default_bots_and_how_to_have_none() {
+        let text = "[[channels]]\nname = \"ops\"\ndisplay_name = \"Ops\"\npurpose = \"\"\n";
+        let error = City::from_toml(text, "c.toml").unwrap_err().to_string();
+        assert!(error.contains("bots[0].channel"), "{error}");
+        assert!(error.contains("write `bots = []` for none"), "{error}");
+        assert!(error.contains("write `webhooks = []` for none"), "{error}");
+        let none = format!("bots = []\nwebhooks = []\n{text}");
+        let city = City::from_toml(&none, "c.toml").unwrap();
+        assert!(city.bots.is_empty() && city.webhooks.is_empty());
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             // An unresolvable LAN is shown, not fatal: `config show` is how a user finds out why.
             let (lan, lan_error) = match ctx.lan() {
                 Ok(l) => (l.to_vec(), None),
-                Err(e) => (Vec::new(), Some(e.to_string())),
+                Err(e) => (Vec::new(), Some(format!("{e:#}"))),
             };
             let ips: Vec<_> = lan.iter().map(|l| l.address).collect();
             let effective = Effective {

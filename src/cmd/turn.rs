@@ -127,9 +127,10 @@ fn static_secret(ctx: &Context, file: Option<&Path>) -> anyhow::Result<Secret> {
 
 fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
     let ttl = creds::parse_duration(&args.ttl).map_err(|e| bad_flag("--ttl", e))?;
-    if ttl.is_zero() {
+    // The credential's expiry is counted in whole seconds: anything under one is already expired.
+    if ttl.as_secs() == 0 {
         return Err(bad_input(
-            "--ttl 0 gives a credential that is already expired; give e.g. 24h",
+            "--ttl under one second gives a credential that is already expired; give e.g. 24h",
         ));
     }
     creds::validate_user(&args.user).map_err(|e| bad_flag("--user", e))?;

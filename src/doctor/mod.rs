@@ -376,7 +376,7 @@ pub fn audit_vault(vault: &crate::secrets::Vault) -> Vec<Finding> {
                 Severity::Error,
                 "secret-invalid",
                 path.display().to_string(),
-                e.to_string(),
+                crate::exit::causes_text(&e),
                 "see the rule above; cityd never replaces it for you",
             )),
         }

@@ -39,7 +39,7 @@ pub async fn audit(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
                 severity: Severity::Error,
                 code: "lan-unresolved",
                 subject: "lan.addresses".into(),
-                problem: e.to_string(),
+                problem: format!("{e:#}"),
                 fix: "set lan.addresses in the city description".into(),
             });
             return Ok(findings);

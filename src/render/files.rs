@@ -86,14 +86,28 @@ pub fn text(
     }
 }
 
-/// One rendered file and what writing it did (or would do, in a dry run).
-#[derive(Debug)]
+/// One rendered file and what writing it did (or would do, in a dry run). Its text holds secrets
+/// (the database password, the TURN secret), so `Debug` shows everything but the text.
 pub struct Rendered {
     pub path: PathBuf,
     pub outcome: Outcome,
     /// Settings (env keys or config lines' names) that differ from the file that was on disk.
     pub changed: Vec<String>,
     pub text: String,
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rendered")
+            .field("path", &self.path)
+            .field("outcome", &self.outcome)
+            .field("changed", &self.changed)
+            .field(
+                "text",
+                &format_args!("<{} bytes, not shown>", self.text.len()),
+            )
+            .finish()
+    }
 }
 
 impl Rendered {
@@ -170,6 +184,24 @@ fn changed_settings(old: &str, new: &str) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_rendered_text() {
+        let rendered = Rendered {
+            path: PathBuf::from("/s/render/mattermost.env"),
+            outcome: Outcome::Created,
+            changed: vec!["MM_SQLSETTINGS_DATASOURCE".into()],
+            text: "MM_SQLSETTINGS_DATASOURCE=postgres://mm:s3cr3tpass@db/mm\n".into(),
+        };
+        let shown = format!("{rendered:?}");
+        assert!(!shown.contains("s3cr3tpass"), "{shown}");
+        assert!(shown.contains("MM_SQLSETTINGS_DATASOURCE") && shown.contains("not shown"));
+    }
 }
 
 #[cfg(test)]

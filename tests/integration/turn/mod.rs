@@ -135,6 +135,8 @@ fn creds_refuse_bad_input_with_exit_2() {
     for args in [
         &["turn", "creds", "--ttl", "soon"][..],
         &["turn", "creds", "--ttl", "0"][..],
+        // Under a second: the expiry counts whole seconds, so it would already have passed.
+        &["turn", "creds", "--ttl", "500ms"][..],
         &["turn", "creds", "--user", "a:b"][..],
         &["turn", "probe", "--peer", "nowhere"][..],
         &["turn", "probe", "--server", "127.0.0.1:1", "--rto", "fast"][..],
