@@ -187,7 +187,7 @@ fn changed_settings(old: &str, new: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod debug_tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -202,11 +202,6 @@ mod debug_tests {
         assert!(!shown.contains("s3cr3tpass"), "{shown}");
         assert!(shown.contains("MM_SQLSETTINGS_DATASOURCE") && shown.contains("not shown"));
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn changed_settings_names_keys_not_values() {
