@@ -103,7 +103,7 @@ impl Context {
 
     /// The program's one async runtime: two workers, enough for the relay's intake and delivery,
     /// and for every other verb, which awaits one thing at a time.
-    pub fn runtime(&self) -> anyhow::Result<&tokio::runtime::Runtime> {
+    fn runtime(&self) -> anyhow::Result<&tokio::runtime::Runtime> {
         if let Some(runtime) = self.runtime.get() {
             return Ok(runtime);
         }

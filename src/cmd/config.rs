@@ -84,7 +84,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
                 lan_error,
             };
             if json {
-                crate::cmd::print_json(&effective)?;
+                crate::report::print_json(&effective)?;
             } else {
                 print!("{}", origins.annotate(&toml::to_string(city)?));
                 println!("\n# derived");

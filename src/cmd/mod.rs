@@ -15,4 +15,3 @@ pub mod up;
 pub mod verify;
 pub mod wire;
 
-pub use crate::report::print_json;
