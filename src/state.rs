@@ -101,9 +101,13 @@ impl StateDir {
         self.mattermost_run_dir()
             .join(crate::render::container::LOCAL_SOCKET_NAME)
     }
+    /// `coturn/`: what the coturn container mounts from the host.
+    pub fn coturn_dir(&self) -> PathBuf {
+        self.root.join("coturn")
+    }
     /// `coturn/turnserver.conf`: the copy the coturn container mounts.
     pub fn coturn_config(&self) -> PathBuf {
-        self.root.join("coturn").join(RENDERED_TURNSERVER_CONF)
+        self.coturn_dir().join(RENDERED_TURNSERVER_CONF)
     }
     /// `relay-spool/`: the relay's durable queue of accepted events.
     pub fn relay_spool(&self) -> PathBuf {

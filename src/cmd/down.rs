@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::Context;
-use crate::docker::{self, Step};
+use crate::docker;
 use crate::report::Report;
+use crate::report::Step;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -14,4 +14,3 @@ pub mod turn;
 pub mod up;
 pub mod verify;
 pub mod wire;
-

@@ -39,13 +39,8 @@ pub struct Args {
     #[arg(long)]
     pub skip_wire: bool,
     /// How long Mattermost may take to answer on its socket (e.g. 90s, 5m).
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = ready_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = crate::flags::mattermost_server::parse_wait)]
     pub ready_timeout: Duration,
-}
-
-/// `--ready-timeout`: the one duration grammar, at most a day.
-fn ready_timeout(text: &str) -> Result<Duration, String> {
-    crate::duration::parse_at_most(text, Duration::from_secs(86_400))
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {

@@ -166,7 +166,7 @@ pub async fn audit(engine: &Engine, specs: &[&ContainerSpec]) -> Vec<Finding> {
                     Severity::Warning,
                     "docker-inspect-failed",
                     &spec.name,
-                    format!("{:#}", anyhow::Error::new(e)),
+                    crate::exit::causes_text(&e),
                     "check the Docker engine (docker info)",
                 )];
             }
@@ -232,8 +232,8 @@ pub async fn city_findings(sources: &super::desired::Sources<'_>) -> Vec<Finding
                 "container-spec-unknown",
                 "docker",
                 format!(
-                    "cannot compute the containers' specs: {:#}",
-                    anyhow::Error::new(e)
+                    "cannot compute the containers' specs: {}",
+                    crate::exit::causes_text(&e)
                 ),
                 "run `cityd up`",
             )];

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use anyhow::Context as _;
 
 use super::desired::{self, Desired, Sources};
-use super::spec::{ContainerSpec, HostPaths, Names};
+use super::spec::{ContainerSpec, Names};
 use super::{DockerError, Engine};
 use crate::city::City;
 use crate::report::{Outcome, Report, Step};
@@ -134,16 +134,15 @@ pub async fn teardown(
         report.add(engine.remove_volume(&volume, dry_run).await?);
     }
     report.add(engine.remove_network(&names.network(), dry_run).await?);
-    let paths = HostPaths::new(state);
-    for file in [&paths.mattermost_config, &paths.coturn_config] {
-        let dir = file.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    for dir in [state.mattermost_dir(), state.coturn_dir()] {
         let outcome = if !dir.exists() {
             Outcome::Unchanged
-        } else if dry_run {
-            Outcome::WouldRemove
         } else {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-            Outcome::Removed
+            if !dry_run {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+            Outcome::removed(dry_run)
         };
         report.add(Step::new("files", dir.display().to_string(), outcome));
     }

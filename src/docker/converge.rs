@@ -415,7 +415,7 @@ impl Engine {
     }
 
     /// The container's last `lines` log lines (stdout and stderr), indented; never fails.
-    pub async fn tail_logs(&self, name: &str, lines: usize) -> String {
+    async fn tail_logs(&self, name: &str, lines: usize) -> String {
         let options = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)

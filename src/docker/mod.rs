@@ -72,14 +72,6 @@ the containers there)"
     },
 }
 
-impl DockerError {
-    /// The message followed by each cause, as `{:#}` prints a chain: for an error that embeds a
-    /// `DockerError` in its own text rather than keeping it as its source.
-    pub fn with_causes(&self) -> String {
-        crate::exit::causes_text(self)
-    }
-}
-
 /// Where the engine is, as the user would name it (DOCKER_HOST or the default socket).
 pub fn endpoint() -> String {
     std::env::var("DOCKER_HOST")

@@ -196,7 +196,7 @@ pub enum JenkinsError {
     },
     #[error(
         "Jenkins must restart to load the new JCasC, and restarting container {container} failed: {}; set integrations.jenkins.container to the Jenkins container's name, or put an API token of {user} into {token_path} so cityd reloads JCasC over the API instead; the next `cityd connect jenkins` retries",
-        .cause.with_causes()
+        crate::exit::causes_text(.cause.as_ref())
     )]
     Restart {
         container: String,
