@@ -135,20 +135,22 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     None
 }
 
-/// An error and its causes as one line, as `{:#}` prints an anyhow chain, each text once (some
-/// libraries repeat their cause in their own message). For an error that embeds another in its
-/// own text instead of keeping it as its source.
-pub fn causes_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
+/// An error and its causes as one line, as `{:#}` prints an anyhow chain, each text once: a cause
+/// whose text the line already holds is left out (tokio-postgres, reqwest and hyper repeat their
+/// cause in their own message). For an error that embeds another in its own text instead of
+/// keeping it as its source.
+pub fn causes_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.contains(&text) {
-            parts.push(text);
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
         }
         source = cause.source();
     }
-    parts.join(": ")
+    text
 }
 
 /// The exit code for an error: that of the outermost cause that carries one, else `FAILED`.

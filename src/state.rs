@@ -109,6 +109,10 @@ impl StateDir {
     pub fn coturn_config(&self) -> PathBuf {
         self.coturn_dir().join(RENDERED_TURNSERVER_CONF)
     }
+    /// `integrations/`: `cityd connect`'s records of what it pushed (fingerprints, pending reloads).
+    pub fn integrations_dir(&self) -> PathBuf {
+        self.root.join("integrations")
+    }
     /// `relay-spool/`: the relay's durable queue of accepted events.
     pub fn relay_spool(&self) -> PathBuf {
         self.root.join("relay-spool")

@@ -234,11 +234,6 @@ impl City {
         Ok(describe(Source::File(path))?.city)
     }
 
-    /// Reads the file if given, the embedded default otherwise.
-    pub fn load_or_default(path: Option<&Path>) -> Result<Self, CityError> {
-        Ok(Described::read(path)?.city)
-    }
-
     /// Parses TOML (or JSON, which the NixOS module writes), lays it over the embedded default
     /// and validates it. `origin` names the text in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, CityError> {

@@ -289,7 +289,7 @@ impl HttpClient {
             product: self.product,
             url: url.clone(),
             field: self.field,
-            reason: self.scrub(&error_chain(&e)),
+            reason: self.scrub(&crate::exit::causes_text(&e)),
         })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -300,7 +300,7 @@ impl HttpClient {
                 product: self.product,
                 url: url.clone(),
                 field: self.field,
-                reason: self.scrub(&error_chain(&e)),
+                reason: self.scrub(&crate::exit::causes_text(&e)),
             })?
             .to_vec();
         tracing::debug!(product = self.product, %url, status, "request done");
@@ -359,20 +359,6 @@ fn sensitive(value: &str) -> HeaderValue {
     let mut v = HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""));
     v.set_sensitive(true);
     v
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved characters), so a GitLab

@@ -46,7 +46,7 @@ pub struct Records {
 impl Records {
     pub fn new(state: &StateDir) -> Self {
         Self {
-            dir: state.root().join("integrations"),
+            dir: state.integrations_dir(),
         }
     }
 

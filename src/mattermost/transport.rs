@@ -131,7 +131,7 @@ impl Target {
 }
 
 /// Loads the city CA as the only trust anchor.
-pub fn load_ca(path: &Path) -> Result<CityCa, TransportError> {
+fn load_ca(path: &Path) -> Result<CityCa, TransportError> {
     CityCa::load(path).map_err(|e| match e {
         CaError::Read { path, source } => TransportError::ReadCa { path, source },
         CaError::Unusable { path, reason } => TransportError::BadCa { path, reason },

@@ -248,7 +248,7 @@ pub(crate) fn inspect_dir(dir: &Path, now: OffsetDateTime) -> Result<Option<PkiS
     }))
 }
 
-fn read_first_cert(path: &Path) -> Result<Option<Vec<u8>>, PkiError> {
+pub(super) fn read_first_cert(path: &Path) -> Result<Option<Vec<u8>>, PkiError> {
     let Some(bytes) = super::read_optional(path)? else {
         return Ok(None);
     };

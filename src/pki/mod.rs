@@ -61,11 +61,7 @@ pub mod files {
 
 /// The DER of the CA certificate in `<state>/pki/ca.pem`, or `None` before `ensure` made one.
 pub fn ca_certificate(state: &StateDir) -> Result<Option<Vec<u8>>, PkiError> {
-    let path = state.pki_dir().join(files::CA_PEM);
-    match read_optional(&path)? {
-        Some(bytes) => Ok(Some(pem::certificates(&path, &bytes)?.swap_remove(0))),
-        None => Ok(None),
-    }
+    inspect::read_first_cert(&state.ca_pem())
 }
 
 /// The first certificate of a PEM (or DER) file, e.g. a CA given with `cityd verify tls --ca`.

@@ -104,14 +104,16 @@ fn http_client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Cli
             path: e.path().display().to_string(),
             reason: e.reason(),
         })?;
-    tls::http_builder(ca.as_ref().map_or(Trust::System, Trust::CityCa))
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .no_proxy()
-        .pool_idle_timeout(Duration::from_secs(30))
-        .user_agent(concat!("cityd-relay/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| PostError::Client(e.without_url().to_string()))
+    let trust = ca.as_ref().map_or(Trust::System, Trust::CityCa);
+    tls::http_client(trust, |builder| {
+        builder
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("cityd-relay/", env!("CARGO_PKG_VERSION")))
+    })
+    .map_err(|e| PostError::Client(e.without_url().to_string()))
 }
 
 #[derive(Clone)]
@@ -160,15 +162,7 @@ impl Poster {
 
 /// An error's message and causes, without the URL.
 fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::exit::causes_text(&e.without_url())
 }
 
 #[cfg(test)]

@@ -183,23 +183,11 @@ pub async fn converge(
     match result {
         Ok(()) => Ok(finish(report)),
         Err(error) => {
-            report.error = Some(chain_text(&error));
+            report.error = Some(crate::exit::causes_text(&error));
             Err(WireFailure {
                 report: Some(Box::new(finish(report))),
                 error,
             })
         }
     }
-}
-
-/// An error and its causes, as `{:#}` prints them: "error: cause: cause".
-fn chain_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
