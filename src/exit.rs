@@ -130,7 +130,7 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::integrations::NeedError,
         crate::integrations::jenkins::JenkinsError,
         crate::integrations::sonarqube::SonarError,
-        crate::cmd::verify::tls::TlsInputError,
+        crate::pki::probe::TlsInputError,
     );
     None
 }

@@ -12,6 +12,30 @@ use rustls_pki_types::ServerName;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+/// The CA or the city's hostname cannot be used: the input is at fault (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsInputError {
+    #[error("without a CA there is nothing to verify against; run `cityd pki ensure` first")]
+    NoCa(#[source] super::PkiError),
+    #[error("{path}: {reason}")]
+    BadCa {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("hostname {host}")]
+    BadHostname {
+        host: String,
+        #[source]
+        source: rustls_pki_types::InvalidDnsNameError,
+    },
+}
+
+impl crate::exit::ExitCoded for TlsInputError {
+    fn exit_code(&self) -> u8 {
+        crate::exit::BAD_INPUT
+    }
+}
+
 use super::trust;
 use crate::tls::CityCa;
 

@@ -13,28 +13,7 @@ use serde::Serialize;
 
 use crate::cli::Context;
 use crate::exit;
-use crate::pki::{self, PkiError, probe::TlsCheck, probe::TlsProbe};
-
-/// The CA or the city's hostname cannot be used: the input is at fault (exit 2).
-#[derive(Debug, thiserror::Error)]
-pub enum TlsInputError {
-    #[error("without a CA there is nothing to verify against; run `cityd pki ensure` first")]
-    NoCa(#[source] PkiError),
-    #[error("{path}: {reason}")]
-    BadCa { path: PathBuf, reason: String },
-    #[error("hostname {host}")]
-    BadHostname {
-        host: String,
-        #[source]
-        source: rustls_pki_types::InvalidDnsNameError,
-    },
-}
-
-impl exit::ExitCoded for TlsInputError {
-    fn exit_code(&self) -> u8 {
-        exit::BAD_INPUT
-    }
-}
+use crate::pki::{self, probe::TlsCheck, probe::TlsInputError, probe::TlsProbe};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -79,10 +58,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         },
     )?;
 
-    let needs_city = args.connect.is_empty() || args.name;
-    let city = if needs_city { Some(ctx.city()?) } else { None };
     let targets = if args.connect.is_empty() {
-        let city = city.as_ref().expect("loaded above");
+        let city = ctx.city()?;
         let lan = ctx.lan_addresses().context(
             "resolving lan.addresses for the default targets (or give --connect IP:PORT)",
         )?;
@@ -92,14 +69,17 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.connect.clone()
     };
-    let host = match (&city, args.name) {
-        (Some(city), true) => Some(ServerName::try_from(city.mattermost_host()).map_err(
-            |source| TlsInputError::BadHostname {
+    let host = if args.name {
+        let city = ctx.city()?;
+        let name = ServerName::try_from(city.mattermost_host()).map_err(|source| {
+            TlsInputError::BadHostname {
                 host: city.mattermost_host(),
                 source,
-            },
-        )?),
-        _ => None,
+            }
+        })?;
+        Some(name)
+    } else {
+        None
     };
 
     let mut checks = Vec::new();
