@@ -126,7 +126,7 @@ fn static_secret(ctx: &Context, file: Option<&Path>) -> anyhow::Result<Secret> {
 }
 
 fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
-    let ttl = creds::parse_duration(&args.ttl).map_err(|e| bad_flag("--ttl", e))?;
+    let ttl = parse_duration(&args.ttl, "--ttl")?;
     // The credential's expiry is counted in whole seconds: anything under one is already expired.
     if ttl.as_secs() == 0 {
         return Err(bad_input(

@@ -16,10 +16,6 @@ pub enum CredentialError {
         "user name {user:?} is not usable in a TURN REST username: use 1-64 characters from A-Z a-z 0-9 . _ - @ (no ':', the separator coturn splits on)"
     )]
     BadUser { user: String },
-    #[error(
-        "duration {text:?} is not understood: give a number with a unit, e.g. 90s, 30m, 24h or 7d"
-    )]
-    BadDuration { text: String },
 }
 
 /// A credential error is always the input's fault (a flag): exit 2.
@@ -98,11 +94,6 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Parses a TTL in the one duration grammar (`crate::duration`).
-pub fn parse_duration(text: &str) -> Result<Duration, CredentialError> {
-    crate::duration::parse(text).map_err(|_| CredentialError::BadDuration { text: text.into() })
-}
-
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_utc(unix: u64) -> String {
     let days = (unix / 86_400) as i64;
@@ -150,17 +141,6 @@ mod tests {
         assert!(RestCredential::derive("s", "a:b", 1).is_err());
         assert!(RestCredential::derive("s", "", 1).is_err());
         assert!(RestCredential::derive("s", "al ice", 1).is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5_400));
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
-        for bad in ["", "h", "24x", "12h5", "-1h", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
