@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cli::Context;
 use crate::flags::mattermost_server::{ServerArgs, parse_wait};
 use crate::mattermost::ApiClient;
-use crate::mattermost::wiring::{self, Options, Progress, WireReport};
+use crate::mattermost::wiring::{self, Options};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -42,30 +42,12 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         ready_timeout: args.server.timeout,
         plugin_timeout: args.plugin_timeout,
     };
-    let json = args.json;
-    let progress = |event: Progress<'_>| {
-        if !json {
-            WireReport::print_progress(event);
-        }
-    };
-    let result = ctx.block_on(wiring::converge(city, &vault, &client, options, progress))?;
-    let report = match &result {
-        Ok(report) => Some(report),
-        Err(failure) => failure.report.as_deref(),
-    };
-    if let Some(report) = report {
-        print(report, json)?;
+    let (report, result) = ctx.block_on(wiring::converge_shown(
+        city, &vault, &client, options, args.json,
+    ))?;
+    if let Some(report) = report.filter(|_| args.json) {
+        crate::report::print_json(&report)?;
     }
     result?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The report as JSON, or as text: the plan when it was not carried out, warnings on stderr,
-/// and the summary line.
-fn print(report: &WireReport, json: bool) -> anyhow::Result<()> {
-    if json {
-        return crate::report::print_json(report);
-    }
-    report.print_text();
-    Ok(())
 }

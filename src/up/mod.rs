@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::city::City;
 use crate::docker::{self, city::Rendered};
+use crate::mattermost::wiring::WireReport;
 use crate::postgres::{self, Admin, TlsMode};
 use crate::render::Inputs;
 use crate::render::files::{self, Target, TurnSecret};
@@ -40,7 +41,7 @@ pub struct Options<'a> {
 pub struct Found {
     pub database: Option<postgres::Report>,
     /// The wiring's report (what `cityd wire --json` prints), in JSON mode.
-    pub wire: Option<serde_json::Value>,
+    pub wire: Option<WireReport>,
 }
 
 /// `cityd up --json`: the steps, what they found, and why the run stopped if it failed.
@@ -51,7 +52,7 @@ pub struct Json<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     database: Option<&'a postgres::Report>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    wire: Option<&'a serde_json::Value>,
+    wire: Option<&'a WireReport>,
     changed: bool,
     /// Why the run stopped, when it failed (the same text as on stderr).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -238,7 +239,20 @@ mod tests {
         );
         let found = Found {
             database: None,
-            wire: Some(serde_json::json!({"created": 0})),
+            wire: Some(crate::mattermost::wiring::WireReport {
+                target: "unix socket".into(),
+                dry_run: false,
+                items: Vec::new(),
+                warnings: Vec::new(),
+                blockers: Vec::new(),
+                created: 0,
+                updated: 0,
+                unchanged: 0,
+                applied: 0,
+                requests: Default::default(),
+                seconds: 0.0,
+                error: None,
+            }),
         };
         let json = serde_json::to_value(Json::new(&report, &found, None, Duration::ZERO)).unwrap();
         assert_eq!(json["wire"]["created"], 0);

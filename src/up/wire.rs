@@ -22,7 +22,7 @@ pub async fn wire(
     vault: &Vault,
     json: bool,
     dry_run: bool,
-    report: &mut Option<serde_json::Value>,
+    report: &mut Option<WireReport>,
 ) -> anyhow::Result<()> {
     let client = ApiClient::new(Target::Socket(state.mattermost_socket()))?;
     let options = Options {
@@ -33,24 +33,9 @@ pub async fn wire(
     if !json {
         println!("wire       (cityd wire)");
     }
-    let progress = |event: wiring::Progress<'_>| {
-        if !json {
-            WireReport::print_progress(event);
-        }
-    };
-    let result = wiring::converge(city, vault, &client, options, progress).await;
-    let wire_report = match &result {
-        Ok(r) => Some(r),
-        Err(failure) => failure.report.as_deref(),
-    };
-    if let Some(r) = wire_report {
-        if json {
-            *report = Some(serde_json::to_value(r)?);
-        } else {
-            r.print_text();
-        }
-    }
-    result.map(|_| ()).map_err(|failure| {
+    let (wire_report, result) = wiring::converge_shown(city, vault, &client, options, json).await;
+    *report = wire_report;
+    result.map_err(|failure| {
         anyhow::Error::new(failure).context(
             "the wiring failed; the containers are up, fix the cause and run `cityd up` or `cityd wire` again",
         )

@@ -90,6 +90,31 @@ impl<E: Into<WireError>> From<E> for WireFailure {
 }
 
 /// Converges the city's Mattermost objects and plugins on the server `client` talks to.
+/// `converge` as `cityd wire` shows it: progress and the closing text on stdout unless `json`.
+/// Returns the report (also when the wiring failed part-way) beside the outcome, so a caller can
+/// print it as JSON or embed it (`cityd up --json`).
+pub async fn converge_shown(
+    city: &City,
+    vault: &Vault,
+    client: &ApiClient,
+    options: Options,
+    json: bool,
+) -> (Option<WireReport>, Result<(), WireFailure>) {
+    let progress = |event: Progress<'_>| {
+        if !json {
+            WireReport::print_progress(event);
+        }
+    };
+    let (report, result) = match converge(city, vault, client, options, progress).await {
+        Ok(report) => (Some(report), Ok(())),
+        Err(mut failure) => (failure.report.take().map(|r| *r), Err(failure)),
+    };
+    if let Some(report) = report.as_ref().filter(|_| !json) {
+        report.print_text();
+    }
+    (report, result)
+}
+
 pub async fn converge(
     city: &City,
     vault: &Vault,

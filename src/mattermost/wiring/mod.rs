@@ -10,7 +10,7 @@ pub mod plan;
 pub mod report;
 
 pub use apply::{Applier, ApplyError};
-pub use converge::{Options, Progress, WireError, WireFailure, converge};
+pub use converge::{Options, Progress, WireError, WireFailure, converge, converge_shown};
 pub use desired::Desired;
 pub use observe::{Observed, ServerConfig, observe};
 pub use plan::{Item, Kind, Op, Plan, plan};
