@@ -67,30 +67,53 @@ pub fn mode_of(path: &Path) -> std::io::Result<u32> {
 /// Replaces `path` atomically unless it already holds exactly `bytes` with `mode`; then nothing is touched
 /// (not even the mtime), which is what makes re-runs provably idempotent.
 pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<Outcome, WriteError> {
-    let existing = match std::fs::read(path) {
-        Ok(existing) => Some(existing),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io(path)(e)),
-    };
-    if let Some(existing) = &existing
-        && existing == bytes
-    {
-        let current = mode_of(path).map_err(io(path))?;
-        if current != mode {
+    match difference(path, bytes, mode)? {
+        Difference::None => Ok(Outcome::Unchanged),
+        Difference::ModeOnly => {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                 .map_err(io(path))?;
-            return Ok(Outcome::Updated);
+            Ok(Outcome::Updated)
         }
-        return Ok(Outcome::Unchanged);
+        found @ (Difference::Missing | Difference::Content) => {
+            let tmp = staged(path, bytes, mode)?;
+            tmp.persist(path).map_err(|e| io(path)(e.error))?;
+            sync_dir(path)?;
+            Ok(if found == Difference::Missing {
+                Outcome::Created
+            } else {
+                Outcome::Updated
+            })
+        }
     }
-    let tmp = staged(path, bytes, mode)?;
-    tmp.persist(path).map_err(|e| io(path)(e.error))?;
-    sync_dir(path)?;
-    Ok(if existing.is_some() {
-        Outcome::Updated
-    } else {
-        Outcome::Created
+}
+
+/// What `write_if_changed` would do, without doing it: the would-be outcome for a dry run.
+pub fn planned_write(path: &Path, bytes: &[u8], mode: u32) -> Result<Outcome, WriteError> {
+    Ok(match difference(path, bytes, mode)? {
+        Difference::None => Outcome::Unchanged,
+        Difference::Missing => Outcome::WouldCreate,
+        Difference::Content | Difference::ModeOnly => Outcome::WouldUpdate,
     })
+}
+
+/// How a file differs from the wanted bytes and mode: the one comparison behind a write and its
+/// dry run, so the two never disagree.
+#[derive(PartialEq, Eq)]
+enum Difference {
+    Missing,
+    Content,
+    ModeOnly,
+    None,
+}
+
+fn difference(path: &Path, bytes: &[u8], mode: u32) -> Result<Difference, WriteError> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Difference::Missing),
+        Err(e) => Err(io(path)(e)),
+        Ok(existing) if existing != bytes => Ok(Difference::Content),
+        Ok(_) if mode_of(path).map_err(io(path))? != mode => Ok(Difference::ModeOnly),
+        Ok(_) => Ok(Difference::None),
+    }
 }
 
 /// Creates `path` with `bytes` only if it does not exist. The file appears complete or not at all:
@@ -132,6 +155,21 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_dry_run_predicts_what_the_write_does_mode_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        assert_eq!(planned_write(&p, b"a", 0o600).unwrap(), Outcome::WouldCreate);
+        assert_eq!(write_if_changed(&p, b"a", 0o600).unwrap(), Outcome::Created);
+        assert_eq!(planned_write(&p, b"a", 0o600).unwrap(), Outcome::Unchanged);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(planned_write(&p, b"a", 0o600).unwrap(), Outcome::WouldUpdate);
+        assert_eq!(mode_of(&p).unwrap(), 0o644, "a dry run changes nothing");
+        assert_eq!(write_if_changed(&p, b"a", 0o600).unwrap(), Outcome::Updated);
+        assert_eq!(mode_of(&p).unwrap(), 0o600);
+        assert_eq!(planned_write(&p, b"b", 0o600).unwrap(), Outcome::WouldUpdate);
+    }
 
     #[test]
     fn unchanged_content_keeps_bytes_and_mtime() {

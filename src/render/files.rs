@@ -147,11 +147,7 @@ pub fn write(path: &Path, text: &str, dry_run: bool) -> anyhow::Result<(Outcome,
         .map(|o| changed_settings(o, text))
         .unwrap_or_default();
     if dry_run {
-        let outcome = match &old {
-            None => Outcome::WouldCreate,
-            Some(o) => Outcome::updated_if(o != text, true),
-        };
-        return Ok((outcome, changed));
+        return Ok((fsx::planned_write(path, text.as_bytes(), 0o600)?, changed));
     }
     if let Some(dir) = path.parent() {
         StateDir::create_private_dir(dir)?;
