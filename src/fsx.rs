@@ -160,15 +160,24 @@ mod tests {
     fn the_dry_run_predicts_what_the_write_does_mode_included() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        assert_eq!(planned_write(&p, b"a", 0o600).unwrap(), Outcome::WouldCreate);
+        assert_eq!(
+            planned_write(&p, b"a", 0o600).unwrap(),
+            Outcome::WouldCreate
+        );
         assert_eq!(write_if_changed(&p, b"a", 0o600).unwrap(), Outcome::Created);
         assert_eq!(planned_write(&p, b"a", 0o600).unwrap(), Outcome::Unchanged);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(planned_write(&p, b"a", 0o600).unwrap(), Outcome::WouldUpdate);
+        assert_eq!(
+            planned_write(&p, b"a", 0o600).unwrap(),
+            Outcome::WouldUpdate
+        );
         assert_eq!(mode_of(&p).unwrap(), 0o644, "a dry run changes nothing");
         assert_eq!(write_if_changed(&p, b"a", 0o600).unwrap(), Outcome::Updated);
         assert_eq!(mode_of(&p).unwrap(), 0o600);
-        assert_eq!(planned_write(&p, b"b", 0o600).unwrap(), Outcome::WouldUpdate);
+        assert_eq!(
+            planned_write(&p, b"b", 0o600).unwrap(),
+            Outcome::WouldUpdate
+        );
     }
 
     #[test]

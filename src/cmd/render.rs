@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::cli::Context;
 use crate::render::Inputs;
 use crate::render::files::{self, Target as File, TurnSecret};
+use crate::report::Outcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -71,35 +72,48 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         TurnSecret::Inline
     };
-    let mut reports = Vec::new();
-    for target in targets {
-        if args.out.as_deref() == Some(Path::new("-")) {
+    if args.out.as_deref() == Some(Path::new("-")) {
+        // `--out` names one file, so there is one target here.
+        for target in targets {
             print!("{}", files::text(target, &inputs, &vault, turn_secret)?);
-            return Ok(ExitCode::SUCCESS);
         }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rendered = Vec::new();
+    for target in targets {
         let path = args
             .out
             .clone()
             .unwrap_or_else(|| target.default_path(state));
-        let rendered = files::render(target, &inputs, &vault, turn_secret, &path, args.dry_run)?;
-        reports.push(Report {
-            file: rendered.path,
-            outcome: rendered.outcome.as_str(),
-            changed: rendered.changed,
-        });
+        rendered.push(files::render(
+            target,
+            &inputs,
+            &vault,
+            turn_secret,
+            &path,
+            args.dry_run,
+        )?);
     }
     if args.json {
+        let reports: Vec<Report> = rendered
+            .into_iter()
+            .map(|r| Report {
+                file: r.path,
+                outcome: r.outcome.as_str(),
+                changed: r.changed,
+            })
+            .collect();
         crate::report::print_json(&reports)?;
     } else {
-        for r in &reports {
-            let detail = if r.changed.is_empty() || r.outcome == "unchanged" {
+        for r in &rendered {
+            let detail = if r.changed.is_empty() {
                 String::new()
             } else {
                 format!(" ({})", r.changed.join(", "))
             };
-            println!("{:<13} {}{detail}", r.outcome, r.file.display());
+            println!("{:<13} {}{detail}", r.outcome.as_str(), r.path.display());
         }
-        if reports.iter().all(|r| r.outcome == "unchanged") {
+        if rendered.iter().all(|r| r.outcome == Outcome::Unchanged) {
             println!("no changes");
         }
     }
