@@ -51,61 +51,49 @@ impl Vault {
     /// Generates every missing secret; existing ones are validated and never rewritten. When any
     /// existing secret breaks its shape, nothing is created.
     pub fn ensure(&self) -> Result<EnsureReport, VaultError> {
-        let _lock = self.lock()?;
-        let removed_temp_files = fsx::remove_stale_temps(&self.dir);
-        let survey = self.survey()?;
+        self.converge(false)
+    }
+
+    /// What `ensure` would do, without creating anything (not even the directory).
+    pub fn plan(&self) -> Result<EnsureReport, VaultError> {
+        self.converge(true)
+    }
+
+    /// `ensure`, or under `dry_run` its plan: one survey, one report, and only the generation of a
+    /// missing secret (with the lock and the clean-up of killed runs' temp files) left out of a dry run.
+    pub fn converge(&self, dry_run: bool) -> Result<EnsureReport, VaultError> {
+        let _lock = if dry_run { None } else { Some(self.lock()?) };
+        let removed_temp_files = if dry_run {
+            0
+        } else {
+            fsx::remove_stale_temps(&self.dir)
+        };
         let mut secrets = Vec::new();
-        for (name, existing) in survey {
+        for (name, existing) in self.survey()? {
             let file = name.file_name();
-            let (action, length) = match existing {
-                Some(s) => (Outcome::Unchanged, s.len()),
+            let length = match &existing {
+                Some(s) => s.len(),
+                None if dry_run => name.shape().generated_length(),
                 None => {
                     let value = name.generate()?;
                     self.create(file, &value)?;
                     tracing::info!(secret = file, "generated a new secret");
-                    (Outcome::Created, value.len())
+                    value.len()
                 }
             };
             secrets.push(EnsureEntry {
                 name: file,
                 path: self.path_of(file),
-                action,
+                action: Outcome::created_if(existing.is_none(), dry_run),
                 length,
             });
         }
         Ok(EnsureReport {
             vault: self.dir.clone(),
-            dry_run: false,
+            dry_run,
             changed: secrets.iter().any(|e| e.action.changes_something()),
             secrets,
             removed_temp_files,
-            warnings: self.permission_warnings(),
-        })
-    }
-
-    /// `ensure`, or under `dry_run` its [`plan`](Self::plan): the one call `cityd secrets ensure` makes.
-    pub fn converge(&self, dry_run: bool) -> Result<EnsureReport, VaultError> {
-        if dry_run { self.plan() } else { self.ensure() }
-    }
-
-    /// What `ensure` would do, without creating anything (not even the directory).
-    pub fn plan(&self) -> Result<EnsureReport, VaultError> {
-        let secrets: Vec<EnsureEntry> = self
-            .survey()?
-            .into_iter()
-            .map(|(name, existing)| EnsureEntry {
-                name: name.file_name(),
-                path: self.path_of(name.file_name()),
-                action: Outcome::created_if(existing.is_none(), true),
-                length: existing.map_or(name.shape().generated_length(), |s| s.len()),
-            })
-            .collect();
-        Ok(EnsureReport {
-            vault: self.dir.clone(),
-            dry_run: true,
-            changed: secrets.iter().any(|e| e.action.changes_something()),
-            secrets,
-            removed_temp_files: 0,
             warnings: self.permission_warnings(),
         })
     }

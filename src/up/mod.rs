@@ -95,7 +95,7 @@ pub async fn converge(
     }
 
     // 1. The vault.
-    let secrets = if dry { vault.plan() } else { vault.ensure() }.context("the vault")?;
+    let secrets = vault.converge(dry).context("the vault")?;
     let generated = secrets
         .secrets
         .iter()
