@@ -121,9 +121,10 @@ pub fn http_url_rule(url: &str) -> Option<&'static str> {
     )
 }
 
-/// A file name in the vault (`<state>/secrets/<name>`): no '/', not hidden, no whitespace.
+/// A file name in the vault (`<state>/secrets/<name>`): one the vault accepts, and no whitespace
+/// (the names also travel through flags and logs).
 pub fn is_vault_name(s: &str) -> bool {
-    !s.is_empty() && !s.contains('/') && !s.starts_with('.') && !s.contains(char::is_whitespace)
+    crate::secrets::is_plain_file_name(s) && !s.contains(char::is_whitespace)
 }
 
 /// Usernames Mattermost refuses (model/user.go restricted names).

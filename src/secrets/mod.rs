@@ -20,4 +20,5 @@ pub use list::{ListEntry, ListStatus, human_age};
 pub use name::{SecretName, rule_of, shape_of};
 pub use secret::Secret;
 pub use shape::Shape;
+pub(crate) use vault::is_plain_file_name;
 pub use vault::{Vault, VaultLock};

@@ -30,8 +30,9 @@ pub struct VaultLock {
     _file: std::fs::File,
 }
 
-/// A name `get`, `read` and `store` accept: a plain file name inside the vault.
-fn is_plain_file_name(name: &str) -> bool {
+/// A name `get`, `read` and `store` accept: a plain file name inside the vault. The one rule; the
+/// city description's check of vault names builds on it.
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\0']) && name.len() <= 255
 }
 
