@@ -57,14 +57,6 @@ impl CaError {
             CaError::Read { path, .. } | CaError::Unusable { path, .. } => path,
         }
     }
-
-    /// What is wrong with it, without the path (for callers that word their own message).
-    pub fn reason(&self) -> String {
-        match self {
-            CaError::Read { source, .. } => source.to_string(),
-            CaError::Unusable { reason, .. } => reason.clone(),
-        }
-    }
 }
 
 /// The city CA as a trust anchor: its certificates, the verifier rooted in them alone (no system

@@ -33,11 +33,11 @@ pub enum HttpError {
         url: String,
         reason: String,
     },
-    #[error("cannot read the city CA {path} to trust {product}'s certificate: {reason}")]
+    #[error("cannot trust {product}'s certificate")]
     Ca {
         product: &'static str,
-        path: String,
-        reason: String,
+        #[source]
+        source: tls::CaError,
     },
     #[error(
         "cannot reach {product} at {url}: {reason}; check that {product} runs and that the URL in the city ({field}) is right"
@@ -181,11 +181,7 @@ impl HttpClient {
             .filter(|p| p.is_file())
             .map(CityCa::load)
             .transpose()
-            .map_err(|e| HttpError::Ca {
-                product,
-                path: e.path().display().to_string(),
-                reason: e.reason(),
-            })?;
+            .map_err(|source| HttpError::Ca { product, source })?;
         let trust = ca.as_ref().map_or(Trust::System, Trust::SystemAndCityCa);
         let http = tls::http_client(trust, |builder| {
             builder

@@ -18,16 +18,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
 pub enum TransportError {
-    #[error(
-        "cannot read the city CA certificate {path}; run `cityd pki ensure` or pass the right --state-dir"
-    )]
-    ReadCa {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the city CA file {path} is not a PEM certificate: {reason}")]
-    BadCa { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Ca(#[from] CaError),
     #[error(
         "{url} is not a usable Mattermost URL: {reason} (expected https://host:port, or http://127.0.0.1:port for a loopback test server)"
     )]
@@ -111,7 +103,7 @@ impl Target {
         let ca = match self {
             Target::Url {
                 ca_pem: Some(path), ..
-            } => Some(load_ca(path)?),
+            } => Some(CityCa::load(path)?),
             _ => None,
         };
         let builder = tls::http_builder(ca.as_ref().map_or(Trust::System, Trust::CityCa))
@@ -130,20 +122,12 @@ impl Target {
     }
 }
 
-/// Loads the city CA as the only trust anchor.
-fn load_ca(path: &Path) -> Result<CityCa, TransportError> {
-    CityCa::load(path).map_err(|e| match e {
-        CaError::Read { path, source } => TransportError::ReadCa { path, source },
-        CaError::Unusable { path, reason } => TransportError::BadCa { path, reason },
-    })
-}
-
 /// A plain client for webhook posts: HTTPS trusting only the city CA, or plain HTTP.
 pub fn hook_client(
     ca_pem: Option<&Path>,
     timeout: Duration,
 ) -> Result<reqwest::Client, TransportError> {
-    let ca = ca_pem.map(load_ca).transpose()?;
+    let ca = ca_pem.map(CityCa::load).transpose()?;
     tls::http_builder(ca.as_ref().map_or(Trust::System, Trust::CityCa))
         .timeout(timeout)
         .no_proxy()

@@ -38,11 +38,8 @@ pub enum PgError {
         detail: String,
         fix: &'static str,
     },
-    #[error("cannot read the city CA {path}: {detail}; run `cityd pki ensure`")]
-    Ca {
-        path: std::path::PathBuf,
-        detail: String,
-    },
+    #[error(transparent)]
+    Ca(#[from] crate::tls::CaError),
     #[error("PostgreSQL at {server} failed to {what}: {detail}")]
     Query {
         server: String,

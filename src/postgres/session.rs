@@ -28,48 +28,35 @@ pub enum TlsMode {
     Disable,
 }
 
-/// The TLS setup: the mode and the city CA (PEM) to verify against.
+/// The TLS setup: the mode and the city CA to verify against, loaded once.
 #[derive(Clone)]
 pub struct Tls {
     pub mode: TlsMode,
-    pub ca_pem: Option<Vec<u8>>,
-    pub ca_path: std::path::PathBuf,
+    pub ca: Option<crate::tls::CityCa>,
 }
 
 impl Tls {
-    /// Reads the CA if it exists. `Require` without a CA is an error; `Auto` without one stays plain.
+    /// Loads the CA if it exists. `Require` without a CA is an error; `Auto` without one stays plain.
     pub fn load(mode: TlsMode, ca_path: &std::path::Path) -> Result<Self, PgError> {
-        let ca_pem = match std::fs::read(ca_path) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && mode != TlsMode::Require => None,
-            Err(e) => {
-                return Err(PgError::Ca {
-                    path: ca_path.to_path_buf(),
-                    detail: e.to_string(),
-                });
+        let ca = match crate::tls::CityCa::load(ca_path) {
+            Ok(ca) => Some(ca),
+            Err(crate::tls::CaError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && mode != TlsMode::Require =>
+            {
+                None
             }
+            Err(e) => return Err(e.into()),
         };
-        Ok(Self {
-            mode,
-            ca_pem,
-            ca_path: ca_path.to_path_buf(),
-        })
+        Ok(Self { mode, ca })
     }
 
     /// The PostgreSQL client's TLS, from `crate::tls`: only the city CA is trusted, and the server's
     /// name must match (verify-full).
-    fn connector(&self) -> Result<Option<MakeRustlsConnect>, PgError> {
-        let Some(pem) = &self.ca_pem else {
-            return Ok(None);
-        };
-        if self.mode == TlsMode::Disable {
-            return Ok(None);
+    fn connector(&self) -> Option<MakeRustlsConnect> {
+        match (&self.ca, self.mode) {
+            (Some(ca), TlsMode::Auto | TlsMode::Require) => Some(ca.postgres_connector()),
+            _ => None,
         }
-        let ca = crate::tls::CityCa::from_pem(&self.ca_path, pem).map_err(|e| PgError::Ca {
-            path: self.ca_path.clone(),
-            detail: e.reason(),
-        })?;
-        Ok(Some(ca.postgres_connector()))
     }
 }
 
@@ -94,7 +81,7 @@ fn connect_error(server: &str, user: &str, tls: &Tls, e: tokio_postgres::Error) 
     }
     let detail = chain(&e);
     if detail.starts_with("error performing TLS handshake") {
-        let fix = if tls.ca_pem.is_some() {
+        let fix = if tls.ca.is_some() {
             "give the server a certificate from the city CA (its name must match the host you connect to), or use --db-tls disable"
         } else {
             "the server requires TLS; run `cityd pki ensure` so cityd can verify it against the city CA"
@@ -152,7 +139,7 @@ impl Session {
         if let Some(p) = password {
             config.password(p.expose());
         }
-        let connector = tls.connector()?;
+        let connector = tls.connector();
         let (client, encrypted) = match connector {
             Some(connector) => {
                 config.ssl_mode(if tls.mode == TlsMode::Require {

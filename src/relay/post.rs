@@ -19,10 +19,8 @@ pub enum PostError {
         origin: String,
         reason: &'static str,
     },
-    #[error(
-        "cannot read the CA certificate {path}: {reason}; run `cityd pki ensure` or pass --ca-file"
-    )]
-    Ca { path: String, reason: String },
+    #[error(transparent)]
+    Ca(#[from] tls::CaError),
     #[error("cannot build the HTTP client for webhook posts: {0}")]
     Client(String),
 }
@@ -97,13 +95,7 @@ pub enum Attempt {
 
 /// A reqwest client for webhook posts: HTTPS trusting only `ca_file` when given.
 fn http_client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Client, PostError> {
-    let ca = ca_file
-        .map(CityCa::load)
-        .transpose()
-        .map_err(|e| PostError::Ca {
-            path: e.path().display().to_string(),
-            reason: e.reason(),
-        })?;
+    let ca = ca_file.map(CityCa::load).transpose()?;
     let trust = ca.as_ref().map_or(Trust::System, Trust::CityCa);
     tls::http_client(trust, |builder| {
         builder
