@@ -11,22 +11,6 @@ use super::spec::{ContainerSpec, LABEL_SPEC, Network};
 use crate::doctor::{Finding, Severity};
 use crate::render::container::METRICS_PORT;
 
-fn finding(
-    severity: Severity,
-    code: &'static str,
-    subject: &str,
-    problem: String,
-    fix: &str,
-) -> Finding {
-    Finding {
-        severity,
-        code,
-        subject: subject.to_string(),
-        problem,
-        fix: fix.to_string(),
-    }
-}
-
 /// `(container port/proto, host ip, host port)` as published, from an inspected container.
 pub fn published(c: &ContainerInspectResponse) -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
@@ -64,7 +48,7 @@ pub fn check(spec: &ContainerSpec, current: &ContainerInspectResponse) -> Vec<Fi
         .and_then(|s| s.running)
         .unwrap_or(false);
     if !running {
-        out.push(finding(
+        out.push(Finding::new(
             Severity::Error,
             "container-not-running",
             name,
@@ -78,7 +62,7 @@ pub fn check(spec: &ContainerSpec, current: &ContainerInspectResponse) -> Vec<Fi
         .and_then(|c| c.labels.as_ref())
         .and_then(|l| l.get(LABEL_SPEC).cloned());
     if label.as_deref() != Some(spec.digest().as_str()) {
-        out.push(finding(
+        out.push(Finding::new(
             Severity::Warning,
             "container-spec-outdated",
             name,
@@ -97,7 +81,7 @@ pub fn check(spec: &ContainerSpec, current: &ContainerInspectResponse) -> Vec<Fi
         .and_then(|h| h.network_mode.clone())
         .unwrap_or_default();
     if spec.network == Network::Host && network_mode != "host" {
-        out.push(finding(
+        out.push(Finding::new(
             Severity::Error,
             "coturn-not-host-network",
             name,
@@ -116,7 +100,7 @@ pub fn check(spec: &ContainerSpec, current: &ContainerInspectResponse) -> Vec<Fi
             .parse::<std::net::IpAddr>()
             .is_ok_and(|a| a.is_loopback());
         if is_metrics && !loopback {
-            out.push(finding(
+            out.push(Finding::new(
                 Severity::Error,
                 "metrics-on-lan",
                 name,
@@ -137,7 +121,7 @@ pub fn check(spec: &ContainerSpec, current: &ContainerInspectResponse) -> Vec<Fi
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        out.push(finding(
+        out.push(Finding::new(
             Severity::Error,
             "ports-differ",
             name,
@@ -162,7 +146,7 @@ pub async fn audit(engine: &Engine, specs: &[&ContainerSpec]) -> Vec<Finding> {
             Ok(Some(c)) => found.push((spec, c)),
             Ok(None) => missing.push(spec.name.clone()),
             Err(e) => {
-                return vec![finding(
+                return vec![Finding::new(
                     Severity::Warning,
                     "docker-inspect-failed",
                     &spec.name,
@@ -178,7 +162,7 @@ pub async fn audit(engine: &Engine, specs: &[&ContainerSpec]) -> Vec<Finding> {
     let mut out: Vec<Finding> = missing
         .iter()
         .map(|name| {
-            finding(
+            Finding::new(
                 Severity::Error,
                 "container-missing",
                 name,
@@ -227,7 +211,7 @@ pub async fn city_findings(sources: &super::desired::Sources<'_>) -> Vec<Finding
     let desired = match super::desired::desired(&sources) {
         Ok(d) => d,
         Err(e) => {
-            return vec![finding(
+            return vec![Finding::new(
                 Severity::Warning,
                 "container-spec-unknown",
                 "docker",

@@ -28,19 +28,22 @@ pub struct Finding {
     pub fix: String,
 }
 
-fn finding(
-    severity: Severity,
-    code: &'static str,
-    subject: String,
-    problem: impl Into<String>,
-    fix: impl Into<String>,
-) -> Finding {
-    Finding {
-        severity,
-        code,
-        subject,
-        problem: problem.into(),
-        fix: fix.into(),
+impl Finding {
+    /// The one constructor of a finding, for every audit (env files, the state, containers, schema).
+    pub fn new(
+        severity: Severity,
+        code: &'static str,
+        subject: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity,
+            code,
+            subject: subject.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -99,7 +102,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
             } else {
                 "so the quotes become part of the value".to_string()
             };
-            out.push(finding(
+            out.push(Finding::new(
                 Severity::Error,
                 "quoted-value",
                 subject(file, e),
@@ -122,7 +125,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
                     turn && (s.get("username").is_some() || s.get("credential").is_some() || s.get("credentials").is_some())
                 });
                 if static_cred {
-                    out.push(finding(
+                    out.push(Finding::new(
                         Severity::Error,
                         "static-turn-credential",
                         subject(file, e),
@@ -134,7 +137,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
                     s["urls"].as_array().into_iter().flatten().any(|u| u.as_str().is_some_and(|u| u.starts_with("turn")))
                 });
                 if has_turn && get("MM_CALLS_TURN_STATIC_AUTH_SECRET").is_none() && !static_cred {
-                    out.push(finding(
+                    out.push(Finding::new(
                         Severity::Error,
                         "turn-secret-missing",
                         subject(file, e),
@@ -143,7 +146,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
                     ));
                 }
             }
-            Err(err) => out.push(finding(
+            Err(err) => out.push(Finding::new(
                 Severity::Error,
                 "ice-servers-not-json",
                 subject(file, e),
@@ -154,7 +157,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
     }
 
     if let Some(e) = get("MM_PLUGINSETTINGS_PLUGINSTATES") {
-        out.push(finding(
+        out.push(Finding::new(
             Severity::Error,
             "plugin-states-pinned",
             subject(file, e),
@@ -163,7 +166,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
         ));
     }
     if let Some(e) = get("MM_PLUGINSETTINGS_PLUGINS") {
-        out.push(finding(
+        out.push(Finding::new(
             Severity::Warning,
             "plugin-settings-pinned",
             subject(file, e),
@@ -174,7 +177,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
     if let Some(e) = get("MM_SERVICESETTINGS_ALLOWCORSFROM") {
         let (inner, _) = envfile::unquote(&e.value);
         if inner.split_whitespace().any(|o| o == "*") {
-            out.push(finding(
+            out.push(Finding::new(
                 Severity::Error,
                 "cors-wildcard",
                 subject(file, e),
@@ -186,7 +189,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
     if let Some(e) = get("MM_SERVICESETTINGS_ENABLEINSECUREOUTGOINGCONNECTIONS")
         && envfile::unquote(&e.value).0.eq_ignore_ascii_case("true")
     {
-        out.push(finding(
+        out.push(Finding::new(
                 Severity::Error,
                 "insecure-outgoing",
                 subject(file, e),
@@ -198,7 +201,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
         let (inner, _) = envfile::unquote(&e.value);
         for token in inner.split([' ', ',']).filter(|t| !t.is_empty()) {
             if token.parse::<std::net::IpAddr>().is_ok() {
-                out.push(finding(
+                out.push(Finding::new(
                     Severity::Warning,
                     "untrusted-bare-ip",
                     subject(file, e),
@@ -207,7 +210,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
                 ));
             }
         }
-        out.push(finding(
+        out.push(Finding::new(
             Severity::Info,
             "untrusted-is-outgoing-only",
             subject(file, e),
@@ -222,7 +225,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
         if let Some(e) = get(key) {
             let (inner, _) = envfile::unquote(&e.value);
             if !inner.is_empty() && inner.len() < 32 {
-                out.push(finding(
+                out.push(Finding::new(
                     Severity::Error,
                     "short-key",
                     subject(file, e),
@@ -238,7 +241,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
     if let Some(e) = get("MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS")
         && envfile::unquote(&e.value).0.eq_ignore_ascii_case("true")
     {
-        out.push(finding(
+        out.push(Finding::new(
                 Severity::Info,
                 "user-tokens-unneeded",
                 subject(file, e),
@@ -254,7 +257,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
             && parse_go_bool(inner).is_none()
             && !inner.contains(['/', ' ', '*', ':'])
         {
-            out.push(finding(
+            out.push(Finding::new(
                 Severity::Warning,
                 "bool-not-parsed",
                 subject(file, e),
@@ -265,7 +268,7 @@ pub fn audit_mattermost_env(file: &str, text: &str) -> Vec<Finding> {
             ));
         }
         if inner.contains("public_private") {
-            out.push(finding(
+            out.push(Finding::new(
                 Severity::Error,
                 "codepreview-invalid",
                 subject(file, e),
@@ -292,7 +295,7 @@ pub fn audit_secrets_env(file: &str, text: &str) -> Vec<Finding> {
     let mut out = Vec::new();
     for (var, name) in crate::secrets::import_env::BLOG_VARIABLES {
         let Some(e) = entries.iter().find(|e| e.key == var) else {
-            out.push(finding(
+            out.push(Finding::new(
                 Severity::Warning,
                 "secret-absent",
                 format!("{var} ({file})"),
@@ -308,7 +311,7 @@ pub fn audit_secrets_env(file: &str, text: &str) -> Vec<Finding> {
         let shape = name.shape();
         if !shape.accepts(inner) {
             let aes_hint = matches!(shape, Shape::Exactly(_)) && matches!(inner.len(), 16 | 24);
-            out.push(finding(
+            out.push(Finding::new(
                 if aes_hint { Severity::Warning } else { Severity::Error },
                 "secret-shape",
                 subject(file, e),
@@ -337,7 +340,7 @@ pub fn audit_vault(vault: &crate::secrets::Vault) -> Vec<Finding> {
     if let Ok(meta) = std::fs::metadata(dir) {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            out.push(finding(
+            out.push(Finding::new(
                 Severity::Error,
                 "vault-dir-mode",
                 dir.display().to_string(),
@@ -355,7 +358,7 @@ pub fn audit_vault(vault: &crate::secrets::Vault) -> Vec<Finding> {
                 if let Ok(meta) = std::fs::metadata(&path) {
                     let mode = meta.permissions().mode() & 0o777;
                     if mode != 0o600 {
-                        out.push(finding(
+                        out.push(Finding::new(
                             Severity::Error,
                             "secret-mode",
                             path.display().to_string(),
@@ -365,14 +368,14 @@ pub fn audit_vault(vault: &crate::secrets::Vault) -> Vec<Finding> {
                     }
                 }
             }
-            Ok(None) => out.push(finding(
+            Ok(None) => out.push(Finding::new(
                 Severity::Warning,
                 "secret-missing",
                 path.display().to_string(),
                 format!("{} has not been generated yet", name.file_name()),
                 "run `cityd secrets ensure`",
             )),
-            Err(e) => out.push(finding(
+            Err(e) => out.push(Finding::new(
                 Severity::Error,
                 "secret-invalid",
                 path.display().to_string(),
@@ -388,7 +391,7 @@ pub fn audit_vault(vault: &crate::secrets::Vault) -> Vec<Finding> {
 pub fn audit_rendered(path: &std::path::Path, expected: &str, command: &str) -> Vec<Finding> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::read_to_string(path) {
-        Err(_) => vec![finding(
+        Err(_) => vec![Finding::new(
             Severity::Warning,
             "render-missing",
             path.display().to_string(),
@@ -398,7 +401,7 @@ pub fn audit_rendered(path: &std::path::Path, expected: &str, command: &str) -> 
         Ok(actual) => {
             let mut out = Vec::new();
             if actual != expected {
-                out.push(finding(
+                out.push(Finding::new(
                     Severity::Warning,
                     "render-stale",
                     path.display().to_string(),
@@ -409,7 +412,7 @@ pub fn audit_rendered(path: &std::path::Path, expected: &str, command: &str) -> 
             if let Ok(meta) = std::fs::metadata(path) {
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
-                    out.push(finding(
+                    out.push(Finding::new(
                         Severity::Error,
                         "render-mode",
                         path.display().to_string(),
@@ -430,10 +433,10 @@ pub fn audit_pki(
     wanted: &crate::pki::SanSet,
 ) -> Vec<Finding> {
     let Some(summary) = summary else {
-        return vec![finding(
+        return vec![Finding::new(
             Severity::Warning,
             "pki-missing",
-            "pki".into(),
+            "pki",
             "no CA or server certificate yet",
             "run `cityd pki ensure`",
         )];
@@ -441,7 +444,7 @@ pub fn audit_pki(
     let dir = summary.dir.display().to_string();
     let mut out = Vec::new();
     match &summary.server {
-        None => out.push(finding(
+        None => out.push(Finding::new(
             Severity::Warning,
             "server-cert-missing",
             format!("{dir}/server.pem"),
@@ -451,7 +454,7 @@ pub fn audit_pki(
         Some(server) => {
             let missing = wanted.missing_from(&server.sans);
             if !missing.is_empty() {
-                out.push(finding(
+                out.push(Finding::new(
                     Severity::Error,
                     "cert-sans-stale",
                     format!("{dir}/server.pem"),
@@ -460,7 +463,7 @@ pub fn audit_pki(
                 ));
             }
             if server.days_left < 0 {
-                out.push(finding(
+                out.push(Finding::new(
                     Severity::Error,
                     "cert-expired",
                     format!("{dir}/server.pem"),
@@ -468,7 +471,7 @@ pub fn audit_pki(
                     "run `cityd pki ensure`",
                 ));
             } else if server.days_left < 30 {
-                out.push(finding(
+                out.push(Finding::new(
                     Severity::Warning,
                     "cert-expiring",
                     format!("{dir}/server.pem"),
@@ -480,7 +483,7 @@ pub fn audit_pki(
                 ));
             }
             if !server.server_auth {
-                out.push(finding(
+                out.push(Finding::new(
                     Severity::Error,
                     "cert-no-server-auth",
                     format!("{dir}/server.pem"),
@@ -491,7 +494,7 @@ pub fn audit_pki(
         }
     }
     if summary.server_verifies == Some(false) {
-        out.push(finding(
+        out.push(Finding::new(
             Severity::Error,
             "cert-chain",
             format!("{dir}/server.pem"),
@@ -503,7 +506,7 @@ pub fn audit_pki(
         ));
     }
     for f in summary.bad_modes() {
-        out.push(finding(
+        out.push(Finding::new(
             Severity::Error,
             "pki-mode",
             f.path.display().to_string(),

@@ -35,13 +35,13 @@ pub async fn audit(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Finding>> {
     let lan = match inputs.lan {
         Ok(lan) => lan,
         Err(e) => {
-            findings.push(Finding {
-                severity: Severity::Error,
-                code: "lan-unresolved",
-                subject: "lan.addresses".into(),
-                problem: format!("{e:#}"),
-                fix: "set lan.addresses in the city description".into(),
-            });
+            findings.push(Finding::new(
+                Severity::Error,
+                "lan-unresolved",
+                "lan.addresses",
+                format!("{e:#}"),
+                "set lan.addresses in the city description",
+            ));
             return Ok(findings);
         }
     };

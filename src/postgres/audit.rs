@@ -35,12 +35,8 @@ pub async fn schema_findings(
     mode: TlsMode,
 ) -> Vec<Finding> {
     let subject = format!("database {}", city.database.name);
-    let problem = |severity, code, problem: String, fix: &str| Finding {
-        severity,
-        code,
-        subject: subject.clone(),
-        problem,
-        fix: fix.to_string(),
+    let problem = |severity, code, problem: String, fix: &str| {
+        Finding::new(severity, code, &subject, problem, fix)
     };
     let owner = async {
         let admin = admin.map_err(|e| anyhow::anyhow!("{e:#}"))?;
