@@ -1,9 +1,12 @@
-# The city description as a JSON file in the store, validated at build time by the very cityd that
-# will read it (`cityd config check`): a bad option value fails `nixos-rebuild`, not the boot.
-{ config
-, lib
-, pkgs
-, ...
+# The city description as a JSON file, validated at build time by the very cityd that will read it
+# (`cityd config check`): a bad setting fails `nixos-rebuild`, not the boot. The units read it at a
+# stable path, /etc/cityd/city.json, so a new city changes no unit's command line: each unit
+# restarts only when the part of the city it reads changed (see ./units.nix).
+{
+  config,
+  lib,
+  pkgs,
+  ...
 }:
 let
   cfg = config.services.cityd;
@@ -24,11 +27,10 @@ in
 {
   config = lib.mkIf cfg.enable {
     services.cityd.cityFile = checkedCityFile;
-    assertions = map
-      (message: {
-        assertion = false;
-        inherit message;
-      })
-      (cityLib.problems cfg);
+    environment.etc."cityd/city.json".source = checkedCityFile;
+    assertions = map (message: {
+      assertion = false;
+      inherit message;
+    }) (cityLib.problems cfg);
   };
 }

@@ -1,6 +1,6 @@
 # The Mattermost container via virtualisation.oci-containers, as `cityd up` runs it on a Docker
 # host: pinned image, the env file cityd renders at run time, host directories owned by the image's
-# UID, the certificate copied for that UID, ports on the LAN address and metrics on loopback only.
+# UID, the certificate copied for that UID, ports on the LAN addresses and metrics on loopback only.
 { config
 , lib
 , pkgs
@@ -50,8 +50,9 @@ in
           ${bin}/chmod 0444 ${certs}/ca-bundle.crt.new
           ${bin}/mv ${certs}/ca-bundle.crt.new ${certs}/ca-bundle.crt
         '';
-      # A new city may render a new env file: restart the container with it.
-      restartTriggers = [ cfg.cityFile ];
+      # Its input is the env file render writes from the render part of the city: a switch that
+      # changes only channels, bots or webhooks leaves Mattermost (and the calls in it) running.
+      restartTriggers = [ (cityLib.cityParts cfg).render ];
     };
 
     # cityd and the wiring reach Mattermost by its SiteURL name on this host.

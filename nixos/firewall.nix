@@ -1,5 +1,5 @@
 # The firewall: exactly the ports phones and browsers use (Mattermost, Calls, TURN and its relay
-# range), on one interface if `lan.interface` is set. Metrics (8067) and PostgreSQL stay closed.
+# range), on one interface if `firewallInterface` is set. Metrics (8067) and PostgreSQL stay closed.
 { config
 , lib
 , ...
@@ -12,6 +12,6 @@ in
 {
   config = lib.mkIf (cfg.enable && cfg.openFirewall) {
     networking.firewall =
-      if cfg.lan.interface == null then rules else { interfaces.${cfg.lan.interface} = rules; };
+      if cfg.firewallInterface == null then rules else { interfaces.${cfg.firewallInterface} = rules; };
   };
 }

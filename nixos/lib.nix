@@ -31,36 +31,6 @@ let
 
   stateDir = "/var/lib/cityd";
 
-  # Option names that differ from the city's field names (camelCase there is snake_case here).
-  cityFieldNames = {
-    displayName = "display_name";
-    jenkinsUrl = "jenkins_url";
-    postPasses = "post_passes";
-    dashboardUrl = "dashboard_url";
-  };
-  optionNames = builtins.listToAttrs (
-    map
-      (n: {
-        name = cityFieldNames.${n};
-        value = n;
-      })
-      (builtins.attrNames cityFieldNames)
-  );
-  # Renames the keys of an attrset through `names`, leaving out null values (an unset option is
-  # an absent city field).
-  renameFields =
-    names: attrs:
-    builtins.listToAttrs (
-      map
-        (n: {
-          name = names.${n} or n;
-          value = attrs.${n};
-        })
-        (builtins.filter (n: attrs.${n} != null) (builtins.attrNames attrs))
-    );
-  # A city table as option values, and back.
-  fromCity = renameFields optionNames;
-  toCity = renameFields cityFieldNames;
 in
 rec {
   inherit
@@ -76,6 +46,9 @@ rec {
   # owns these names (src/state.rs, src/secrets/name.rs); the CI test checks they agree.
   paths = rec {
     inherit stateDir;
+    # The city file every unit reads (a link into the store, managed by environment.etc): a
+    # stable path, so a new city changes no command line.
+    cityFile = "/etc/cityd/city.json";
     secretsDir = "${stateDir}/secrets";
     turnSecretFile = "${secretsDir}/turn-static-auth-secret";
     pkiDir = "${stateDir}/pki";
@@ -105,221 +78,269 @@ rec {
     mattermostSocket = "${mattermostDirs.socket}/${containerPaths.localSocketName}";
   };
 
-  # The module's option defaults, from the default city. LAN addresses have no default: the peer
-  # policy and the firewall need literal addresses at build time, so "auto" cannot be used here.
+  # An image name with its registry: a name without one ("mattermost/x:1") is Docker Hub's, and is
+  # written out so that no registry search order (podman's unqualified-search-registries) decides.
+  qualifyImage =
+    image:
+    let
+      first = builtins.head (builtins.split "/" image);
+      hasRegistry =
+        builtins.length (builtins.split "/" image) > 1
+        && (builtins.match ".*[.:].*" first != null || first == "localhost");
+    in
+    if hasRegistry then image else "docker.io/${image}";
+  isQualifiedImage = image: qualifyImage image == image;
+
+  # The module's defaults (the shape of `config.services.cityd`). `settings` is the city description
+  # itself (RFC 42): the default city, with what differs on NixOS. LAN addresses have no default:
+  # the peer policy and the firewall need literal addresses at build time, so "auto" cannot be used.
   defaults = {
-    domain = defaultCity.domain;
-    lan = {
-      addresses = [ ];
-      interface = null;
-    };
+    settings =
+      builtins.removeAttrs defaultCity [
+        "admin"
+        "plugins"
+        "integrations"
+      ]
+      // {
+        lan.addresses = [ ];
+        mattermost = defaultCity.mattermost // {
+          image = qualifyImage defaultCity.mattermost.image;
+        };
+        # PostgreSQL is the host's (services.postgresql), reached over TLS at the primary LAN address.
+        database = builtins.removeAttrs defaultCity.database [ "host" ] // {
+          tls = true;
+        };
+      };
+    firewallInterface = null;
     openFirewall = true;
-    mattermost = {
-      image = defaultCity.mattermost.image;
-      host = null;
-      port = defaultCity.mattermost.port;
-      callsPort = defaultCity.mattermost.calls_port;
-      metricsPort = portOf defaultCity.mattermost.metrics;
-      localSocketDir = defaultCity.mattermost.local_socket_dir;
-      allowCorsFrom = [ ];
-    };
-    turn = {
-      port = defaultCity.turn.port;
-      relayMin = defaultCity.turn.relay_min;
-      relayMax = defaultCity.turn.relay_max;
-      realm = null;
-      credentialTtlMinutes = defaultCity.turn.credential_ttl_minutes;
-    };
-    team = fromCity defaultCity.team;
-    # With the defaults the options have where the city file leaves a field out.
-    channels = map (c: { purpose = ""; } // fromCity c) defaultCity.channels;
-    bots = map
-      (
-        b:
-        {
-          description = "";
-          channel = null;
-        }
-        // fromCity b
-      )
-      defaultCity.bots;
-    webhooks = map (w: { description = ""; } // fromCity w) defaultCity.webhooks;
-    plugins.jenkins = null;
-    integrations = { };
-    database = {
-      name = defaultCity.database.name;
-      host = null;
-      port = defaultCity.database.port;
-      tls = true;
-      allowFrom = [ "samenet" ];
-    };
-    # The CI test compares these with what `cityd config show` reports for the embedded city.
-    relay = {
-      enable = false;
-      listen = defaultCity.relay.listen;
-      metrics = defaultCity.relay.metrics;
-      postPasses = defaultCity.relay.post_passes;
-      dashboardUrl = defaultCity.relay.dashboard_url or null;
+    mattermost.imageFile = null;
+    relay.enable = false;
+    postgresql = {
+      allowFrom = null;
+      major = 17;
     };
   };
 
-  mattermostHost = s: if s.mattermost.host != null then s.mattermost.host else "mattermost.${s.domain}";
+  # The TCP port of a "host:port" listener ("127.0.0.1:8067", "[::]:9180").
+  inherit portOf;
+
+  # A value without its null fields, recursively: an unset typed option is an absent city field.
+  withoutNulls =
+    v:
+    if builtins.isAttrs v then
+      builtins.mapAttrs (_: withoutNulls) (
+        builtins.removeAttrs v (builtins.filter (n: v.${n} == null) (builtins.attrNames v))
+      )
+    else if builtins.isList v then
+      map withoutNulls v
+    else
+      v;
+
+  mattermostHost =
+    s:
+    let
+      host = s.settings.mattermost.host or null;
+    in
+    if host != null then host else "mattermost.${s.settings.domain}";
 
   # The host's main LAN address: the first IPv4 one (phones and most labs are IPv4), else the first.
   primaryAddress =
     s:
     let
-      v4 = builtins.filter isIPv4 s.lan.addresses;
+      addresses = s.settings.lan.addresses;
+      v4 = builtins.filter isIPv4 addresses;
     in
     if v4 != [ ] then
       builtins.head v4
-    else if s.lan.addresses != [ ] then
-      builtins.head s.lan.addresses
+    else if addresses != [ ] then
+      builtins.head addresses
     else
       "127.0.0.1";
 
   # The address the container reaches PostgreSQL on: by default the primary LAN address, which the
   # city certificate names in its SANs, so `sslmode=verify-full` holds.
-  databaseHost = s: if s.database.host != null then s.database.host else primaryAddress s;
+  databaseHost =
+    s:
+    let
+      host = s.settings.database.host or null;
+    in
+    if host != null then host else primaryAddress s;
 
-  # The city description cityd reads (JSON; `City::from_toml` accepts JSON). No secret in it.
+  # The city description cityd reads (JSON; `City::from_toml` accepts JSON): the settings as given,
+  # the database host and user filled in. No secret in it.
   city =
     s:
     let
-      optional = cond: attrs: if cond then attrs else { };
+      settings = withoutNulls s.settings;
     in
-    {
-      domain = s.domain;
-      lan.addresses = s.lan.addresses;
-      mattermost = {
-        image = s.mattermost.image;
-        port = s.mattermost.port;
-        metrics = "127.0.0.1:${toString s.mattermost.metricsPort}";
-        calls_port = s.mattermost.callsPort;
-        allow_cors_from = s.mattermost.allowCorsFrom;
-        local_socket_dir = s.mattermost.localSocketDir;
-      }
-      // optional (s.mattermost.host != null) { host = s.mattermost.host; };
-      turn = {
-        port = s.turn.port;
-        relay_min = s.turn.relayMin;
-        relay_max = s.turn.relayMax;
-        credential_ttl_minutes = s.turn.credentialTtlMinutes;
-      }
-      // optional (s.turn.realm != null) { realm = s.turn.realm; };
-      team = toCity s.team;
-      channels = map toCity s.channels;
-      # Without these the city has no bots and no webhooks: `cityd wire` would create none and
-      # `cityd verify webhook` would have nothing to verify.
-      bots = map toCity s.bots;
-      webhooks = map toCity s.webhooks;
-      database = {
+    settings
+    // {
+      database = settings.database // {
         host = databaseHost s;
-        port = s.database.port;
-        name = s.database.name;
-        user = s.database.name;
-        tls = s.database.tls;
+        user = settings.database.user or settings.database.name;
       };
-      # Written whether or not the relay runs here: the SonarQube integration derives the
-      # relay's URL from relay.listen.
-      relay = toCity (builtins.removeAttrs s.relay [ "enable" ]);
-    }
-    // optional (s.plugins.jenkins != null) {
-      plugins.jenkins = toCity s.plugins.jenkins;
-    }
-    // optional (s.integrations != { }) { integrations = s.integrations; };
+    };
 
   cityJSON = s: builtins.toJSON (city s);
+
+  # The parts of the city each unit reads: a unit restarts (or, for secrets and pki, re-runs in
+  # place) on a switch only when its part changed. `cityd render mattermost-env` reads the domain,
+  # the LAN, Mattermost, TURN, the database and the integrations (their hosts become trusted
+  # internal connections); `cityd db ensure` the database; the relay its own table, Mattermost
+  # (the socket) and the webhooks; `cityd pki ensure` the names in the certificate. `cityd wire`
+  # and `cityd secrets ensure` read the whole city.
+  cityParts =
+    s:
+    let
+      c = city s;
+      pick = names: builtins.toJSON (builtins.intersectAttrs (builtins.listToAttrs (map (n: {
+        name = n;
+        value = null;
+      }) names)) c);
+    in
+    {
+      all = builtins.toJSON c;
+      render = pick [
+        "domain"
+        "lan"
+        "mattermost"
+        "turn"
+        "database"
+        "integrations"
+      ];
+      pki = pick [
+        "domain"
+        "lan"
+        "mattermost"
+      ];
+      db = pick [ "database" ];
+      relay = pick [
+        "relay"
+        "mattermost"
+        "webhooks"
+      ];
+    };
 
   # Problems the module reports as NixOS assertions (cityd config check covers the rest at build time).
   problems =
     s:
+    let
+      addresses = s.settings.lan.addresses;
+      metricsHost = builtins.head (builtins.match "(.*):[0-9]+" s.settings.mattermost.metrics);
+    in
     (
-      if s.lan.addresses == [ ] then
+      if addresses == [ ] then
         [
-          "services.cityd.lan.addresses is empty: list this host's LAN IP addresses (e.g. [ \"192.168.1.20\" ]); the coturn peer policy and the certificate need them at build time"
+          "services.cityd.settings.lan.addresses is empty: list this host's LAN IP addresses (e.g. [ \"192.168.1.20\" ]); the coturn peer policy and the certificate need them at build time"
         ]
       else
         [ ]
     )
-    ++ map
-      (
-        a:
-        "services.cityd.lan.addresses contains \"${a}\", which is not an IP address: give literal addresses (interface names and \"auto\" are resolved only at run time, too late for the coturn peer policy)"
-      )
-      (builtins.filter (a: !isIP a) s.lan.addresses);
+    ++ map (
+      a:
+      "services.cityd.settings.lan.addresses contains \"${a}\", which is not an IP address: give literal addresses (interface names and \"auto\" are resolved only at run time, too late for the coturn peer policy)"
+    ) (builtins.filter (a: !isIP a) addresses)
+    ++ (
+      if isQualifiedImage s.settings.mattermost.image then
+        [ ]
+      else
+        [
+          "services.cityd.settings.mattermost.image \"${s.settings.mattermost.image}\" names no registry: write it out (\"${qualifyImage s.settings.mattermost.image}\"), so no registry search order picks the image"
+        ]
+    )
+    ++ (
+      if metricsHost == "127.0.0.1" then
+        [ ]
+      else
+        [
+          "services.cityd.settings.mattermost.metrics is \"${s.settings.mattermost.metrics}\": metrics are published on 127.0.0.1 only; use \"127.0.0.1:PORT\""
+        ]
+    );
 
   # Host firewall, exactly the ports phones and browsers need. The metrics port stays closed (it is
   # published on 127.0.0.1 only), and so does PostgreSQL except from the container bridge.
-  firewall = s: {
-    allowedTCPPorts = [
-      s.mattermost.port
-      s.mattermost.callsPort
-      s.turn.port
-    ]
-    # SonarQube posts to the relay from another host; the relay's metrics stay on loopback.
-    ++ (if s.relay.enable then [ (relayPort s) ] else [ ]);
-    allowedUDPPorts = [
-      s.mattermost.callsPort
-      s.turn.port
-    ];
-    allowedUDPPortRanges = [
-      {
-        from = s.turn.relayMin;
-        to = s.turn.relayMax;
-      }
-    ];
-  };
+  firewall =
+    s:
+    let
+      c = s.settings;
+    in
+    {
+      allowedTCPPorts = [
+        c.mattermost.port
+        c.mattermost.calls_port
+        c.turn.port
+      ]
+      # SonarQube posts to the relay from another host; the relay's metrics stay on loopback.
+      ++ (if s.relay.enable then [ (relayPort s) ] else [ ]);
+      allowedUDPPorts = [
+        c.mattermost.calls_port
+        c.turn.port
+      ];
+      allowedUDPPortRanges = [
+        {
+          from = c.turn.relay_min;
+          to = c.turn.relay_max;
+        }
+      ];
+    };
 
   # The TCP port of relay.listen ("0.0.0.0:9180", "[::]:9180").
-  relayPort = s: portOf s.relay.listen;
+  relayPort = s: portOf s.settings.relay.listen;
 
   # The bridge the container reaches the host through, per backend (netavark's and Docker's default).
   containerBridge = backend: if backend == "docker" then "docker0" else "podman0";
+  # The subnet of that bridge's default network: the only source the container's connections to
+  # PostgreSQL come from (netavark's `podman` network and Docker's `bridge` network).
+  containerSubnet = backend: if backend == "docker" then "172.17.0.0/16" else "10.88.0.0/16";
 
-  # coturn: what `services.coturn` options carry, and the lines that go to its extraConfig. Together
-  # they equal what `cityd render coturn --without-secret` writes (the CI test compares them).
-  coturn = s: rec {
-    options = {
-      listening-port = s.turn.port;
-      realm = if s.turn.realm != null then s.turn.realm else mattermostHost s;
-      min-port = s.turn.relayMin;
-      max-port = s.turn.relayMax;
-      use-auth-secret = true;
-      no-cli = true;
-      no-tcp-relay = true;
+  # coturn: what the coturn settings carry, and the lines that go to its extraConfig. Together they
+  # equal what `cityd render coturn --without-secret` writes (the CI test compares them).
+  coturn =
+    s:
+    let
+      c = s.settings;
+    in
+    rec {
+      options = {
+        listening-port = c.turn.port;
+        realm = if c.turn.realm or null != null then c.turn.realm else mattermostHost s;
+        min-port = c.turn.relay_min;
+        max-port = c.turn.relay_max;
+        use-auth-secret = true;
+        no-cli = true;
+        no-tcp-relay = true;
+      };
+      # Lines the flat `services.coturn` options render for the settings above.
+      optionLines = [
+        "listening-port=${toString options.listening-port}"
+        "realm=${options.realm}"
+        "min-port=${toString options.min-port}"
+        "max-port=${toString options.max-port}"
+        "use-auth-secret"
+        "no-cli"
+        "no-tcp-relay"
+      ];
+      hardeningLines = [
+        "fingerprint"
+        "no-multicast-peers"
+        "no-rfc5780"
+        "no-software-attribute"
+        "stale-nonce=600"
+        "max-allocate-lifetime=3600"
+        "user-quota=12"
+        "total-quota=1200"
+        "log-file=stdout"
+      ];
+      deniedPeerLines = map (d: "denied-peer-ip=${d.range}") peerPolicy.denied;
+      allowedPeerLines = map (a: "allowed-peer-ip=${a}") c.lan.addresses;
+      extraLines = hardeningLines ++ deniedPeerLines ++ allowedPeerLines;
+      extraConfig = builtins.concatStringsSep "\n" extraLines + "\n";
+      # The secret reaches coturn as a systemd credential: PID 1 copies the root-only vault file into
+      # a directory only the turnserver user can read, so the file never leaves the vault's 0600 mode.
+      credential = "turn-static-auth-secret";
+      loadCredential = "${credential}:${paths.turnSecretFile}";
+      staticAuthSecretFile = "/run/credentials/coturn.service/${credential}";
     };
-    # Lines the flat `services.coturn` options render for the settings above.
-    optionLines = [
-      "listening-port=${toString options.listening-port}"
-      "realm=${options.realm}"
-      "min-port=${toString options.min-port}"
-      "max-port=${toString options.max-port}"
-      "use-auth-secret"
-      "no-cli"
-      "no-tcp-relay"
-    ];
-    hardeningLines = [
-      "fingerprint"
-      "no-multicast-peers"
-      "no-rfc5780"
-      "no-software-attribute"
-      "stale-nonce=600"
-      "max-allocate-lifetime=3600"
-      "user-quota=12"
-      "total-quota=1200"
-      "log-file=stdout"
-    ];
-    deniedPeerLines = map (d: "denied-peer-ip=${d.range}") peerPolicy.denied;
-    allowedPeerLines = map (a: "allowed-peer-ip=${a}") s.lan.addresses;
-    extraLines = hardeningLines ++ deniedPeerLines ++ allowedPeerLines;
-    extraConfig = builtins.concatStringsSep "\n" extraLines + "\n";
-    # The secret reaches coturn as a systemd credential: PID 1 copies the root-only vault file into
-    # a directory only the turnserver user can read, so the file never leaves the vault's 0600 mode.
-    credential = "turn-static-auth-secret";
-    loadCredential = "${credential}:${paths.turnSecretFile}";
-    staticAuthSecretFile = "/run/credentials/coturn.service/${credential}";
-  };
 
   # How `cityd db ensure` administers PostgreSQL. Its --admin-url is TCP only (no Unix-socket
   # form, so no peer authentication): the superuser over loopback with a password from a root-only
@@ -345,70 +366,85 @@ rec {
 
   # PostgreSQL's server certificate and key, handed over the same way (PostgreSQL accepts a key
   # owned by its user with mode 0400, which is what systemd credentials are).
-  postgresql = s: {
-    loadCredential = [
-      "server.pem:${paths.serverCert}"
-      "server.key:${paths.serverKey}"
-    ];
-    settings = {
-      ssl = s.database.tls;
-      ssl_cert_file = "/run/credentials/postgresql.service/server.pem";
-      ssl_key_file = "/run/credentials/postgresql.service/server.key";
-    };
-    # cityd's admin connection, then the container's: over TCP with the password `cityd db ensure`
-    # sets from the vault.
-    authentication = builtins.concatStringsSep "\n" (
-      [ (dbAdmin s.database).hbaLine ]
-      ++ map
-        (
+  postgresql =
+    s: backend:
+    let
+      db = s.settings.database;
+      allowFrom =
+        if s.postgresql.allowFrom != null then s.postgresql.allowFrom else [ (containerSubnet backend) ];
+    in
+    {
+      loadCredential = [
+        "server.pem:${paths.serverCert}"
+        "server.key:${paths.serverKey}"
+      ];
+      settings = {
+        ssl = db.tls;
+        ssl_cert_file = "/run/credentials/postgresql.service/server.pem";
+        ssl_key_file = "/run/credentials/postgresql.service/server.key";
+      };
+      # Loopback for cityd's admin connection, the address the container connects to; nothing else.
+      listenAddresses = builtins.concatStringsSep "," (
+        [ "localhost" ] ++ (if databaseHost s == "127.0.0.1" then [ ] else [ (databaseHost s) ])
+      );
+      # cityd's admin connection, then the container's (from its network's subnet only): over TCP
+      # with the password `cityd db ensure` sets from the vault.
+      authentication = builtins.concatStringsSep "\n" (
+        [ (dbAdmin db).hbaLine ]
+        ++ map (
           from:
-          "${if s.database.tls then "hostssl" else "host"} ${s.database.name} ${s.database.name} ${from} scram-sha-256"
-        )
-        s.database.allowFrom
-    );
-  };
+          "${if db.tls then "hostssl" else "host"} ${db.name} ${db.user or db.name} ${from} scram-sha-256"
+        ) allowFrom
+      );
+    };
 
   # The Mattermost container: what `cityd up` runs on a Docker host, as oci-containers settings.
-  container = s: {
-    image = s.mattermost.image;
-    # Rendered at run time by cityd-render.service, outside the store, mode 0600.
-    environmentFiles = [ paths.envFile ];
-    ports =
-      map
-        (
-          a:
-          "${if isIPv6 a then "[${a}]" else a}:${toString s.mattermost.port}:${toString s.mattermost.port}/tcp"
-        )
-        s.lan.addresses
-      ++ [
-        "${toString s.mattermost.callsPort}:${toString s.mattermost.callsPort}/tcp"
-        "${toString s.mattermost.callsPort}:${toString s.mattermost.callsPort}/udp"
-        "127.0.0.1:${toString s.mattermost.metricsPort}:${toString containerPaths.metricsPort}/tcp"
+  # Every published port names its address: a published port bypasses the host firewall, so
+  # Mattermost and Calls are published on the LAN addresses and metrics on loopback only.
+  container =
+    s:
+    let
+      c = s.settings;
+      onLan =
+        port: proto:
+        map (a: "${if isIPv6 a then "[${a}]" else a}:${toString port}:${toString port}/${proto}") c.lan.addresses;
+    in
+    {
+      image = c.mattermost.image;
+      # Rendered at run time by cityd-render.service, outside the store, mode 0600.
+      environmentFiles = [ paths.envFile ];
+      ports =
+        onLan c.mattermost.port "tcp"
+        ++ onLan c.mattermost.calls_port "tcp"
+        ++ onLan c.mattermost.calls_port "udp"
+        ++ [ "127.0.0.1:${toString (portOf c.mattermost.metrics)}:${toString containerPaths.metricsPort}/tcp" ];
+      volumes = [
+        "${paths.mattermostDirs.config}:/mattermost/config:rw"
+        "${paths.mattermostDirs.data}:/mattermost/data:rw"
+        "${paths.mattermostDirs.logs}:/mattermost/logs:rw"
+        "${paths.mattermostDirs.plugins}:/mattermost/plugins:rw"
+        "${paths.mattermostDirs.clientPlugins}:/mattermost/client/plugins:rw"
+        "${paths.mattermostDirs.certs}:${containerPaths.certDir}:ro"
+        "${paths.mattermostDirs.certs}/ca-bundle.crt:${containerPaths.caBundle}:ro"
+        "${paths.mattermostDirs.socket}:${c.mattermost.local_socket_dir}:rw"
       ];
-    volumes = [
-      "${paths.mattermostDirs.config}:/mattermost/config:rw"
-      "${paths.mattermostDirs.data}:/mattermost/data:rw"
-      "${paths.mattermostDirs.logs}:/mattermost/logs:rw"
-      "${paths.mattermostDirs.plugins}:/mattermost/plugins:rw"
-      "${paths.mattermostDirs.clientPlugins}:/mattermost/client/plugins:rw"
-      "${paths.mattermostDirs.certs}:${containerPaths.certDir}:ro"
-      "${paths.mattermostDirs.certs}/ca-bundle.crt:${containerPaths.caBundle}:ro"
-      "${paths.mattermostDirs.socket}:${s.mattermost.localSocketDir}:rw"
-    ];
-    extraOptions = [ "--hostname=${mattermostHost s}" ];
-    # The image runs as this UID; the host directories above are created owned by it.
-    inherit (containerPaths) uid;
-    ownedDirs = builtins.attrValues paths.mattermostDirs;
-  };
+      extraOptions = [ "--hostname=${mattermostHost s}" ];
+      # The image runs as this UID; the host directories above are created owned by it.
+      inherit (containerPaths) uid;
+      ownedDirs = builtins.attrValues paths.mattermostDirs;
+    };
 
-  # cityd's units, in the order they must run: the oneshots, then the relay when it is enabled.
-  # Each `args` list follows the global options `--city <file> --state-dir <dir>`; `after` names
-  # what must have succeeded first.
+  # cityd's units, in the order they run: the oneshots, then the relay when it is enabled. Each
+  # `args` list follows the global options `--city <file> --state-dir <dir>`; `after` names what
+  # must have run first, `part` the part of the city (cityParts) whose change re-runs it, and
+  # `onSwitch` what a switch does when that part changed: "restart" (the units that require it
+  # restart too, as its output is their input) or "reload" (the unit re-runs its idempotent step
+  # in place and nothing else moves: the vault and the PKI never take the city down).
   units =
-    { backend ? "podman"
-    , database ? defaults.database
-    , relay ? false
-    ,
+    {
+      backend ? "podman",
+      database ? defaults.settings.database,
+      relay ? false,
     }:
     let
       containerUnit = "${backend}-mattermost.service";
@@ -423,6 +459,8 @@ rec {
           "ensure"
         ];
         after = [ ];
+        part = "all";
+        onSwitch = "reload";
       }
       {
         name = "cityd-pki.service";
@@ -432,6 +470,8 @@ rec {
           "ensure"
         ];
         after = [ "cityd-secrets.service" ];
+        part = "pki";
+        onSwitch = "reload";
       }
       {
         name = "cityd-render.service";
@@ -441,6 +481,8 @@ rec {
           "mattermost-env"
         ];
         after = [ "cityd-pki.service" ];
+        part = "render";
+        onSwitch = "restart";
       }
       {
         name = "cityd-db.service";
@@ -457,9 +499,12 @@ rec {
           "cityd-render.service"
           "postgresql.target"
         ];
+        part = "db";
+        onSwitch = "restart";
       }
       {
-        # Declared by virtualisation.oci-containers; the module adds the ordering.
+        # Declared by virtualisation.oci-containers; the module adds the ordering. Its input is the
+        # env file, which render writes from the render part.
         name = containerUnit;
         description = null;
         args = null;
@@ -467,6 +512,8 @@ rec {
           "cityd-render.service"
           "cityd-db.service"
         ];
+        part = "render";
+        onSwitch = "restart";
       }
       {
         name = "cityd-wire.service";
@@ -479,25 +526,44 @@ rec {
           "5m"
         ];
         after = [ containerUnit ];
+        part = "all";
+        onSwitch = "restart";
       }
     ]
     ++ (if relay then [ relayUnit ] else [ ]);
 
   # `cityd relay serve`: the one long-running cityd unit, after wire (which creates the #alerts and
-  # #builds webhooks it posts through). It reads its secret and webhook URLs from the vault and
-  # spools under the state directory (paths.relaySpool, its default); nothing secret is in argv.
+  # #builds webhooks it posts through). It runs as its own dynamic user with its own state directory
+  # (the spool): the webhook secret and the two webhook URLs reach it as systemd credentials from
+  # the vault, so it never reads the vault itself and nothing secret is in argv (`%d` is the
+  # credentials directory).
   relayUnit = {
     name = "cityd-relay.service";
     description = "cityd: relay SonarQube quality gates to Mattermost (#alerts, #builds)";
     longRunning = true;
+    stateDir = relayStateDir;
     args = [
       "relay"
       "serve"
-      "--mattermost-socket"
-      paths.mattermostSocket
+      "--spool"
+      "${relayStateDir}/spool"
+      "--secret-file"
+      "%d/sonarqube-webhook-secret"
+      "--webhook-url-file"
+      "alerts=%d/webhook-alerts"
+      "--webhook-url-file"
+      "builds=%d/webhook-builds"
+    ];
+    credentials = [
+      "sonarqube-webhook-secret:${paths.secretsDir}/sonarqube-webhook-secret"
+      "webhook-alerts:${paths.secretsDir}/webhook-alerts"
+      "webhook-builds:${paths.secretsDir}/webhook-builds"
     ];
     after = [ "cityd-wire.service" ];
+    part = "relay";
+    onSwitch = "restart";
   };
+  relayStateDir = "/var/lib/cityd-relay";
 
   # The environment of every cityd unit: only variables cityd reads (the CI test checks each name
   # against the source). CITYD_LOG is the tracing filter; info logs each step's decision.
@@ -512,7 +578,7 @@ rec {
       "--city"
       cityFile
       "--state-dir"
-      stateDir
+      (unit.stateDir or stateDir)
     ]
     ++ unit.args;
 }

@@ -1,267 +1,195 @@
-# Option declarations of `services.cityd`: the city description as NixOS options. Defaults come from
-# src/default-city.toml through ./lib.nix, so the module and the binary start from the same city.
-{ lib, ... }:
+# Option declarations of `services.cityd`. The city description is one freeform JSON value,
+# `settings` (RFC 42): whatever cityd's city accepts can be written there under the city's own
+# field names, and becomes the city file as it is. Typed options exist only for what the module
+# itself reads (ports for the firewall and the container, addresses for coturn and PostgreSQL,
+# names for the database) and for what is not part of the city (enable flags, the package, the
+# image archive, the firewall scope). Defaults come from src/default-city.toml through ./lib.nix,
+# so the module and the binary start from the same city.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
 let
   inherit (lib) mkOption mkEnableOption types;
   cityLib = import ./lib.nix;
   d = cityLib.defaults;
+  dc = d.settings;
+  format = pkgs.formats.json { };
 
-  # A list entry (a city table) of these fields; a required string field, and one that may be
-  # left out.
-  entry = options: types.submodule { inherit options; };
-  text = description: mkOption { type = types.str; inherit description; };
-  optionalText =
-    default: description:
+  # A typed field of the city, with the default city's value.
+  field =
+    type: default: description:
+    mkOption { inherit type default description; };
+  optionalField =
+    type: description:
     mkOption {
-      type = if default == null then types.nullOr types.str else types.str;
-      inherit default description;
+      type = types.nullOr type;
+      default = null;
+      inherit description;
     };
+  listener = types.strMatching ".*:[0-9]+";
 
-  # A field of the city's [relay] table, with the relay's default.
-  relaySetting =
-    name: type: description:
-    mkOption {
-      inherit type description;
-      default = d.relay.${name};
-    };
+  # The default city at every leaf as a default: setting one field of the team keeps the other,
+  # and a list (channels, bots, webhooks) is replaced as a whole.
+  deepDefault =
+    v: if builtins.isAttrs v then builtins.mapAttrs (_: deepDefault) v else lib.mkDefault v;
 
-  # A [[channels]] table of the city.
-  channel = entry {
-    name = text "Channel name (URL slug): a-z, 0-9, '-' and '_'.";
-    displayName = text "Channel display name, 1-64 characters.";
-    purpose = optionalText "" "Channel purpose, at most 250 characters.";
-  };
-
-  # A [[bots]] table: a user converted to a bot, with its token in the vault.
-  bot = entry {
-    name = text "Bot username, e.g. `jenkins-bot` (not `gitlab`: the GitLab plugin creates that bot itself).";
-    displayName = text "Bot display name.";
-    description = optionalText "" "Bot description.";
-    channel = optionalText null "The channel the bot posts into (it is made a member).";
-  };
-
-  # A [[webhooks]] table: identified on the server by channel, bot and display name.
-  webhook = entry {
-    channel = text "Channel the incoming webhook is locked to.";
-    bot = text "Bot (from `bots`) that owns the webhook and posts through it.";
-    displayName = text "Webhook display name (with channel and bot, what identifies it on the server).";
-    description = optionalText "" "Webhook description.";
-  };
-
-  # [plugins.jenkins]: a bundle cityd verifies before it uploads it.
-  pluginBundle = entry {
-    source = text "Path or pinned URL of the plugin bundle (.tar.gz).";
-    sri = text "SRI hash of the bundle, `sha256-<base64>`; cityd refuses a bundle that does not match.";
-    version = text "The bundle's plugin version, e.g. `1.1.0`; `cityd wire` compares it with the installed plugin to decide whether to upload.";
-    jenkinsUrl = text "The Jenkins URL the plugin is configured with, e.g. `https://jenkins.cicd.local:8080` (it refuses to start without one).";
-  };
+  removed =
+    path: instead:
+    lib.mkRemovedOptionModule ([ "services" "cityd" ] ++ path)
+      "The city description moved to services.cityd.settings under the city's own field names (see docs/nixos.md, \"Settings\"): use ${instead}.";
 in
 {
+  imports = [
+    (removed [ "domain" ] "settings.domain")
+    (removed [ "lan" "addresses" ] "settings.lan.addresses")
+    (lib.mkRenamedOptionModule
+      [ "services" "cityd" "lan" "interface" ]
+      [ "services" "cityd" "firewallInterface" ]
+    )
+    (removed [ "mattermost" "image" ] "settings.mattermost.image")
+    (removed [ "mattermost" "host" ] "settings.mattermost.host")
+    (removed [ "mattermost" "port" ] "settings.mattermost.port")
+    (removed [ "mattermost" "callsPort" ] "settings.mattermost.calls_port")
+    (removed [ "mattermost" "metricsPort" ] "settings.mattermost.metrics (\"127.0.0.1:PORT\")")
+    (removed [ "mattermost" "localSocketDir" ] "settings.mattermost.local_socket_dir")
+    (removed [ "mattermost" "allowCorsFrom" ] "settings.mattermost.allow_cors_from")
+    (removed [ "turn" ] "settings.turn (port, relay_min, relay_max, realm, credential_ttl_minutes)")
+    (removed [ "team" ] "settings.team (name, display_name)")
+    (removed [ "channels" ] "settings.channels (name, display_name, purpose)")
+    (removed [ "bots" ] "settings.bots (name, display_name, description, channel)")
+    (removed [ "webhooks" ] "settings.webhooks (channel, bot, display_name, description)")
+    (removed [ "plugins" ] "settings.plugins.jenkins (source, sri, version, jenkins_url)")
+    (removed [ "integrations" ] "settings.integrations")
+    (removed [ "database" ] "settings.database (name, port, host, tls) and services.cityd.postgresql.allowFrom")
+    (removed [ "relay" "listen" ] "settings.relay.listen")
+    (removed [ "relay" "metrics" ] "settings.relay.metrics")
+    (removed [ "relay" "postPasses" ] "settings.relay.post_passes")
+    (removed [ "relay" "dashboardUrl" ] "settings.relay.dashboard_url")
+  ];
+
   options.services.cityd = {
     enable = mkEnableOption "the cityd ChatOps appliance (PostgreSQL 17, coturn, Mattermost with Calls, cityd's units)";
 
-    package = mkOption {
-      type = types.package;
-      description = "The cityd package. The flake's `nixosModules.default` sets it to its own build.";
-    };
-
-    domain = mkOption {
-      type = types.str;
-      default = d.domain;
-      description = "DNS domain of the lab; Mattermost lives at `mattermost.<domain>` unless `mattermost.host` says otherwise.";
-    };
-
-    lan = {
-      addresses = mkOption {
-        type = types.listOf types.str;
-        default = d.lan.addresses;
-        example = [ "192.168.1.20" ];
-        description = ''
-          This host's LAN IP addresses, literally. They go into the server certificate's SANs, the
-          coturn `allowed-peer-ip` rules, the ICE candidates and the published Mattermost port.
-          Interface names and `auto` are not accepted here: the peer policy is fixed at build time.
-        '';
-      };
-      interface = mkOption {
-        type = types.nullOr types.str;
-        default = d.lan.interface;
-        example = "eth0";
-        description = "If set, the firewall opens the city's ports on this interface only; otherwise on all.";
-      };
+    # nixpkgs has no `cityd`: the flake's `nixosModules.default` sets this to its own build (or an
+    # overlay adds `pkgs.cityd`).
+    package = lib.mkPackageOption pkgs "cityd" {
+      extraDescription = "The flake's `nixosModules.default` sets it to the flake's own build.";
     };
 
     openFirewall = mkOption {
       type = types.bool;
       default = d.openFirewall;
-      description = "Open TCP 8065, the Calls port and 3478, and UDP for the Calls port, 3478 and the relay range.";
+      description = "Open TCP for Mattermost, Calls and TURN, and UDP for Calls, TURN and the relay range (and the alert relay's port when it is enabled).";
     };
 
-    mattermost = {
-      image = mkOption {
-        type = types.str;
-        default = d.mattermost.image;
-        description = "Pinned Mattermost image `repository:tag` (never `latest` or `release-X`).";
-      };
-      imageFile = mkOption {
-        type = types.nullOr types.package;
+    firewallInterface = mkOption {
+      type = types.nullOr types.str;
+      default = d.firewallInterface;
+      example = "eth0";
+      description = "If set, `openFirewall` opens the city's ports on this interface only; otherwise on all.";
+    };
+
+    mattermost.imageFile = mkOption {
+      type = types.nullOr types.package;
+      default = null;
+      description = ''
+        Image archive loaded before start (e.g. `dockerTools.pullImage` with a pinned digest), so the
+        host needs no registry. Its name and tag must equal `settings.mattermost.image`.
+      '';
+    };
+
+    relay.enable = mkEnableOption ''
+      the SonarQube -> Mattermost alert relay (`cityd-relay.service`, after `cityd wire`): failed
+      quality gates to #alerts, passes to #builds with `settings.relay.post_passes`. Opens the
+      `settings.relay.listen` port (TCP) with `openFirewall`
+    '';
+
+    postgresql = {
+      allowFrom = mkOption {
+        type = types.nullOr (types.listOf types.str);
         default = null;
+        example = [ "10.88.0.0/16" ];
+        description = "pg_hba address fields the Mattermost role may connect from; default the subnet of the container backend's default network (podman 10.88.0.0/16, Docker 172.17.0.0/16).";
+      };
+      major = mkOption {
+        type = types.ints.between 17 99;
+        default = d.postgresql.major;
         description = ''
-          Image archive loaded before start (e.g. `dockerTools.pullImage` with a pinned digest), so the
-          host needs no registry. Its name and tag must equal `image`.
+          The PostgreSQL major version the appliance's data directory was created with, like
+          `system.stateVersion`: the build refuses a `services.postgresql.package` of another major
+          version, which would start an empty data directory beside the old one. Raise it only as
+          the last step of the upgrade in docs/nixos.md ("Upgrading PostgreSQL").
         '';
       };
-      host = mkOption {
-        type = types.nullOr types.str;
-        default = d.mattermost.host;
-        description = "Mattermost's hostname; default `mattermost.<domain>`.";
-      };
-      port = mkOption {
-        type = types.port;
-        default = d.mattermost.port;
-        description = "HTTPS port of Mattermost, published on each LAN address.";
-      };
-      callsPort = mkOption {
-        type = types.port;
-        default = d.mattermost.callsPort;
-        description = "Calls RTC port (TCP and UDP). 8443 is refused: Artifactory holds it in the lab.";
-      };
-      metricsPort = mkOption {
-        type = types.port;
-        default = d.mattermost.metricsPort;
-        description = "Prometheus metrics port, published on 127.0.0.1 only and never opened in the firewall.";
-      };
-      localSocketDir = mkOption {
-        type = types.str;
-        default = d.mattermost.localSocketDir;
-        description = "Directory inside the container holding the local-mode socket (bind-mounted from the host).";
-      };
-      allowCorsFrom = mkOption {
-        type = types.listOf types.str;
-        default = d.mattermost.allowCorsFrom;
-        description = "Extra CORS origins on top of the city's own; `[ \"*\" ]` only if you mean it.";
-      };
     };
 
-    turn = {
-      port = mkOption {
-        type = types.port;
-        default = d.turn.port;
-        description = "TURN listening port (UDP and TCP).";
-      };
-      relayMin = mkOption {
-        type = types.port;
-        default = d.turn.relayMin;
-        description = "Lowest relay port.";
-      };
-      relayMax = mkOption {
-        type = types.port;
-        default = d.turn.relayMax;
-        description = "Highest relay port.";
-      };
-      realm = mkOption {
-        type = types.nullOr types.str;
-        default = d.turn.realm;
-        description = "TURN realm; default the Mattermost hostname.";
-      };
-      credentialTtlMinutes = mkOption {
-        type = types.ints.positive;
-        default = d.turn.credentialTtlMinutes;
-        description = "Lifetime of the TURN credentials Calls mints, in minutes (below one week).";
-      };
-    };
-
-    team = {
-      name = mkOption {
-        type = types.str;
-        default = d.team.name;
-        description = "Team name (URL slug).";
-      };
-      displayName = mkOption {
-        type = types.str;
-        default = d.team.displayName;
-        description = "Team display name.";
-      };
-    };
-
-    channels = mkOption {
-      type = types.listOf channel;
-      default = d.channels;
-      description = "The team's channels; `cityd wire` creates them and their incoming webhooks.";
-    };
-
-    bots = mkOption {
-      type = types.listOf bot;
-      default = d.bots;
-      description = "Bot accounts `cityd wire` creates (users converted to bots, tokens in the vault).";
-    };
-
-    webhooks = mkOption {
-      type = types.listOf webhook;
-      default = d.webhooks;
+    settings = mkOption {
+      default = { };
       description = ''
-        Incoming webhooks `cityd wire` creates, owned by a bot and locked to a channel; their URLs
-        go to the vault as `webhook-<channel>`. `cityd verify webhook` checks each one.
+        The city description (the JSON form of the city file `cityd` reads; see docs/city.md), under
+        the city's own field names: `team`, `channels`, `bots`, `webhooks`, `plugins`,
+        `integrations`, Mattermost settings and anything else cityd's city accepts pass through as
+        given, and `cityd config check` checks the whole file while the system is built. The
+        fields below are typed because the module reads them too.
       '';
-    };
-
-    plugins.jenkins = mkOption {
-      type = types.nullOr pluginBundle;
-      default = d.plugins.jenkins;
-      description = "The Jenkins plugin bundle (amd64 only), verified against its SRI hash before upload.";
-    };
-
-    integrations = mkOption {
-      type = types.attrsOf types.anything;
-      default = d.integrations;
-      description = ''
-        The city's `integrations` table (Jenkins, GitLab, SonarQube), passed through as JSON. It is
-        checked by `cityd config check` at build time; put URLs here, never tokens.
+      example = lib.literalExpression ''
+        {
+          lan.addresses = [ "192.168.1.20" ];
+          channels = [ { name = "builds"; display_name = "Builds"; } ];
+          integrations.jenkins.url = "https://jenkins.cicd.local:10400";
+        }
       '';
-    };
-
-    database = {
-      name = mkOption {
-        type = types.str;
-        default = d.database.name;
-        description = "Name of Mattermost's database and of the role that owns it.";
+      type = types.submodule {
+        freeformType = format.type;
+        options = {
+          domain = field types.str dc.domain "DNS domain of the lab; Mattermost lives at `mattermost.<domain>` unless `mattermost.host` says otherwise.";
+          lan.addresses = mkOption {
+            type = types.listOf types.str;
+            default = dc.lan.addresses;
+            example = [ "192.168.1.20" ];
+            description = ''
+              This host's LAN IP addresses, literally. They go into the server certificate's SANs, the
+              coturn `allowed-peer-ip` rules, the ICE candidates and the published Mattermost and
+              Calls ports. Interface names and `auto` are not accepted here: the peer policy is fixed
+              at build time.
+            '';
+          };
+          mattermost = {
+            image = field types.str dc.mattermost.image "Pinned Mattermost image with its registry, `registry/repository:tag` (never `latest`).";
+            host = optionalField types.str "Mattermost's hostname; default `mattermost.<domain>`.";
+            port = field types.port dc.mattermost.port "HTTPS port of Mattermost, published on each LAN address.";
+            calls_port = field types.port dc.mattermost.calls_port "Calls RTC port (TCP and UDP), published on each LAN address. 8443 is refused: Artifactory holds it in the lab.";
+            metrics = field listener dc.mattermost.metrics "Prometheus metrics listener, `127.0.0.1:PORT`: published on loopback only and never opened in the firewall.";
+            local_socket_dir = field types.str dc.mattermost.local_socket_dir "Directory inside the container holding the local-mode socket (bind-mounted from the host).";
+          };
+          turn = {
+            port = field types.port dc.turn.port "TURN listening port (UDP and TCP).";
+            relay_min = field types.port dc.turn.relay_min "Lowest relay port.";
+            relay_max = field types.port dc.turn.relay_max "Highest relay port.";
+            realm = optionalField types.str "TURN realm; default the Mattermost hostname.";
+          };
+          database = {
+            name = field types.str dc.database.name "Name of Mattermost's database and of the role that owns it.";
+            user = field types.str dc.database.user "The role Mattermost connects as (owner of the database).";
+            host = optionalField types.str "Address the container connects to; default the first IPv4 LAN address (named in the certificate).";
+            port = field types.port dc.database.port "PostgreSQL's TCP port (also `services.postgresql.settings.port`).";
+            tls = field types.bool dc.database.tls "Serve PostgreSQL over TLS with the city certificate; Mattermost verifies it (`verify-full`).";
+          };
+          relay = {
+            listen = field listener dc.relay.listen "Address SonarQube posts its webhook to (`POST /sonarqube`), e.g. `192.168.1.20:9180`.";
+            metrics = field listener dc.relay.metrics "The relay's Prometheus listener, loopback only and never opened in the firewall.";
+          };
+        };
       };
-      host = mkOption {
-        type = types.nullOr types.str;
-        default = d.database.host;
-        description = "Address the container connects to; default the first IPv4 LAN address (named in the certificate).";
-      };
-      port = mkOption {
-        type = types.port;
-        default = d.database.port;
-        description = "PostgreSQL's TCP port (also `services.postgresql.settings.port`).";
-      };
-      tls = mkOption {
-        type = types.bool;
-        default = d.database.tls;
-        description = "Serve PostgreSQL over TLS with the city certificate; Mattermost verifies it (`verify-full`).";
-      };
-      allowFrom = mkOption {
-        type = types.listOf types.str;
-        default = d.database.allowFrom;
-        description = "pg_hba address fields the Mattermost role may connect from (`samenet` covers the container bridge).";
-      };
-    };
-
-    relay = {
-      enable = mkEnableOption ''
-        the SonarQube -> Mattermost alert relay (`cityd-relay.service`, after `cityd wire`): failed
-        quality gates to #alerts, passes to #builds with `postPasses`. Opens the `listen` port (TCP)
-      '';
-      listen = relaySetting "listen" types.str "Address SonarQube posts its webhook to (`POST /sonarqube`), e.g. `192.168.1.20:9180`; `relay.listen`.";
-      metrics = relaySetting "metrics" types.str "Prometheus listener (`/metrics`), loopback only and never opened in the firewall; `relay.metrics`.";
-      postPasses = relaySetting "postPasses" types.bool "Also post passed quality gates to #builds; `relay.post_passes`.";
-      dashboardUrl = relaySetting "dashboardUrl" (types.nullOr types.str) "Public SonarQube root for message links, e.g. `https://sonarqube.cicd.local`; default the links in the payload. `relay.dashboard_url`.";
     };
 
     cityFile = mkOption {
       type = types.path;
       readOnly = true;
-      description = "The generated city description (JSON in the store, no secret), checked by `cityd config check`.";
+      description = "The generated city description (JSON in the store, no secret), checked by `cityd config check`; the units read it at `/etc/cityd/city.json`.";
     };
 
     unitOrder = mkOption {
@@ -269,5 +197,9 @@ in
       readOnly = true;
       description = "The units that bring the city up, in the order they run (for tests and `systemctl`).";
     };
+  };
+
+  config = lib.mkIf config.services.cityd.enable {
+    services.cityd.settings = deepDefault dc;
   };
 }

@@ -1,11 +1,19 @@
 # cityd's own units: oneshots chained secrets -> pki -> render -> db -> container -> wire, then the
-# long-running relay if enabled. Each runs `cityd --city <store file> --state-dir /var/lib/cityd
-# <verb>`; secrets stay in the state directory (0700, files 0600) and reach other services only as
-# files or systemd credentials.
-{ config
-, lib
-, pkgs
-, ...
+# long-running relay if enabled. Each runs `cityd --city /etc/cityd/city.json --state-dir
+# /var/lib/cityd <verb>`; secrets stay in the state directory (0700, files 0600) and reach other
+# services only as files or systemd credentials.
+#
+# What `nixos-rebuild switch` does to them: a unit's command line never names the city's store
+# path, so a unit moves only when the part of the city it reads changed (`lib.nix` cityParts).
+# The vault and the PKI are never restarted by a switch (a restart would stop everything that
+# requires them): when their part changed they are *reloaded*, which re-runs their idempotent
+# step in place. Render, db and wire restart when their part changed; the container restarts with
+# render, since the env file is its input. PostgreSQL and coturn only order after these units.
+{
+  config,
+  lib,
+  pkgs,
+  ...
 }:
 let
   cfg = config.services.cityd;
@@ -13,12 +21,13 @@ let
   backend = config.virtualisation.oci-containers.backend;
   units = cityLib.units {
     inherit backend;
-    inherit (cfg) database;
+    inherit (cfg.settings) database;
     relay = cfg.relay.enable;
   };
   cityUnits = builtins.filter (u: u.args != null) units;
+  parts = cityLib.cityParts cfg;
   unitName = lib.removeSuffix ".service";
-  admin = cityLib.dbAdmin cfg.database;
+  admin = cityLib.dbAdmin cfg.settings.database;
   bin = "${pkgs.coreutils}/bin";
   psql = lib.getExe' config.services.postgresql.package "psql";
 
@@ -30,10 +39,68 @@ let
       ${bin}/head -c 32 /dev/urandom | ${bin}/od -An -tx1 | ${bin}/tr -d ' \n' > ${admin.passwordFile}.new
       ${bin}/mv ${admin.passwordFile}.new ${admin.passwordFile}
     fi
-    ${psql} -X -q -h /run/postgresql -p ${toString cfg.database.port} -U ${admin.user} -d postgres <<'SQL'
+    ${psql} -X -q -h /run/postgresql -p ${toString cfg.settings.database.port} -U ${admin.user} -d postgres <<'SQL'
     ${admin.setPasswordSql "${bin}/cat"}
     SQL
   '';
+
+  # The sandbox every cityd unit runs in (`systemd-analyze security` targets: docs/nixos.md).
+  # Per unit below: the address families, the capabilities and the writable paths it needs.
+  hardening = {
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    ProtectProc = "invisible";
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    NoNewPrivileges = true;
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    RemoveIPC = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged @resources"
+    ];
+    SystemCallErrorNumber = "EPERM";
+    UMask = "0077";
+  };
+
+  # What each unit needs beyond the common sandbox. secrets, pki and render touch only files:
+  # no network at all. db talks to PostgreSQL (socket and loopback TCP), wire to Mattermost (its
+  # local-mode socket lives in a directory owned by the image's UID, hence CAP_DAC_OVERRIDE), and
+  # the relay listens for SonarQube and posts to Mattermost.
+  needs = {
+    "cityd-secrets.service" = offline;
+    "cityd-pki.service" = offline;
+    "cityd-render.service" = offline;
+    "cityd-db.service" = online [ "" ];
+    "cityd-wire.service" = online [ "CAP_DAC_OVERRIDE" ];
+    "cityd-relay.service" = online [ "" ];
+  };
+  offline = {
+    PrivateNetwork = true;
+    RestrictAddressFamilies = [ "AF_UNIX" ];
+    CapabilityBoundingSet = [ "" ];
+  };
+  online = caps: {
+    RestrictAddressFamilies = [
+      "AF_UNIX"
+      "AF_INET"
+      "AF_INET6"
+    ];
+    CapabilityBoundingSet = caps;
+  };
+
+  command = u: lib.escapeShellArgs ([ (lib.getExe' cfg.package "cityd") ] ++ cityLib.commandLine cityLib.paths.cityFile u);
 
   mkUnit = u: {
     name = unitName u.name;
@@ -47,31 +114,44 @@ let
       wants = [ "network-online.target" ] ++ lib.optionals (u.longRunning or false) u.after;
       environment = cityLib.unitEnvironment;
       preStart = lib.optionalString (u.name == "cityd-db.service") dbAdminPreStart;
-      # The relay runs on; systemd stops it with SIGTERM, on which it drains open requests and
-      # posts (its spool keeps the rest across the restart).
-      serviceConfig = (
-        if u.longRunning or false then
-          {
-            Type = "simple";
-            Restart = "on-failure";
-            RestartSec = "5s";
-          }
-        else
-          {
-            Type = "oneshot";
-            RemainAfterExit = true;
-          }
-      ) // {
-        ExecStart = lib.escapeShellArgs (
-          [ (lib.getExe' cfg.package "cityd") ] ++ cityLib.commandLine cfg.cityFile u
-        );
-        StateDirectory = "cityd";
-        StateDirectoryMode = "0700";
-        UMask = "0077";
-        PrivateTmp = true;
-        ProtectHome = true;
-        NoNewPrivileges = true;
-      };
+      restartTriggers = lib.optionals (u.onSwitch == "restart") [ parts.${u.part} ];
+      reloadTriggers = lib.optionals (u.onSwitch == "reload") [ parts.${u.part} ];
+      restartIfChanged = u.onSwitch != "reload";
+      serviceConfig =
+        hardening
+        // needs.${u.name}
+        // (
+          if u.longRunning or false then
+            {
+              # The relay runs on; systemd stops it with SIGTERM, on which it drains open
+              # requests and posts (its spool keeps the rest across the restart). Its own
+              # dynamic user and state directory; the vault's files it needs arrive as
+              # credentials. Each connection holds a descriptor: room for the relay's caps.
+              Type = "simple";
+              Restart = "on-failure";
+              RestartSec = "5s";
+              DynamicUser = true;
+              StateDirectory = baseNameOf u.stateDir;
+              StateDirectoryMode = "0700";
+              LoadCredential = u.credentials;
+              LimitNOFILE = 65536;
+            }
+          else
+            {
+              Type = "oneshot";
+              RemainAfterExit = true;
+              StateDirectory = "cityd";
+              StateDirectoryMode = "0700";
+              ReadWritePaths = [ cityLib.paths.stateDir ];
+            }
+        )
+        // {
+          ExecStart = command u;
+        }
+        // lib.optionalAttrs (u.onSwitch == "reload") {
+          # Re-runs the idempotent step in place (see the top of this file).
+          ExecReload = command u;
+        };
     };
   };
 in
