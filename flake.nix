@@ -34,9 +34,7 @@
           { lib, pkgs, ... }:
           {
             imports = [ ./nixos/module.nix ];
-            services.cityd.package =
-              lib.mkDefault
-                self.packages.${pkgs.stdenv.hostPlatform.system}.cityd;
+            services.cityd.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.cityd;
           };
       };
 
@@ -68,17 +66,31 @@
               pkgs.coturn
             ];
           });
-          # Every .nix file is formatted (the same nixpkgs-fmt 1.3.0 that scripts/nix-check.sh runs).
-          nix-format =
-            pkgs.runCommand "cityd-nix-format" { nativeBuildInputs = [ pkgs.nixpkgs-fmt ]; }
-              ''
-                cd ${self}
-                find . -name '*.nix' -not -path './target/*' -print0 | xargs -0 nixpkgs-fmt --check
-                touch $out
-              '';
+          # Every .nix file is formatted with nixfmt, the formatter nixpkgs itself uses (RFC 166
+          # style; scripts/nix-check.sh runs nixfmt-rs, a port of the same formatter, from the
+          # crates registry).
+          nix-format = pkgs.runCommand "cityd-nix-format" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
+            cd ${self}
+            find . -name '*.nix' -not -path './target/*' -print0 | xargs -0 nixfmt --check
+            touch $out
+          '';
+        }
+        # The example configuration of docs/nixos.md builds (its assertions hold, the city file
+        # passes `cityd config check`).
+        // lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") {
+          example-configuration = self.nixosConfigurations.example.config.system.build.toplevel;
         }
         // (vmTestsFor pkgs).checks
       );
+
+      # The lab host of docs/nixos.md (nixos/example.nix): `nixos-rebuild build --flake .#example`.
+      nixosConfigurations.example = lib.nixosSystem {
+        modules = [
+          self.nixosModules.default
+          ./nixos/example.nix
+          { nixpkgs.hostPlatform = "x86_64-linux"; }
+        ];
+      };
 
       # VM tests that need a pin filled in on a networked machine (see docs/nixos.md).
       legacyPackages = forAllSystems (pkgs: {
@@ -97,7 +109,7 @@
             postgresql_17
             iproute2
             iptables
-            nixpkgs-fmt
+            nixfmt
             nix-prefetch-docker
           ];
         };
@@ -107,7 +119,11 @@
       formatter = forAllSystems (
         pkgs:
         pkgs.writeShellScriptBin "cityd-nix-fmt" ''
-          exec ${pkgs.nixpkgs-fmt}/bin/nixpkgs-fmt "''${@:-.}"
+          if [ "$#" -eq 0 ]; then
+            find . -name '*.nix' -not -path './target/*' -print0 | xargs -0 ${lib.getExe pkgs.nixfmt}
+          else
+            exec ${lib.getExe pkgs.nixfmt} "$@"
+          fi
         ''
       );
     };

@@ -1,10 +1,11 @@
 # The Mattermost container via virtualisation.oci-containers, as `cityd up` runs it on a Docker
 # host: pinned image, the env file cityd renders at run time, host directories owned by the image's
 # UID, the certificate copied for that UID, ports on the LAN addresses and metrics on loopback only.
-{ config
-, lib
-, pkgs
-, ...
+{
+  config,
+  lib,
+  pkgs,
+  ...
 }:
 let
   cfg = config.services.cityd;
@@ -13,7 +14,9 @@ let
   inherit (cityLib) paths;
   backend = config.virtualisation.oci-containers.backend;
   containerUnit = "${backend}-mattermost";
-  order = builtins.filter (u: u.name == "${containerUnit}.service") (cityLib.units { inherit backend; });
+  order = builtins.filter (u: u.name == "${containerUnit}.service") (
+    cityLib.units { inherit backend; }
+  );
   after = (builtins.head order).after;
   uid = toString spec.uid;
 in

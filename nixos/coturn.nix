@@ -16,23 +16,22 @@ let
 in
 {
   config = lib.mkIf cfg.enable {
-    services.coturn =
-      {
-        enable = true;
-        extraConfig = turn.extraConfig;
-      }
-      // (
-        if settingsInterface then
-          {
-            settings = turn.options;
-            staticAuthSecretFile = turn.staticAuthSecretFile;
-          }
-        else
-          turn.options
-          // {
-            static-auth-secret-file = turn.staticAuthSecretFile;
-          }
-      );
+    services.coturn = {
+      enable = true;
+      extraConfig = turn.extraConfig;
+    }
+    // (
+      if settingsInterface then
+        {
+          settings = turn.options;
+          staticAuthSecretFile = turn.staticAuthSecretFile;
+        }
+      else
+        turn.options
+        // {
+          static-auth-secret-file = turn.staticAuthSecretFile;
+        }
+    );
 
     systemd.services.coturn = {
       # The secret must exist before systemd copies it into the credential directory; ordering

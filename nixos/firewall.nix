@@ -1,8 +1,9 @@
 # The firewall: exactly the ports phones and browsers use (Mattermost, Calls, TURN and its relay
 # range), on one interface if `firewallInterface` is set. Metrics (8067) and PostgreSQL stay closed.
-{ config
-, lib
-, ...
+{
+  config,
+  lib,
+  ...
 }:
 let
   cfg = config.services.cityd;

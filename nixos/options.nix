@@ -38,7 +38,14 @@ let
 
   removed =
     path: instead:
-    lib.mkRemovedOptionModule ([ "services" "cityd" ] ++ path)
+    lib.mkRemovedOptionModule
+      (
+        [
+          "services"
+          "cityd"
+        ]
+        ++ path
+      )
       "The city description moved to services.cityd.settings under the city's own field names (see docs/nixos.md, \"Settings\"): use ${instead}.";
 in
 {
@@ -63,7 +70,9 @@ in
     (removed [ "webhooks" ] "settings.webhooks (channel, bot, display_name, description)")
     (removed [ "plugins" ] "settings.plugins.jenkins (source, sri, version, jenkins_url)")
     (removed [ "integrations" ] "settings.integrations")
-    (removed [ "database" ] "settings.database (name, port, host, tls) and services.cityd.postgresql.allowFrom")
+    (removed [
+      "database"
+    ] "settings.database (name, port, host, tls) and services.cityd.postgresql.allowFrom")
     (removed [ "relay" "listen" ] "settings.relay.listen")
     (removed [ "relay" "metrics" ] "settings.relay.metrics")
     (removed [ "relay" "postPasses" ] "settings.relay.post_passes")
@@ -145,7 +154,9 @@ in
       type = types.submodule {
         freeformType = format.type;
         options = {
-          domain = field types.str dc.domain "DNS domain of the lab; Mattermost lives at `mattermost.<domain>` unless `mattermost.host` says otherwise.";
+          domain =
+            field types.str dc.domain
+              "DNS domain of the lab; Mattermost lives at `mattermost.<domain>` unless `mattermost.host` says otherwise.";
           lan.addresses = mkOption {
             type = types.listOf types.str;
             default = dc.lan.addresses;
@@ -158,12 +169,22 @@ in
             '';
           };
           mattermost = {
-            image = field types.str dc.mattermost.image "Pinned Mattermost image with its registry, `registry/repository:tag` (never `latest`).";
+            image =
+              field types.str dc.mattermost.image
+                "Pinned Mattermost image with its registry, `registry/repository:tag` (never `latest`).";
             host = optionalField types.str "Mattermost's hostname; default `mattermost.<domain>`.";
-            port = field types.port dc.mattermost.port "HTTPS port of Mattermost, published on each LAN address.";
-            calls_port = field types.port dc.mattermost.calls_port "Calls RTC port (TCP and UDP), published on each LAN address. 8443 is refused: Artifactory holds it in the lab.";
-            metrics = field listener dc.mattermost.metrics "Prometheus metrics listener, `127.0.0.1:PORT`: published on loopback only and never opened in the firewall.";
-            local_socket_dir = field types.str dc.mattermost.local_socket_dir "Directory inside the container holding the local-mode socket (bind-mounted from the host).";
+            port =
+              field types.port dc.mattermost.port
+                "HTTPS port of Mattermost, published on each LAN address.";
+            calls_port =
+              field types.port dc.mattermost.calls_port
+                "Calls RTC port (TCP and UDP), published on each LAN address. 8443 is refused: Artifactory holds it in the lab.";
+            metrics =
+              field listener dc.mattermost.metrics
+                "Prometheus metrics listener, `127.0.0.1:PORT`: published on loopback only and never opened in the firewall.";
+            local_socket_dir =
+              field types.str dc.mattermost.local_socket_dir
+                "Directory inside the container holding the local-mode socket (bind-mounted from the host).";
           };
           turn = {
             port = field types.port dc.turn.port "TURN listening port (UDP and TCP).";
@@ -172,15 +193,25 @@ in
             realm = optionalField types.str "TURN realm; default the Mattermost hostname.";
           };
           database = {
-            name = field types.str dc.database.name "Name of Mattermost's database and of the role that owns it.";
+            name =
+              field types.str dc.database.name
+                "Name of Mattermost's database and of the role that owns it.";
             user = field types.str dc.database.user "The role Mattermost connects as (owner of the database).";
             host = optionalField types.str "Address the container connects to; default the first IPv4 LAN address (named in the certificate).";
-            port = field types.port dc.database.port "PostgreSQL's TCP port (also `services.postgresql.settings.port`).";
-            tls = field types.bool dc.database.tls "Serve PostgreSQL over TLS with the city certificate; Mattermost verifies it (`verify-full`).";
+            port =
+              field types.port dc.database.port
+                "PostgreSQL's TCP port (also `services.postgresql.settings.port`).";
+            tls =
+              field types.bool dc.database.tls
+                "Serve PostgreSQL over TLS with the city certificate; Mattermost verifies it (`verify-full`).";
           };
           relay = {
-            listen = field listener dc.relay.listen "Address SonarQube posts its webhook to (`POST /sonarqube`), e.g. `192.168.1.20:9180`.";
-            metrics = field listener dc.relay.metrics "The relay's Prometheus listener, loopback only and never opened in the firewall.";
+            listen =
+              field listener dc.relay.listen
+                "Address SonarQube posts its webhook to (`POST /sonarqube`), e.g. `192.168.1.20:9180`.";
+            metrics =
+              field listener dc.relay.metrics
+                "The relay's Prometheus listener, loopback only and never opened in the firewall.";
           };
         };
       };

@@ -1,9 +1,9 @@
 # The cityd package: the crate built by rustPlatform with its dependencies vendored from Cargo.lock
 # (each crate's checksum is already in the lock, so no cargoHash). Unit tests run in the build;
 # the integration tests that need no root run in the flake's `cityd-integration` check.
-{ lib
-, rustPlatform
-,
+{
+  lib,
+  rustPlatform,
 }:
 let
   root = ../.;
@@ -38,6 +38,14 @@ rustPlatform.buildRustPackage {
     "--skip"
     "docker::host::tests::apply_is_idempotent_and_sets_owner_and_mode"
   ];
+
+  # The build sandbox has HOME=/homeless-shelter (which does not exist), no CA bundle
+  # (SSL_CERT_FILE=/no-cert-file.crt), no network and an unprivileged build user. The tests need
+  # none of the network or the system's CA roots (each test makes its own CA; scripts/sandbox-test.sh
+  # proves it under those conditions), only a writable HOME for what defaults to it.
+  preCheck = ''
+    export HOME="$(mktemp -d)"
+  '';
 
   meta = {
     description = manifest.package.description;

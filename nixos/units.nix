@@ -100,7 +100,11 @@ let
     CapabilityBoundingSet = caps;
   };
 
-  command = u: lib.escapeShellArgs ([ (lib.getExe' cfg.package "cityd") ] ++ cityLib.commandLine cityLib.paths.cityFile u);
+  command =
+    u:
+    lib.escapeShellArgs (
+      [ (lib.getExe' cfg.package "cityd") ] ++ cityLib.commandLine cityLib.paths.cityFile u
+    );
 
   mkUnit = u: {
     name = unitName u.name;

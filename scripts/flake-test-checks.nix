@@ -7,19 +7,26 @@
 let
   system = "x86_64-linux";
   lib = {
-    genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+    genAttrs =
+      names: f:
+      builtins.listToAttrs (
+        map (n: {
+          name = n;
+          value = f n;
+        }) names
+      );
     importTOML = file: builtins.fromTOML (builtins.readFile file);
     fileset = {
       toSource = { root, fileset }: fileset;
       unions = paths: paths;
       maybeMissing = path: path;
     };
+    optionalAttrs = cond: attrs: if cond then attrs else { };
     licenses.mit = "mit";
     platforms.linux = [ system ];
   };
   # buildRustPackage keeps its arguments, and overrideAttrs merges over them as Nix does.
-  rustPlatform.buildRustPackage =
-    attrs: attrs // { overrideAttrs = f: attrs // f attrs; };
+  rustPlatform.buildRustPackage = attrs: attrs // { overrideAttrs = f: attrs // f attrs; };
   pkgs = {
     inherit lib;
     stdenv.hostPlatform.system = system;
@@ -38,6 +45,7 @@ let
     cargoTestFlags = check.cargoTestFlags or [ ];
     checkFlags = check.checkFlags or [ ];
     nativeCheckInputs = check.nativeCheckInputs or [ ];
+    preCheck = check.preCheck or "";
   };
 in
 {

@@ -27,7 +27,7 @@ chmod 755 "$scratch"
 export NIX_CONFIG="build-users-group ="
 # What the flake's test checks run and on which files, read from the Nix files themselves.
 nix-instantiate --eval --strict --json scripts/flake-test-checks.nix >"$scratch/checks.json"
-query() { # what [check] -> lines: source | cargo-flags C | check-flags C | inputs C | binary C
+query() { # what [check] -> lines: source | cargo-flags C | check-flags C | inputs C | pre-check C | binary C
   python3 - "$scratch" "$@" <<'PY'
 import json, pathlib, sys
 scratch, what = pathlib.Path(sys.argv[1]), sys.argv[2]
@@ -42,6 +42,8 @@ elif what == "check-flags":
     print("\n".join(check["checkFlags"]))
 elif what == "inputs":
     print(" ".join(check["nativeCheckInputs"]))
+elif what == "pre-check":
+    print(check["preCheck"])
 elif what == "binary":  # the test executable cargo built for cargoTestFlags (--lib or --test NAME)
     flags = check["cargoTestFlags"]
     kind, name = ("lib", "cityd") if flags == ["--lib"] else ("test", flags[flags.index("--test") + 1])
@@ -94,10 +96,11 @@ stdenv_tools=(coreutils findutils diffutils sed grep gawk tar gzip bzip2 make ba
 source_binds=()
 for path in "${source_paths[@]}"; do source_binds+=(--ro-bind "$path" "$path"); done
 
-# Runs a test binary in the sandbox; the rest of the arguments are the binary's.
-sandboxed() { # label, "debian packages on PATH", binary, args...
-  local label=$1 packages=$2 binary=$3
-  shift 3
+# Runs a test binary in the sandbox after the derivation's preCheck (as the checkPhase runs it, in
+# the same shell); the rest of the arguments are the binary's.
+sandboxed() { # label, "debian packages on PATH", preCheck, binary, args...
+  local label=$1 packages=$2 pre_check=$3 binary=$4
+  shift 4
   local -a binds
   mapfile -t binds < <(tool_binds $packages)
   echo "sandbox-test.sh: $label"
@@ -118,7 +121,7 @@ sandboxed() { # label, "debian packages on PATH", binary, args...
     --setenv TMPDIR /build --setenv TEMPDIR /build --setenv TMP /build --setenv TEMP /build \
     --setenv NIX_BUILD_TOP /build --setenv NIX_BUILD_CORES "$test_threads" --setenv TERM xterm-256color \
     --setenv SSL_CERT_FILE /no-cert-file.crt --setenv NIX_SSL_CERT_FILE /no-cert-file.crt \
-    -- "$binary" --test-threads="$test_threads" "$@"
+    -- /bin/sh -c "$pre_check"$'\n''exec "$0" "$@"' "$binary" --test-threads="$test_threads" "$@"
 }
 
 # checks.<system>.cityd: the package's own tests; checks.<system>.cityd-integration: the
@@ -127,8 +130,9 @@ for check in cityd cityd-integration; do
   binary=$(query binary "$check")
   inputs=$(query inputs "$check")
   cargo_flags=$(query cargo-flags "$check")
+  pre_check=$(query pre-check "$check")
   mapfile -t check_flags < <(query check-flags "$check")
   sandboxed "checks.<system>.$check: cargo test $cargo_flags -- ${check_flags[*]}" \
-    "${stdenv_tools[*]} $inputs" "$binary" "${check_flags[@]}"
+    "${stdenv_tools[*]} $inputs" "$pre_check" "$binary" "${check_flags[@]}"
 done
 echo "sandbox-test.sh: the flake's test checks pass under the Nix sandbox's conditions"

@@ -19,7 +19,7 @@
       backend = nodes.server.virtualisation.oci-containers.backend;
       bridge = cityLib.containerBridge backend;
       port = toString;
-      tlsPort = if image.servesTls then cfg.mattermost.port else image.tlsWitnessPort;
+      tlsPort = if image.servesTls then cfg.settings.mattermost.port else image.tlsWitnessPort;
     in
     builtins.readFile ./lib/helpers.py
     + ''
@@ -49,15 +49,15 @@
               assert_firewall_opens(rules, "tcp", port)
           for port in ${builtins.toJSON (map port fw.allowedUDPPorts)}:
               assert_firewall_opens(rules, "udp", port)
-          assert_firewall_opens(rules, "udp", "${port cfg.turn.relayMin}:${port cfg.turn.relayMax}")
-          assert_firewall_opens(rules, "tcp", "${port cfg.database.port}", interface="${bridge}")
-          assert "--dport ${port cfg.mattermost.metricsPort} " not in rules, rules
+          assert_firewall_opens(rules, "udp", "${port cfg.settings.turn.relay_min}:${port cfg.settings.turn.relay_max}")
+          assert_firewall_opens(rules, "tcp", "${port cfg.settings.database.port}", interface="${bridge}")
+          assert "--dport ${port (cityLib.portOf cfg.settings.mattermost.metrics)} " not in rules, rules
           # Metrics are published on loopback only, PostgreSQL not at all towards the LAN.
           published = server.succeed("${backend} port mattermost")
-          assert "-> 127.0.0.1:${port cfg.mattermost.metricsPort}" in published, published
-          assert "0.0.0.0:${port cfg.mattermost.metricsPort}" not in published, published
-          phone.fail(f"nc -z -w 3 {IP} ${port cfg.mattermost.metricsPort}")
-          phone.fail(f"nc -z -w 3 {IP} ${port cfg.database.port}")
+          assert "-> 127.0.0.1:${port (cityLib.portOf cfg.settings.mattermost.metrics)}" in published, published
+          assert "0.0.0.0:${port (cityLib.portOf cfg.settings.mattermost.metrics)}" not in published, published
+          phone.fail(f"nc -z -w 3 {IP} ${port (cityLib.portOf cfg.settings.mattermost.metrics)}")
+          phone.fail(f"nc -z -w 3 {IP} ${port cfg.settings.database.port}")
 
       with subtest("a phone trusting only the city CA verifies TLS by the LAN IP"):
           share_with_phone(server, phone, "${cityLib.paths.caCert}", f"{PHONE_STATE}/pki/ca.pem", "0644")
@@ -66,7 +66,7 @@
           else:
               # The double answers in plain HTTP on the published port; the witness serves the
               # certificate cityd issued, which is what the phone has to accept.
-              phone.wait_until_succeeds(f"curl --fail --silent http://{IP}:${port cfg.mattermost.port}/api/v4/system/ping", timeout=600)
+              phone.wait_until_succeeds(f"curl --fail --silent http://{IP}:${port cfg.settings.mattermost.port}/api/v4/system/ping", timeout=600)
               server.wait_for_unit("tls-witness.service")
               url = f"https://{IP}:{TLS_PORT}/"
           phone.wait_until_succeeds(f"nc -z -w 3 {IP} {TLS_PORT}", timeout=600)

@@ -33,6 +33,9 @@ let
     vm-turn = runTest ./turn.nix images.double;
     vm-webhook = runTest ./webhook.nix images.double;
     vm-turn-nat = runTest ./turn-nat.nix images.double;
+    vm-switch = runTest ./switch.nix images.double;
+    vm-turn-independent = runTest ./turn-independent.nix images.double;
+    vm-hardening = runTest ./hardening.nix images.double;
   };
 in
 {

@@ -20,8 +20,8 @@ let
   };
   server = address: {
     services.cityd = cityLib.defaults // {
-      lan = cityLib.defaults.lan // {
-        addresses = [ address ];
+      settings = cityLib.defaults.settings // {
+        lan.addresses = [ address ];
       };
       cityFile = "/nix/store/00000000000000000000000000000000-cityd-city.json";
       unitOrder = map (u: u.name) (cityLib.units { });
@@ -55,6 +55,16 @@ in
   turn = render ./turn.nix double lan;
   webhook = render ./webhook.nix double lan;
   webhook-enterprise = render ./webhook.nix enterprise lan;
+  switch = render ./switch.nix double lan;
+  turn-independent = render ./turn-independent.nix double lan;
+  hardening = render ./hardening.nix double {
+    server = lan.server // {
+      services.cityd = lan.server.services.cityd // {
+        relay.enable = true;
+        unitOrder = map (u: u.name) (cityLib.units { relay = true; });
+      };
+    };
+  };
   turn-nat = render ./turn-nat.nix double {
     server = server "192.168.1.3";
     router = node "192.168.1.2" "192.168.2.2";

@@ -41,7 +41,7 @@
       routerOutside = nodes.router.networking.primaryIPAddress;
       phoneInside = nodes.phone.networking.primaryIPAddress;
       routerInside = (builtins.head nodes.router.networking.interfaces.eth2.ipv4.addresses).address;
-      turn = "${ip}:${toString cfg.turn.port}";
+      turn = "${ip}:${toString cfg.settings.turn.port}";
     in
     builtins.readFile ./lib/helpers.py
     + ''

@@ -15,7 +15,7 @@
     let
       cfg = nodes.server.services.cityd;
       ip = nodes.server.networking.primaryIPAddress;
-      turn = "${ip}:${toString cfg.turn.port}";
+      turn = "${ip}:${toString cfg.settings.turn.port}";
     in
     builtins.readFile ./lib/helpers.py
     + ''

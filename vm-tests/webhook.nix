@@ -13,7 +13,7 @@
       cfg = nodes.server.services.cityd;
       ip = nodes.server.networking.primaryIPAddress;
       baseUrl =
-        if image.servesTls then "" else " --base-url http://${ip}:${toString cfg.mattermost.port}";
+        if image.servesTls then "" else " --base-url http://${ip}:${toString cfg.settings.mattermost.port}";
     in
     builtins.readFile ./lib/helpers.py
     + ''
@@ -25,7 +25,7 @@
 
       with subtest("every webhook delivers"):
           server.succeed(cityd(CITY, SERVER_STATE, "verify webhook" + BASE_URL))
-          for channel in ${builtins.toJSON (map (w: w.channel) cfg.webhooks)}:
+          for channel in ${builtins.toJSON (map (w: w.channel) cfg.settings.webhooks)}:
               server.succeed(cityd(CITY, SERVER_STATE, f"verify webhook --channel {channel}" + BASE_URL))
 
       with subtest("a second wire run changes nothing"):

@@ -128,7 +128,11 @@ let
   everyCityUnit = cityUnitNames ++ [ "cityd-relay" ];
   # What the unit file of a unit would hold, for the parts a switch compares.
   unitFile =
-    u: builtins.removeAttrs u [ "reloadTriggers" ] // { serviceConfig = builtins.removeAttrs u.serviceConfig [ ]; };
+    u:
+    builtins.removeAttrs u [ "reloadTriggers" ]
+    // {
+      serviceConfig = builtins.removeAttrs u.serviceConfig [ ];
+    };
   moved =
     before: after: name:
     builtins.toJSON (unitFile before.systemd.services.${name})
@@ -145,7 +149,8 @@ let
         (u.serviceConfig.ExecReload or null)
       ]
     ) (builtins.attrValues config.systemd.services);
-  hbaLines = config: lib.filter (l: l != "") (lib.splitString "\n" config.services.postgresql.authentication);
+  hbaLines =
+    config: lib.filter (l: l != "") (lib.splitString "\n" config.services.postgresql.authentication);
   hardening = {
     ProtectSystem = "strict";
     ProtectHome = true;
@@ -170,12 +175,13 @@ let
     "PostgreSQL 17 by default (mkDefault) with the tenant database owned by its role" =
       c.services.postgresql.package.name == "postgresql-17"
       && c.services.postgresql.ensureDatabases == [ "mattermost" ]
-      && c.services.postgresql.ensureUsers == [
-        {
-          name = "mattermost";
-          ensureDBOwnership = true;
-        }
-      ];
+      &&
+        c.services.postgresql.ensureUsers == [
+          {
+            name = "mattermost";
+            ensureDBOwnership = true;
+          }
+        ];
     "a host's own PostgreSQL package wins over the module's default, and a major change is refused until the upgrade" =
       let
         pg18 = evalWith { services.postgresql.package = pkgs.postgresql_18; };
@@ -193,24 +199,28 @@ let
     "PostgreSQL listens on loopback and the container's address only, unless the host opened it" =
       !c.services.postgresql.enableTCPIP
       && c.services.postgresql.settings.listen_addresses == "localhost,192.168.1.20"
-      && (evalWith { services.postgresql.enableTCPIP = true; }).services.postgresql.settings.listen_addresses == "*";
+      &&
+        (evalWith { services.postgresql.enableTCPIP = true; }).services.postgresql.settings.listen_addresses
+        == "*";
     "pg_hba: cityd over loopback, the tenant from the container subnet only" =
       hbaLines c == [
         "hostssl postgres postgres 127.0.0.1/32 scram-sha-256"
         "hostssl mattermost mattermost 10.88.0.0/16 scram-sha-256"
       ]
-      && hbaLines docker == [
-        "hostssl postgres postgres 127.0.0.1/32 scram-sha-256"
-        "hostssl mattermost mattermost 172.17.0.0/16 scram-sha-256"
-      ]
+      &&
+        hbaLines docker == [
+          "hostssl postgres postgres 127.0.0.1/32 scram-sha-256"
+          "hostssl mattermost mattermost 172.17.0.0/16 scram-sha-256"
+        ]
       && !(lib.hasInfix "samenet" c.services.postgresql.authentication)
       && !(lib.hasInfix "0.0.0.0" c.services.postgresql.authentication);
     "PostgreSQL serves TLS with the city certificate as credentials" =
       c.services.postgresql.settings.ssl
-      && svc.postgresql.serviceConfig.LoadCredential == [
-        "server.pem:/var/lib/cityd/pki/server.pem"
-        "server.key:/var/lib/cityd/pki/server.key"
-      ];
+      &&
+        svc.postgresql.serviceConfig.LoadCredential == [
+          "server.pem:/var/lib/cityd/pki/server.pem"
+          "server.key:/var/lib/cityd/pki/server.key"
+        ];
     "cityd administers as the superuser over loopback TLS with a password, root mapped to postgres on the socket" =
       lib.hasInfix "postgres root postgres" c.services.postgresql.identMap
       && lib.hasInfix "/bin/psql -X -q -h /run/postgresql -p 5432 -U postgres -d postgres" svc.cityd-db.preStart
@@ -230,28 +240,35 @@ let
       && svc.coturn.wants == [ "cityd-secrets.service" ]
       && builtins.elem "cityd-secrets.service" svc.coturn.after;
     "no command line names the city's store path; the units read /etc/cityd/city.json" =
-      builtins.all (l: !(lib.hasInfix "cityd-city.json" l) && !(lib.hasInfix storeCity l)) (execLines relayOn)
-      && builtins.all (n: lib.hasInfix "--city /etc/cityd/city.json " allCityUnits.${n}.serviceConfig.ExecStart) everyCityUnit
+      builtins.all (l: !(lib.hasInfix "cityd-city.json" l) && !(lib.hasInfix storeCity l)) (
+        execLines relayOn
+      )
+      && builtins.all (
+        n: lib.hasInfix "--city /etc/cityd/city.json " allCityUnits.${n}.serviceConfig.ExecStart
+      ) everyCityUnit
       && c.environment.etc."cityd/city.json".source == c.services.cityd.cityFile;
     "secrets and pki are never restarted by a switch: a changed city reloads them (the same idempotent command)" =
-      builtins.all (
-        n:
-        !svc.${n}.restartIfChanged
-        && svc.${n}.restartTriggers == [ ]
-        && svc.${n}.reloadTriggers != [ ]
-        && svc.${n}.serviceConfig.ExecReload == svc.${n}.serviceConfig.ExecStart
-      ) [
-        "cityd-secrets"
-        "cityd-pki"
-      ];
+      builtins.all
+        (
+          n:
+          !svc.${n}.restartIfChanged
+          && svc.${n}.restartTriggers == [ ]
+          && svc.${n}.reloadTriggers != [ ]
+          && svc.${n}.serviceConfig.ExecReload == svc.${n}.serviceConfig.ExecStart
+        )
+        [
+          "cityd-secrets"
+          "cityd-pki"
+        ];
     "the other units restart when their inputs change" =
-      builtins.all (n: allCityUnits.${n}.restartIfChanged && allCityUnits.${n}.restartTriggers != [ ]) [
-        "cityd-render"
-        "cityd-db"
-        "cityd-wire"
-        "cityd-relay"
-        "podman-mattermost"
-      ];
+      builtins.all (n: allCityUnits.${n}.restartIfChanged && allCityUnits.${n}.restartTriggers != [ ])
+        [
+          "cityd-render"
+          "cityd-db"
+          "cityd-wire"
+          "cityd-relay"
+          "podman-mattermost"
+        ];
     "switch, a channel added: wire re-runs, secrets reload; render, db, the container, PostgreSQL and coturn stay" =
       moved c channelAdded "cityd-wire"
       && reloaded c channelAdded "cityd-secrets"
@@ -300,13 +317,18 @@ let
         "cityd-relay"
       ]
       && svc.cityd-wire.serviceConfig.CapabilityBoundingSet == [ "CAP_DAC_OVERRIDE" ]
-      && builtins.all (
-        n: svc.${n}.serviceConfig.RestrictAddressFamilies == [ "AF_UNIX" ] && svc.${n}.serviceConfig.PrivateNetwork
-      ) [
-        "cityd-secrets"
-        "cityd-pki"
-        "cityd-render"
-      ]
+      &&
+        builtins.all
+          (
+            n:
+            svc.${n}.serviceConfig.RestrictAddressFamilies == [ "AF_UNIX" ]
+            && svc.${n}.serviceConfig.PrivateNetwork
+          )
+          [
+            "cityd-secrets"
+            "cityd-pki"
+            "cityd-render"
+          ]
       && builtins.all (n: svc.${n}.serviceConfig.ReadWritePaths == [ "/var/lib/cityd" ]) cityUnitNames;
     "coturn (flat options): realm, port, relay range, REST secret from the vault credential, no CLI" =
       c.services.coturn.enable
@@ -316,10 +338,13 @@ let
       && c.services.coturn.max-port == 65535
       && c.services.coturn.use-auth-secret
       && c.services.coturn.no-cli
-      && c.services.coturn.static-auth-secret-file == "/run/credentials/coturn.service/turn-static-auth-secret"
-      && svc.coturn.serviceConfig.LoadCredential == [
-        "turn-static-auth-secret:/var/lib/cityd/secrets/turn-static-auth-secret"
-      ];
+      &&
+        c.services.coturn.static-auth-secret-file
+        == "/run/credentials/coturn.service/turn-static-auth-secret"
+      &&
+        svc.coturn.serviceConfig.LoadCredential == [
+          "turn-static-auth-secret:/var/lib/cityd/secrets/turn-static-auth-secret"
+        ];
     "coturn (settings interface): the same values through settings, and no rename warning" =
       let
         sc = settingsCoturn.config;
@@ -328,7 +353,8 @@ let
       && failedAssertionsOf sc == [ ]
       && sc.services.coturn.settings == (cityLib.coturn sc.services.cityd).options
       && sc.services.coturn.settings.realm == "mattermost.cicd.local"
-      && sc.services.coturn.staticAuthSecretFile == "/run/credentials/coturn.service/turn-static-auth-secret"
+      &&
+        sc.services.coturn.staticAuthSecretFile == "/run/credentials/coturn.service/turn-static-auth-secret"
       && sc.services.coturn.extraConfig == c.services.coturn.extraConfig;
     "coturn denies the policy's ranges and allows the LAN addresses" =
       let
@@ -338,7 +364,8 @@ let
       && builtins.elem "denied-peer-ip=::ffff:0.0.0.0-::ffff:255.255.255.255" lines
       && builtins.elem "allowed-peer-ip=192.168.1.20" lines
       && builtins.elem "allowed-peer-ip=2001:db8::20" lines
-      && builtins.length (builtins.filter (lib.hasPrefix "denied-peer-ip=") lines)
+      &&
+        builtins.length (builtins.filter (lib.hasPrefix "denied-peer-ip=") lines)
         == builtins.length cityLib.peerPolicy.denied;
     "firewall: TCP 8065 8444 3478, UDP 8444 3478 and the relay range, never 8067; nothing with openFirewall off" =
       c.networking.firewall.allowedTCPPorts == [
@@ -346,16 +373,18 @@ let
         8444
         3478
       ]
-      && c.networking.firewall.allowedUDPPorts == [
-        8444
-        3478
-      ]
-      && c.networking.firewall.allowedUDPPortRanges == [
-        {
-          from = 49152;
-          to = 65535;
-        }
-      ]
+      &&
+        c.networking.firewall.allowedUDPPorts == [
+          8444
+          3478
+        ]
+      &&
+        c.networking.firewall.allowedUDPPortRanges == [
+          {
+            from = 49152;
+            to = 65535;
+          }
+        ]
       && c.networking.firewall.interfaces.podman0.allowedTCPPorts == [ 5432 ]
       && (
         let
@@ -386,9 +415,10 @@ let
           services.cityd.settings.mattermost.image = "mattermost/mattermost-enterprise-edition:11.8.5";
         })
       )
-      && failedAssertionsOf (evalWith {
-        services.cityd.settings.mattermost.image = "localhost/cityd-mattermost-double:vm";
-      }) == [ ];
+      &&
+        failedAssertionsOf (evalWith {
+          services.cityd.settings.mattermost.image = "localhost/cityd-mattermost-double:vm";
+        }) == [ ];
     "the container: env file outside the store, volumes, certificates copied for its UID" =
       let
         mm = c.virtualisation.oci-containers.containers.mattermost;
@@ -406,15 +436,17 @@ let
         "podman-mattermost.service"
         "cityd-wire.service"
       ]
-      && svc.cityd-pki.after == [
-        "cityd-secrets.service"
-        "network-online.target"
-      ]
+      &&
+        svc.cityd-pki.after == [
+          "cityd-secrets.service"
+          "network-online.target"
+        ]
       && builtins.elem "postgresql.target" svc.cityd-db.requires
-      && svc.podman-mattermost.requires == [
-        "cityd-render.service"
-        "cityd-db.service"
-      ]
+      &&
+        svc.podman-mattermost.requires == [
+          "cityd-render.service"
+          "cityd-db.service"
+        ]
       && svc.cityd-wire.requires == [ "podman-mattermost.service" ];
     "docker backend and a firewall interface: same chain, rules on that interface, PostgreSQL on docker0" =
       docker.services.cityd.unitOrder == [
@@ -425,16 +457,18 @@ let
         "docker-mattermost.service"
         "cityd-wire.service"
       ]
-      && docker.systemd.services.docker-mattermost.requires == [
-        "cityd-render.service"
-        "cityd-db.service"
-      ]
+      &&
+        docker.systemd.services.docker-mattermost.requires == [
+          "cityd-render.service"
+          "cityd-db.service"
+        ]
       && docker.networking.firewall.allowedTCPPorts == [ ]
-      && docker.networking.firewall.interfaces.enp3s0.allowedTCPPorts == [
-        8065
-        8444
-        3478
-      ]
+      &&
+        docker.networking.firewall.interfaces.enp3s0.allowedTCPPorts == [
+          8065
+          8444
+          3478
+        ]
       && docker.networking.firewall.interfaces.docker0.allowedTCPPorts == [ 5432 ];
     "each unit runs exactly the contract's command" =
       svc.cityd-secrets.serviceConfig.ExecStart
@@ -462,18 +496,26 @@ let
       }
       && city.integrations.sonarqube.url == "http://sonar.cicd.local:9000"
       && city.mattermost.allow_cors_from == [ "https://ops.cicd.local" ]
-      && city.database == {
-        host = "192.168.1.20";
-        port = 5432;
-        name = "mattermost";
-        user = "mattermost";
-        tls = true;
-      }
-      && refused (evalWith { services.cityd.settings.turn.port = 70000; }).services.cityd.settings.turn.port
-      && refused (evalWith { services.cityd.settings.mattermost.calls_port = "8444"; }).services.cityd.settings.mattermost.calls_port;
+      &&
+        city.database == {
+          host = "192.168.1.20";
+          port = 5432;
+          name = "mattermost";
+          user = "mattermost";
+          tls = true;
+        }
+      &&
+        refused
+          (evalWith { services.cityd.settings.turn.port = 70000; }).services.cityd.settings.turn.port
+      &&
+        refused
+          (evalWith { services.cityd.settings.mattermost.calls_port = "8444"; })
+          .services.cityd.settings.mattermost.calls_port;
     "the old typed options are refused with the way to settings" =
       builtins.any (lib.hasInfix "settings.channels") (
-        failedAssertionsOf (evalWith { services.cityd.channels = [ ]; })
+        failedAssertionsOf (evalWith {
+          services.cityd.channels = [ ];
+        })
       )
       && (evalWith { services.cityd.lan.interface = "eth0"; }).services.cityd.firewallInterface == "eth0";
     "the package is a package option: pkgs.cityd when nixpkgs has one, else it must be set" =
@@ -481,10 +523,11 @@ let
         withPkgsCityd = true;
         setPackage = false;
       }).config.services.cityd.package == cityd
-      && refused
-        (evalFull {
-          setPackage = false;
-        }).config.services.cityd.package;
+      &&
+        refused
+          (evalFull {
+            setPackage = false;
+          }).config.services.cityd.package;
     "the relay is off by default: no unit, its port closed" =
       !(svc ? cityd-relay)
       && !(builtins.elem 9180 c.networking.firewall.allowedTCPPorts)
@@ -501,11 +544,12 @@ let
       && sc.StateDirectory == "cityd-relay"
       && sc.LimitNOFILE or null == 65536
       && !(sc ? ReadWritePaths)
-      && sc.LoadCredential == [
-        "sonarqube-webhook-secret:/var/lib/cityd/secrets/sonarqube-webhook-secret"
-        "webhook-alerts:/var/lib/cityd/secrets/webhook-alerts"
-        "webhook-builds:/var/lib/cityd/secrets/webhook-builds"
-      ]
+      &&
+        sc.LoadCredential == [
+          "sonarqube-webhook-secret:/var/lib/cityd/secrets/sonarqube-webhook-secret"
+          "webhook-alerts:/var/lib/cityd/secrets/webhook-alerts"
+          "webhook-builds:/var/lib/cityd/secrets/webhook-builds"
+        ]
       && !(sc ? RemainAfterExit)
       && relay.requires == [ ]
       && builtins.elem "cityd-wire.service" relay.wants
@@ -513,17 +557,19 @@ let
       && relay.wantedBy == [ "multi-user.target" ]
       && lib.hasSuffix "--state-dir /var/lib/cityd-relay relay serve --spool /var/lib/cityd-relay/spool --secret-file %d/sonarqube-webhook-secret --webhook-url-file 'alerts=%d/webhook-alerts' --webhook-url-file 'builds=%d/webhook-builds'" sc.ExecStart
       && lib.last relayOn.services.cityd.unitOrder == "cityd-relay.service"
-      && relayOn.networking.firewall.allowedTCPPorts == [
-        8065
-        8444
-        3478
-        9180
-      ]
-      && city.relay == {
-        listen = "0.0.0.0:9180";
-        metrics = "127.0.0.1:9181";
-        post_passes = true;
-      };
+      &&
+        relayOn.networking.firewall.allowedTCPPorts == [
+          8065
+          8444
+          3478
+          9180
+        ]
+      &&
+        city.relay == {
+          listen = "0.0.0.0:9180";
+          metrics = "127.0.0.1:9181";
+          post_passes = true;
+        };
     "the city file carries the default city's bots and webhooks" =
       let
         city = builtins.fromJSON c.services.cityd.cityFile.env.city;
@@ -533,12 +579,13 @@ let
         "alerts"
         "code-reviews"
       ]
-      && builtins.head city.bots == {
-        name = "jenkins-bot";
-        display_name = "Jenkins";
-        description = "Posts Jenkins build results";
-        channel = "builds";
-      };
+      &&
+        builtins.head city.bots == {
+          name = "jenkins-bot";
+          display_name = "Jenkins";
+          description = "Posts Jenkins build results";
+          channel = "builds";
+        };
     "the example configuration (nixosConfigurations.example) evaluates with no failed assertion" =
       failedAssertionsOf example == [ ]
       && example.warnings == [ ]

@@ -89,17 +89,20 @@ let
         [ "services" "coturn" "staticAuthSecretFile" ]
       )
     ]
-    ++ map
-      (name: lib.mkRenamedOptionModule [ "services" "coturn" name ] [ "services" "coturn" "settings" name ])
-      [
-        "listening-port"
-        "min-port"
-        "max-port"
-        "realm"
-        "use-auth-secret"
-        "no-cli"
-        "no-tcp-relay"
-      ]
+    ++
+      map
+        (
+          name: lib.mkRenamedOptionModule [ "services" "coturn" name ] [ "services" "coturn" "settings" name ]
+        )
+        [
+          "listening-port"
+          "min-port"
+          "max-port"
+          "realm"
+          "use-auth-secret"
+          "no-cli"
+          "no-tcp-relay"
+        ]
   );
 
   pgSettings = types.submodule {

@@ -47,3 +47,25 @@ def share_with_phone(server, phone, src, dst, mode):
     server.succeed(f"install -m 0644 {src} /tmp/shared/{name}")
     phone.succeed(f"install -D -m {mode} /tmp/shared/{name} {dst}")
     server.succeed(f"rm -f /tmp/shared/{name}")
+
+
+# Units a switch of the city must never restart: the host's PostgreSQL and coturn, and the vault
+# and the PKI (a changed city reloads these two, which keeps their invocation).
+STAYING = ["postgresql.service", "coturn.service", "cityd-secrets.service", "cityd-pki.service"]
+
+
+def invocations(machine, units):
+    """unit -> its InvocationID (a new one for every start, the same across a reload)."""
+    out = {}
+    for unit in units:
+        value = machine.succeed(f"systemctl show -p InvocationID --value {unit}").strip()
+        assert value, f"{unit} has no invocation: it never started"
+        out[unit] = value
+    return out
+
+
+def switch_to(machine, specialisation):
+    """`nixos-rebuild test` into one of the configuration's specialisations."""
+    machine.succeed(
+        f"/run/booted-system/specialisation/{specialisation}/bin/switch-to-configuration test >&2"
+    )

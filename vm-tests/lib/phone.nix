@@ -1,8 +1,9 @@
 # A phone on the LAN: cityd for the same checks a person would make, curl and openssl as
 # independent witnesses, and the server's city file (no secret in it) to point cityd at.
-{ nodes
-, pkgs
-, ...
+{
+  nodes,
+  pkgs,
+  ...
 }:
 {
   environment.systemPackages = [

@@ -3,10 +3,11 @@
 # An image without TLS (the double) gets a TLS witness: openssl serving the city certificate, so
 # the phone still proves that certificate verifies by the LAN IP.
 { image }:
-{ config
-, lib
-, pkgs
-, ...
+{
+  config,
+  lib,
+  pkgs,
+  ...
 }:
 let
   paths = (import ../../nixos/lib.nix).paths;
@@ -14,8 +15,11 @@ in
 {
   services.cityd = {
     enable = true;
-    lan.addresses = [ config.networking.primaryIPAddress ];
-    mattermost = { inherit (image) image imageFile; };
+    settings = {
+      lan.addresses = [ config.networking.primaryIPAddress ];
+      mattermost.image = image.image;
+    };
+    mattermost.imageFile = image.imageFile;
   };
 
   # The assertions read iptables rules, so keep the iptables firewall backend explicit.
