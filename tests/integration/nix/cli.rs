@@ -206,6 +206,7 @@ fn every_cityd_call_in_the_vm_test_scripts_parses_with_the_real_cli() {
         "verify webhook --channel alerts --base-url http://192.168.1.2:8065",
         "verify webhook --channel alerts",
         "wire",
+        "turn creds --user witness --json",
     ] {
         assert!(
             checked.contains(expected),

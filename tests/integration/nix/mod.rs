@@ -55,16 +55,23 @@ fn eval(expr: &str) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("nix printed no JSON ({e}): {out}"))
 }
 
-/// `f settings` where settings are the module's defaults with the given LAN addresses and an
-/// optional Nix attrset merged over them (e.g. `{ mattermost = ...; }`).
-fn eval_with(addresses: &[&str], overrides: &str, f: &str) -> Value {
+/// `f s` where `s` is the module's configuration (`config.services.cityd`): its defaults with the
+/// given LAN addresses, an optional Nix attrset merged over its `settings` (the city, e.g.
+/// `{ mattermost = d.mattermost // { port = 9065; }; }`, with `d` the default settings) and one
+/// merged over the whole (e.g. `{ relay.enable = true; }`).
+fn eval_module(addresses: &[&str], settings: &str, module: &str, f: &str) -> Value {
     let list: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
     eval(&format!(
-        "let l = import ./nixos/lib.nix; \
-             s = l.defaults // {{ lan = l.defaults.lan // {{ addresses = [ {} ]; }}; }} // ({overrides}); \
+        "let l = import ./nixos/lib.nix; d = l.defaults.settings; \
+             s = l.defaults // {{ settings = d // {{ lan.addresses = [ {} ]; }} // ({settings}); }} // ({module}); \
          in {f}",
         list.join(" ")
     ))
+}
+
+/// [`eval_module`] with only settings overridden.
+fn eval_with(addresses: &[&str], settings: &str, f: &str) -> Value {
+    eval_module(addresses, settings, "{ }", f)
 }
 
 /// The city file the module writes for the default settings, as the exact bytes Nix produces.
@@ -151,6 +158,11 @@ fn every_nix_file_parses() {
         "vm-tests/turn.nix",
         "vm-tests/webhook.nix",
         "vm-tests/turn-nat.nix",
+        "vm-tests/switch.nix",
+        "vm-tests/turn-independent.nix",
+        "vm-tests/hardening.nix",
+        "nixos/example.nix",
+        "nixos/tests/stub-eval.nix",
     ] {
         assert!(names.contains(required), "{required} is missing: {names:?}");
     }
@@ -199,7 +211,7 @@ fn a_bad_option_value_fails_the_build_time_check() {
     let s = Scratch::new();
     let file = module_city_json(
         &s,
-        "{ mattermost = l.defaults.mattermost // { callsPort = 8443; }; }",
+        "{ mattermost = d.mattermost // { calls_port = 8443; }; }",
     );
     let out = cityd()
         .args(["config", "check"])
@@ -221,8 +233,9 @@ fn a_bad_option_value_fails_the_build_time_check() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
 }
 
-/// Every module setting that has a city field reaches it with the value set: the file is accepted
-/// by `cityd config check` and `cityd config show` reads back exactly what the options said.
+/// Every setting reaches its city field with the value set (the settings are the city, RFC 42; a
+/// null is an absent field): the file is accepted by `cityd config check` and `cityd config show`
+/// reads back exactly what the settings said.
 #[test]
 fn every_module_setting_reaches_its_city_field() {
     let s = Scratch::new();
@@ -230,51 +243,50 @@ fn every_module_setting_reaches_its_city_field() {
         &s,
         r#"{
           domain = "lab.example";
-          mattermost = l.defaults.mattermost // {
+          mattermost = d.mattermost // {
             host = "chat.lab.example";
             port = 9065;
-            callsPort = 9444;
-            metricsPort = 9067;
-            allowCorsFrom = [ "https://ops.lab.example" ];
-            localSocketDir = "/mattermost/sock";
+            calls_port = 9444;
+            metrics = "127.0.0.1:9067";
+            allow_cors_from = [ "https://ops.lab.example" ];
+            local_socket_dir = "/mattermost/sock";
           };
           turn = {
             port = 3479;
-            relayMin = 50000;
-            relayMax = 50100;
+            relay_min = 50000;
+            relay_max = 50100;
             realm = "turn.lab.example";
-            credentialTtlMinutes = 60;
+            credential_ttl_minutes = 60;
           };
-          team = { name = "ops"; displayName = "Ops"; };
+          team = { name = "ops"; display_name = "Ops"; };
           channels = [
-            { name = "deploys"; displayName = "Deploys"; purpose = "Releases"; }
-            { name = "town-square"; displayName = "Town Square"; purpose = ""; }
+            { name = "deploys"; display_name = "Deploys"; purpose = "Releases"; }
+            { name = "town-square"; display_name = "Town Square"; purpose = ""; }
           ];
           bots = [
-            { name = "deploy-bot"; displayName = "Deploy"; description = "Posts releases"; channel = "deploys"; }
-            { name = "quiet-bot"; displayName = "Quiet"; description = ""; channel = null; }
+            { name = "deploy-bot"; display_name = "Deploy"; description = "Posts releases"; channel = "deploys"; }
+            { name = "quiet-bot"; display_name = "Quiet"; description = ""; channel = null; }
           ];
           webhooks = [
-            { channel = "deploys"; bot = "deploy-bot"; displayName = "Deploys"; description = "Release notes"; }
+            { channel = "deploys"; bot = "deploy-bot"; display_name = "Deploys"; description = "Release notes"; }
           ];
           plugins.jenkins = {
             source = "https://example.invalid/jenkins-1.1.0.tar.gz";
             sri = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
             version = "1.1.0";
-            jenkinsUrl = "https://jenkins.lab.example:8080";
+            jenkins_url = "https://jenkins.lab.example:8080";
           };
           integrations = {
             sonarqube.url = "http://sonar.lab.example:9000";
             jenkins.channel = "deploys";
             gitlab.channel = "deploys";
           };
-          database = l.defaults.database // { name = "mm"; host = "10.1.2.3"; port = 5433; tls = false; };
+          database = d.database // { name = "mm"; user = "mm"; host = "10.1.2.3"; port = 5433; tls = false; };
           relay = {
-            enable = true;
             listen = "192.168.1.20:9280";
             metrics = "127.0.0.1:9281";
-            postPasses = true;
-            dashboardUrl = "https://sonar.lab.example";
+            post_passes = true;
+            dashboard_url = "https://sonar.lab.example";
           };
         }"#,
     );
@@ -285,7 +297,7 @@ fn every_module_setting_reaches_its_city_field() {
     assert_eq!(
         city["mattermost"],
         json!({
-            "image": "mattermost/mattermost-enterprise-edition:11.8.5",
+            "image": "docker.io/mattermost/mattermost-enterprise-edition:11.8.5",
             "host": "chat.lab.example",
             "port": 9065,
             "metrics": "127.0.0.1:9067",
@@ -431,9 +443,10 @@ fn the_firewall_opens_exactly_the_specified_ports() {
     );
     // The relay's port opens only with the relay, and follows relay.listen; its metrics never.
     let relay_on = |relay: &str| {
-        eval_with(
+        eval_module(
             &LAN,
-            &format!("{{ relay = l.defaults.relay // {{ enable = true; {relay} }}; }}"),
+            &format!("{{ relay = d.relay // {{ {relay} }}; }}"),
+            "{ relay.enable = true; }",
             "l.firewall s",
         )
     };
@@ -447,7 +460,7 @@ fn the_firewall_opens_exactly_the_specified_ports() {
     assert_eq!(
         eval_with(
             &LAN,
-            "{ relay = l.defaults.relay // { listen = \"0.0.0.0:9280\"; }; }",
+            "{ relay = d.relay // { listen = \"0.0.0.0:9280\"; }; }",
             "l.firewall s"
         ),
         fw,
@@ -614,14 +627,17 @@ fn the_container_and_coturn_read_the_files_cityd_writes() {
         &json!([
             "192.168.1.20:8065:8065/tcp",
             "[2001:db8::20]:8065:8065/tcp",
-            "8444:8444/tcp",
-            "8444:8444/udp",
+            "192.168.1.20:8444:8444/tcp",
+            "[2001:db8::20]:8444:8444/tcp",
+            "192.168.1.20:8444:8444/udp",
+            "[2001:db8::20]:8444:8444/udp",
             "127.0.0.1:8067:8067/tcp",
         ])
     );
+    // Fully qualified: no registry search order decides which image runs.
     assert_eq!(
         container["image"],
-        "mattermost/mattermost-enterprise-edition:11.8.5"
+        "docker.io/mattermost/mattermost-enterprise-edition:11.8.5"
     );
 }
 
@@ -709,47 +725,58 @@ fn units_run_in_the_contract_order_with_the_contract_commands() {
             .all(|u| u.get("longRunning").is_none()),
         "only the relay runs on"
     );
-    let want: Vec<String> = prefix
-        .iter()
-        .chain(&[
-            "relay",
-            "serve",
-            "--mattermost-socket",
-            "/var/lib/cityd/mattermost/run/mattermost_local.socket",
-        ])
-        .map(|s| s.to_string())
-        .collect();
+    // Its own state directory (a dynamic user cannot use root's), the vault's files as systemd
+    // credentials (`%d`, the credentials directory).
+    let want: Vec<String> = [
+        "--city",
+        "/nix/store/x-city.json",
+        "--state-dir",
+        "/var/lib/cityd-relay",
+        "relay",
+        "serve",
+        "--spool",
+        "/var/lib/cityd-relay/spool",
+        "--secret-file",
+        "%d/sonarqube-webhook-secret",
+        "--webhook-url-file",
+        "alerts=%d/webhook-alerts",
+        "--webhook-url-file",
+        "builds=%d/webhook-builds",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_eq!(strings(&relay["cmd"]), want);
 }
 
-/// The relay unit's own command line, with a scratch state directory and `--dry-run`: cityd
-/// resolves the options' settings from the city file, the secret and webhook URLs from the vault
-/// (never argv), the spool under the state directory, and the read-back socket the container
-/// bind-mounts.
+/// The relay unit's own command line, with a scratch state directory and credentials directory
+/// and `--dry-run`: cityd resolves the settings from the city file, the secret and the webhook
+/// URLs from the files systemd hands over as credentials (copies of the vault's; never argv), and
+/// the spool under the relay's own state directory.
 #[test]
-fn the_relay_unit_serves_the_module_settings_from_the_state_directory() {
+fn the_relay_unit_serves_the_module_settings_from_its_credentials() {
     let s = Scratch::new();
     let file = module_city_json(
         &s,
-        r#"{ relay = l.defaults.relay // {
-               enable = true;
+        r#"{ relay = d.relay // {
                listen = "192.168.1.20:9280";
-               postPasses = true;
-               dashboardUrl = "https://sonar.lab.example";
+               post_passes = true;
+               dashboard_url = "https://sonar.lab.example";
              }; }"#,
     );
     let cmd = eval(&format!(
         "let l = import ./nixos/lib.nix; in l.commandLine \"{}\" l.relayUnit",
         file.display()
     ));
+    let credentials = s.state().join("credentials");
+    let relay_state = s.state().join("relay");
     let mut args = strings(&cmd);
     let state_at = args.iter().position(|a| a == "--state-dir").unwrap() + 1;
-    args[state_at] = s.state().display().to_string();
-    for arg in &args {
-        assert!(
-            !arg.contains("secret") && !arg.contains("token"),
-            "the relay's argv names a secret: {args:?}"
-        );
+    assert_eq!(args[state_at], "/var/lib/cityd-relay");
+    for arg in args.iter_mut() {
+        *arg = arg
+            .replace("/var/lib/cityd-relay", &relay_state.display().to_string())
+            .replace("%d", &credentials.display().to_string());
     }
     let out = run_ok(
         Command::new(env!("CARGO_BIN_EXE_cityd"))
@@ -757,39 +784,35 @@ fn the_relay_unit_serves_the_module_settings_from_the_state_directory() {
             .args(["--dry-run", "--json"]),
     );
     let plan: Value = serde_json::from_str(&out).unwrap();
-    let paths = eval("(import ./nixos/lib.nix).paths");
-    let in_state = |key: &str| {
-        let p = paths[key].as_str().unwrap();
-        let rel = Path::new(p)
-            .strip_prefix(paths["stateDir"].as_str().unwrap())
-            .unwrap_or_else(|_| panic!("{key} = {p} lies outside the state directory"));
-        s.state().join(rel).display().to_string()
-    };
+    let credential = |name: &str| credentials.join(name).display().to_string();
     assert_eq!(plan["listen"], "192.168.1.20:9280");
     assert_eq!(plan["metrics"], "127.0.0.1:9181");
     assert_eq!(plan["post_passes"], true);
     assert_eq!(plan["dashboard_url"], "https://sonar.lab.example");
-    assert_eq!(plan["spool"], in_state("relaySpool").as_str());
+    assert_eq!(
+        plan["spool"],
+        relay_state.join("spool").display().to_string().as_str()
+    );
     assert_eq!(
         plan["secret_from"],
-        format!("{}/sonarqube-webhook-secret", in_state("secretsDir")).as_str()
+        credential("sonarqube-webhook-secret").as_str()
     );
     assert_eq!(
         plan["alerts_webhook_from"],
-        format!("{}/webhook-alerts", in_state("secretsDir")).as_str()
+        credential("webhook-alerts").as_str()
     );
     assert_eq!(
         plan["builds_webhook_from"],
-        format!("{}/webhook-builds", in_state("secretsDir")).as_str()
+        credential("webhook-builds").as_str()
     );
-    assert_eq!(
-        plan["readback"],
-        format!(
-            "local-mode socket {}",
-            paths["mattermostSocket"].as_str().unwrap()
-        )
-        .as_str()
-    );
+    // The credentials are the vault's files, by the names the vault gives them.
+    let units = eval("(import ./nixos/lib.nix).relayUnit.credentials");
+    let paths = eval("(import ./nixos/lib.nix).paths");
+    let secrets_dir = paths["secretsDir"].as_str().unwrap();
+    for spec in strings(&units) {
+        let (id, source) = spec.split_once(':').unwrap();
+        assert_eq!(source, format!("{secrets_dir}/{id}"), "{spec}");
+    }
 }
 
 #[test]
@@ -823,7 +846,10 @@ fn vm_test_scripts_are_python_calling_the_contract_commands() {
         BTreeSet::from([
             "appliance",
             "appliance-enterprise",
+            "hardening",
+            "switch",
             "turn",
+            "turn-independent",
             "turn-nat",
             "webhook",
             "webhook-enterprise"
@@ -839,6 +865,9 @@ fn vm_test_scripts_are_python_calling_the_contract_commands() {
         "BASE_URL = \"\"",
         "\"wire\"",
         "wait_for_units_in_order(server, UNITS)",
+        "\"turn creds --user witness --json\"",
+        "switch_to(server, \"channel\")",
+        "systemd-analyze security --no-pager {unit}",
     ] {
         assert!(all.contains(call), "no VM test calls {call}");
     }
@@ -943,8 +972,13 @@ fn the_flake_outputs_are_the_documented_ones() {
     let outputs = eval(
         r#"let
              stub = {
-               lib.genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
-               legacyPackages = { };
+               lib = {
+                 genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+                 optionalAttrs = cond: attrs: if cond then attrs else { };
+               };
+               legacyPackages = stub.lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (system: {
+                 stdenv.hostPlatform.system = system;
+               });
              };
              self = (import ./flake.nix).outputs { inherit self; nixpkgs = stub; };
              names = prefix: set: map (n: "${prefix}.${n}") (builtins.attrNames set);
@@ -955,6 +989,7 @@ fn the_flake_outputs_are_the_documented_ones() {
              ++ names "devShells.<system>" self.devShells.${sys}
              ++ names "legacyPackages.<system>.vmTests" self.legacyPackages.${sys}.vmTests
              ++ names "nixosModules" self.nixosModules
+             ++ names "nixosConfigurations" self.nixosConfigurations
              ++ [ "formatter.<system>" ]
              ++ [ (builtins.concatStringsSep "," (builtins.attrNames self.packages)) ]
              ++ [ (builtins.concatStringsSep "," (builtins.attrNames self)) ]"#,
@@ -970,7 +1005,7 @@ fn the_flake_outputs_are_the_documented_ones() {
     assert_eq!(systems, "aarch64-linux,x86_64-linux");
     assert_eq!(
         top,
-        "checks,devShells,formatter,legacyPackages,nixosModules,packages"
+        "checks,devShells,formatter,legacyPackages,nixosConfigurations,nixosModules,packages"
     );
     let doc = std::fs::read_to_string(repo().join("docs/nixos.md")).expect("docs/nixos.md");
     // Inline code spans outside fenced blocks that name a flake output.
@@ -991,6 +1026,7 @@ fn the_flake_outputs_are_the_documented_ones() {
                 "devShells.",
                 "legacyPackages.",
                 "nixosModules.",
+                "nixosConfigurations.",
                 "formatter.",
             ]
             .iter()
