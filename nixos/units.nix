@@ -65,6 +65,7 @@ let
     RestrictRealtime = true;
     RestrictSUIDSGID = true;
     RemoveIPC = true;
+    PrivateMounts = true;
     SystemCallArchitectures = "native";
     SystemCallFilter = [
       "@system-service"
@@ -86,14 +87,20 @@ let
     "cityd-wire.service" = online [ "CAP_DAC_OVERRIDE" ];
     "cityd-relay.service" = online [ "" ];
   };
+  # AF_NETLINK: cityd lists the interfaces (getifaddrs) whenever it resolves `lan.addresses`, even
+  # literal ones; inside PrivateNetwork it sees only loopback, which literal addresses do not need.
   offline = {
     PrivateNetwork = true;
-    RestrictAddressFamilies = [ "AF_UNIX" ];
+    RestrictAddressFamilies = [
+      "AF_UNIX"
+      "AF_NETLINK"
+    ];
     CapabilityBoundingSet = [ "" ];
   };
   online = caps: {
     RestrictAddressFamilies = [
       "AF_UNIX"
+      "AF_NETLINK"
       "AF_INET"
       "AF_INET6"
     ];

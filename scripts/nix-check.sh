@@ -6,6 +6,8 @@
 #  2. the whole module evaluates against nixpkgs' `lib` and stub NixOS options
 #     (nixos/tests/stub-eval.nix), and each of its checks holds: the unit graph, restart triggers,
 #     pg_hba, published ports, hardening, settings, coturn's interface, the example configuration;
+#     and systemd-analyze rates every cityd unit's sandbox within its bound (--offline, on the unit
+#     files the module renders: nixos/tests/unit-files.nix);
 #  3. every VM test script renders (vm-tests/render-scripts.nix), compiles and passes pyflakes with
 #     the NixOS test driver's globals, as the driver requires.
 # Parsing and the module's logic against the real cityd are tested by `cargo test`
@@ -79,6 +81,36 @@ if [ -f "$lib_dir/lib/default.nix" ]; then
   out=$(nix-instantiate --eval --strict --json nixos/tests/stub-eval.nix --arg lib "import $(realpath "$lib_dir/lib")")
   count=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["passed"]))' "$out")
   echo "nix-check: the module evaluated against nixpkgs.lib ($lib_dir) and stub NixOS options: $count checks passed"
+  # The units' sandboxes, rated by systemd itself on the unit files the module renders.
+  if command -v systemd-analyze >/dev/null; then
+    units=$(mktemp -d)
+    nix-instantiate --eval --strict --json nixos/tests/unit-files.nix --arg lib "import $(realpath "$lib_dir/lib")" >"$units/all.json"
+    nix-instantiate --eval --strict --json --expr '(import ./nixos/lib.nix).exposureBounds' >"$units/bounds.json"
+    python3 - "$units" <<'PY'
+import json, pathlib, re, subprocess, sys
+d = pathlib.Path(sys.argv[1])
+bounds = json.loads((d / "bounds.json").read_text())
+units = json.loads((d / "all.json").read_text())
+assert sorted(units) == sorted(bounds), f"units {sorted(units)} != bounds {sorted(bounds)}"
+over = []
+for name, text in units.items():
+    (d / name).write_text(text)
+    out = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", f"./{name}"],
+                         cwd=d, capture_output=True, text=True).stdout
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+    assert m, f"systemd-analyze rated nothing for {name}:\n{out}"
+    score = float(m.group(1))
+    print(f"nix-check:   {name}: exposure {score} (bound {bounds[name]})")
+    if score > bounds[name]:
+        over.append(name)
+if over:
+    sys.exit(f"nix-check: exposure above the bound for {over}")
+PY
+    rm -rf "$units"
+    echo "nix-check: every cityd unit's exposure (systemd-analyze security --offline) is within its bound"
+  else
+    echo "nix-check: NOT RUN: the exposure check: systemd-analyze is missing (apt-get install systemd)" >&2
+  fi
 else
   echo "nix-check: NOT RUN: the module evaluation against stub NixOS options: no nixpkgs.lib at $lib_dir" >&2
   echo "nix-check:   put a checkout of nix-community/nixpkgs.lib ($lib_rev) there, or set NIXPKGS_LIB" >&2

@@ -321,7 +321,10 @@ let
         builtins.all
           (
             n:
-            svc.${n}.serviceConfig.RestrictAddressFamilies == [ "AF_UNIX" ]
+            svc.${n}.serviceConfig.RestrictAddressFamilies == [
+              "AF_UNIX"
+              "AF_NETLINK"
+            ]
             && svc.${n}.serviceConfig.PrivateNetwork
           )
           [
