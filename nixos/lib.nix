@@ -255,6 +255,14 @@ rec {
         ]
     )
     ++ (
+      if s.settings.database.user or s.settings.database.name == s.settings.database.name then
+        [ ]
+      else
+        [
+          "services.cityd.settings.database.user (\"${s.settings.database.user}\") differs from settings.database.name (\"${s.settings.database.name}\"): PostgreSQL's ensureDBOwnership gives the database to the role of the same name; use one name for both"
+        ]
+    )
+    ++ (
       if metricsHost == "127.0.0.1" then
         [ ]
       else

@@ -60,13 +60,21 @@ in
       '';
     };
 
-    # Ordering only: a failed or restarted cityd unit never stops PostgreSQL (a restart of a
-    # required unit would restart it, and everyone else's databases with it).
-    systemd.services.postgresql = lib.mkIf cfg.settings.database.tls {
-      wants = [ "cityd-pki.service" ];
-      after = [ "cityd-pki.service" ];
-      serviceConfig.LoadCredential = pg.loadCredential;
-    };
+    systemd.services.postgresql = lib.mkMerge [
+      {
+        # It listens on the LAN address: bind once that address is up (PostgreSQL starts without
+        # an address it cannot bind, as long as loopback works, and would stay without it).
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
+      }
+      # Ordering only: a failed or restarted cityd unit never stops PostgreSQL (a restart of a
+      # required unit would restart it, and everyone else's databases with it).
+      (lib.mkIf cfg.settings.database.tls {
+        wants = [ "cityd-pki.service" ];
+        after = [ "cityd-pki.service" ];
+        serviceConfig.LoadCredential = pg.loadCredential;
+      })
+    ];
 
     networking.firewall.interfaces.${cityLib.containerBridge backend}.allowedTCPPorts = [
       cfg.settings.database.port

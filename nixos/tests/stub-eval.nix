@@ -235,7 +235,12 @@ let
       in
       dependsOnly svc.postgresql
       && dependsOnly svc.coturn
-      && svc.postgresql.wants == [ "cityd-pki.service" ]
+      &&
+        lib.sort lib.lessThan svc.postgresql.wants == [
+          "cityd-pki.service"
+          "network-online.target"
+        ]
+      && builtins.elem "network-online.target" svc.postgresql.after
       && builtins.elem "cityd-pki.service" svc.postgresql.after
       && svc.coturn.wants == [ "cityd-secrets.service" ]
       && builtins.elem "cityd-secrets.service" svc.coturn.after;
