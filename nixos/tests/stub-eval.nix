@@ -181,7 +181,12 @@ let
             name = "mattermost";
             ensureDBOwnership = true;
           }
-        ];
+        ]
+      && builtins.any (lib.hasInfix "ensureDBOwnership") (
+        failedAssertionsOf (evalWith {
+          services.cityd.settings.database.user = "mm";
+        })
+      );
     "a host's own PostgreSQL package wins over the module's default, and a major change is refused until the upgrade" =
       let
         pg18 = evalWith { services.postgresql.package = pkgs.postgresql_18; };
