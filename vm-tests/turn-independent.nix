@@ -37,7 +37,7 @@
       start_all()
       server.wait_for_unit("coturn.service")
       server.wait_for_unit("cityd-secrets.service")
-      server.succeed(f"systemd-run --unit turn-peer turnutils_peer -L {IP} -p {PEER_PORT}")
+      server.succeed(f"systemd-run --unit turn-peer $(command -v turnutils_peer) -L {IP} -p {PEER_PORT}")
       server.wait_until_succeeds(f"ss -uln | grep -q '{IP}:{PEER_PORT}'")
 
       creds = json.loads(server.succeed(cityd("${cityLib.paths.cityFile}", SERVER_STATE, "turn creds --user witness --json")))
