@@ -67,7 +67,7 @@ cache="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/cityd/nixpkgs.lib"
 if [ -z "$lib_dir" ]; then
   if [ ! -f "$cache/lib/default.nix" ]; then
     tmp=$(mktemp -d)
-    if curl -fsSL --max-time 60 "https://codeload.github.com/nix-community/nixpkgs.lib/tar.gz/$lib_rev" \
+    if curl -fsL --max-time 60 "https://codeload.github.com/nix-community/nixpkgs.lib/tar.gz/$lib_rev" \
       | tar -xz -C "$tmp" --strip-components=1 2>/dev/null && [ -f "$tmp/lib/default.nix" ]; then
       mkdir -p "$(dirname "$cache")"
       rm -rf "$cache" && mv "$tmp" "$cache"
