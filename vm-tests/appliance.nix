@@ -56,6 +56,12 @@
           published = server.succeed("${backend} port mattermost")
           assert "-> 127.0.0.1:${port (cityLib.portOf cfg.settings.mattermost.metrics)}" in published, published
           assert "0.0.0.0:${port (cityLib.portOf cfg.settings.mattermost.metrics)}" not in published, published
+          # Mattermost and Calls on the LAN address only: a port published on every address would
+          # bypass the host firewall on every interface.
+          for proto in ["tcp", "udp"]:
+              assert f"${port cfg.settings.mattermost.calls_port}/{proto} -> {IP}:${port cfg.settings.mattermost.calls_port}" in published, published
+          assert f"${port cfg.settings.mattermost.port}/tcp -> {IP}:${port cfg.settings.mattermost.port}" in published, published
+          assert "0.0.0.0:" not in published and "[::]:" not in published, published
           phone.fail(f"nc -z -w 3 {IP} ${port (cityLib.portOf cfg.settings.mattermost.metrics)}")
           phone.fail(f"nc -z -w 3 {IP} ${port cfg.settings.database.port}")
 
