@@ -234,11 +234,11 @@ async fn read_body(body: Body, limit: usize, announced: usize) -> Result<Bytes, 
 
 /// The body of a request whose header passed: within the body timeout and the shared budget of
 /// unverified bytes (the permits are returned once the caller has verified the signature).
-async fn receive(
-    app: &App,
+async fn receive<'a>(
+    app: &'a App,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Bytes, tokio::sync::SemaphorePermit<'_>), Rejection> {
+) -> Result<(Bytes, tokio::sync::SemaphorePermit<'a>), Rejection> {
     let deadline = Instant::now() + app.body_timeout;
     let announced = announced_length(headers)?;
     let limit = app.body_limit;

@@ -168,18 +168,21 @@ fn two_thousand_idle_connections_under_a_1024_descriptor_limit_do_not_block_sign
                 (_, Err(_)) => {}
             }
         }
-        assert!(
-            idle.len() + one_peer.len() >= 2_000,
-            "only {} + {} connections were established",
-            idle.len(),
-            one_peer.len()
-        );
 
         // Signed webhooks still get their 202 while all of those are held.
         let statuses = send_signed(&relay.url(), "IDLEHELD", 20).await;
         assert!(
             statuses.iter().all(|s| *s == Ok(202)),
-            "signed webhooks during 2,200 idle connections: {statuses:?}"
+            "signed webhooks during {} + {} idle connections: {statuses:?}",
+            idle.len(),
+            one_peer.len()
+        );
+        // Every connection was taken by the kernel and the relay (none waited in the backlog).
+        assert!(
+            idle.len() + one_peer.len() >= 2_000,
+            "only {} + {} connections were established",
+            idle.len(),
+            one_peer.len()
         );
         let c = client();
         let open = relay.metric(&c, "cityd_relay_connections").await;

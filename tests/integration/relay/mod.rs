@@ -288,6 +288,16 @@ impl RelaySetup {
     }
 }
 
+/// A relay left running by a failed test would outlive it: kill it (a no-op once it has exited).
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Relay {
     fn url(&self) -> String {
         format!("http://{}/sonarqube", self.listen)
