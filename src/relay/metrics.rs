@@ -51,6 +51,8 @@ pub struct Metrics {
     rejected: [AtomicU64; 6],
     /// Open connections on the webhook listener.
     pub connections: AtomicU64,
+    /// Connections the webhook listener accepted.
+    pub connections_accepted: AtomicU64,
     /// Idle connections closed to make room for a new one at a cap.
     pub connections_evicted: AtomicU64,
     /// New connections closed at once: at a cap with every connection inside a request.
@@ -122,6 +124,12 @@ impl Metrics {
             "cityd_relay_retried_total",
             "Failed post attempts that will be retried.",
             self.retried.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "cityd_relay_connections_accepted_total",
+            "Connections accepted on the webhook listener.",
+            self.connections_accepted.load(Relaxed),
         );
         counter(
             &mut out,
@@ -207,6 +215,7 @@ mod tests {
             "retried_total",
             "undelivered",
             "connections",
+            "connections_accepted_total",
             "connections_evicted_total",
             "connections_refused_total",
             "connections_timed_out_total",

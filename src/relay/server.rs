@@ -57,6 +57,7 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     accept_errors = 0;
+                    metrics.connections_accepted.fetch_add(1, Relaxed);
                     match table.admit(peer.ip()) {
                         Ok(admitted) => {
                             tasks.spawn(connection(
