@@ -349,11 +349,7 @@ fn slowloris_headers_and_bodies_are_closed_by_the_timeouts() {
 /// One hostile request: a 1 MiB body announced with `signature` (none, malformed or wrong). With
 /// no or a malformed signature the sender writes only the header and must get the relay's 401
 /// before sending a byte of the body; with a well-formed wrong one it sends the whole body.
-async fn hostile_body(
-    from: Ipv4Addr,
-    to: SocketAddr,
-    signature: Option<String>,
-) -> (bool, String) {
+async fn hostile_body(from: Ipv4Addr, to: SocketAddr, signature: Option<String>) -> (bool, String) {
     const LEN: usize = 1024 * 1024;
     let mut stream = connect_from(from, to).await.expect("connect");
     let mut head = format!(
@@ -443,7 +439,10 @@ fn unsigned_bodies_are_refused_before_reading_and_memory_stays_bounded() {
                     other => panic!("a wrong signature got: {other}"),
                 }
             } else {
-                assert_eq!(first, "HTTP/1.1 401 Unauthorized", "an unsigned body got it");
+                assert_eq!(
+                    first, "HTTP/1.1 401 Unauthorized",
+                    "an unsigned body got it"
+                );
             }
         }
         assert!(wrong_refused > 0, "no wrong signature was read and refused");
