@@ -1,6 +1,8 @@
 //! Fuzz target: whatever body arrives at `POST /sonarqube` with a valid signature and content
 //! type, the relay either admits it (202) or calls it malformed (400), never panics; an admitted
-//! event renders to a Mattermost post and gets a bounded dedup key.
+//! event renders to a Mattermost post and gets a bounded dedup key. The same bytes as a signature
+//! header (checked before any body is read) are judged without a panic, and only 64 lowercase hex
+//! digits pass.
 
 #![no_main]
 
@@ -10,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use cityd::relay::http::{Rejection, admit};
 use cityd::relay::message::{MessageSettings, render};
 use cityd::relay::payload;
-use cityd::relay::signature::{HEADER, Verifier};
+use cityd::relay::signature::{HEADER, Verifier, parse_header};
 use cityd::secrets::Secret;
 use libfuzzer_sys::fuzz_target;
 
@@ -21,6 +23,14 @@ fn verifier() -> &'static Verifier {
 
 fuzz_target!(|body: &[u8]| {
     let verifier = verifier();
+    let as_header = body.trim_ascii();
+    assert_eq!(
+        parse_header(Some(body)).is_ok(),
+        as_header.len() == 64
+            && as_header
+                .iter()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    );
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::cli::Context;
 use crate::relay;
@@ -23,9 +24,15 @@ pub enum Command {
     /// are dropped at the door, and a post whose outcome is unknown after a crash is looked up in
     /// the channel (via --mattermost-socket or --mattermost-url) before any repost.
     ///
+    /// A request without a well-formed signature header is refused before its body is read.
+    /// Connections are capped (--max-connections, --max-connections-per-peer) and timed
+    /// (--header-timeout, --body-timeout); the process needs --max-connections + --concurrency +
+    /// 128 file descriptors (RLIMIT_NOFILE) and refuses to start with fewer.
+    ///
     /// GET /healthz answers 200 once the spool is recovered. Prometheus metrics are served on
-    /// --metrics (loopback only) at /metrics. SIGTERM or SIGINT: stop accepting, finish open
-    /// requests and posts in flight, exit 0.
+    /// --metrics (loopback only) at /metrics. SIGTERM or SIGINT: stop accepting, let open
+    /// requests finish for --shutdown-grace (then cut them off), finish posts in flight, sync the
+    /// spool, exit 0.
     Serve(ServeArgs),
 }
 
@@ -76,6 +83,25 @@ pub struct ServeArgs {
     /// Posts in flight at once while Mattermost answers.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub concurrency: usize,
+    /// A request's line and headers must arrive in full within this after the connection opens
+    /// or the previous response; an idle connection is closed after it too. E.g. 10s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse_flag)]
+    pub header_timeout: Duration,
+    /// A request's body must arrive in full within this after its header (else 408).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse_flag)]
+    pub body_timeout: Duration,
+    /// Open webhook connections at once; at the cap the longest-idle one is closed for a new one.
+    #[arg(long, value_name = "N", default_value_t = relay::limits::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Open webhook connections from one IP address.
+    #[arg(long, value_name = "N", default_value_t = relay::limits::DEFAULT_MAX_PER_PEER)]
+    pub max_connections_per_peer: usize,
+    /// Body bytes buffered at once across all requests whose signature is not yet verified.
+    #[arg(long, value_name = "BYTES", default_value_t = relay::limits::DEFAULT_MAX_UNVERIFIED_BYTES)]
+    pub max_unverified_bytes: usize,
+    /// On SIGTERM or SIGINT, how long started requests may take before they are cut off.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::duration::parse_flag)]
+    pub shutdown_grace: Duration,
     /// Resolve and print the settings (never secret values) without listening.
     #[arg(long)]
     pub dry_run: bool,
@@ -107,6 +133,14 @@ impl ServeArgs {
             post_timeout_seconds: self.post_timeout,
             max_body: self.max_body,
             concurrency: self.concurrency,
+            limits: relay::limits::Limits {
+                header_timeout: self.header_timeout,
+                body_timeout: self.body_timeout,
+                max_connections: self.max_connections,
+                max_per_peer: self.max_connections_per_peer,
+                max_unverified_bytes: self.max_unverified_bytes,
+                shutdown_grace: self.shutdown_grace,
+            },
         }
     }
 }
@@ -132,6 +166,17 @@ fn print_plan(plan: &Plan) {
         Some(from) => println!("#builds webhook from {from} (passes are posted)"),
         None => println!("passes               not posted"),
     }
+    println!(
+        "connections          at most {} ({} per address); header within {}s, body within {}s",
+        plan.max_connections,
+        plan.max_connections_per_peer,
+        plan.header_timeout_seconds,
+        plan.body_timeout_seconds
+    );
+    println!(
+        "unverified bodies    at most {} bytes at once; shutdown grace {}s",
+        plan.max_unverified_bytes, plan.shutdown_grace_seconds
+    );
     println!(
         "read-back            {}",
         plan.readback

@@ -1,17 +1,22 @@
-//! The relay's HTTP surface (axum): `POST /sonarqube` (size limit, signature, content type,
-//! payload, then the synced spool append, answered 202 at once), `GET /healthz` (ready only after
-//! the spool is recovered), and `GET /metrics` on its own loopback listener.
+//! The relay's HTTP surface (axum): `POST /sonarqube` (the signature header's shape and the
+//! announced size before any body byte is read, then the body within its timeout and the shared
+//! budget of unverified bytes, then signature, content type, payload, and the synced spool
+//! append, answered 202 at once), `GET /healthz` (ready only after the spool is recovered), and
+//! `GET /metrics` on its own loopback listener.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use super::metrics::{Metrics, RejectReason, now_ms};
 use super::payload;
@@ -29,6 +34,8 @@ pub enum Rejection {
     TooLarge(usize),
     Malformed(String),
     Unavailable(String),
+    /// The body did not arrive within the body timeout.
+    Timeout(Duration),
 }
 
 impl Rejection {
@@ -39,6 +46,7 @@ impl Rejection {
             Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
             Rejection::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -49,6 +57,7 @@ impl Rejection {
             Rejection::TooLarge(_) => RejectReason::TooLarge,
             Rejection::Malformed(_) => RejectReason::Malformed,
             Rejection::Unavailable(_) => RejectReason::Unavailable,
+            Rejection::Timeout(_) => RejectReason::Timeout,
         }
     }
 
@@ -63,6 +72,9 @@ impl Rejection {
             }
             Rejection::Malformed(why) => why.clone(),
             Rejection::Unavailable(why) => why.clone(),
+            Rejection::Timeout(limit) => {
+                format!("the body did not arrive within {}s", limit.as_secs_f64())
+            }
         }
     }
 }
@@ -133,15 +145,24 @@ pub struct App {
     /// Set once the spool is recovered and the worker runs.
     pub ready: AtomicBool,
     pub body_limit: usize,
+    pub body_timeout: Duration,
+    /// Bytes of bodies whose signature is not verified yet, shared by all requests: each takes
+    /// its announced length (the body limit when none is announced) before reading.
+    pub unverified: Semaphore,
+}
+
+impl App {
+    /// The budget of unverified body bytes, in semaphore permits.
+    pub fn budget(max_unverified_bytes: usize) -> Semaphore {
+        Semaphore::new(max_unverified_bytes.min(Semaphore::MAX_PERMITS))
+    }
 }
 
 /// The public router: `POST /sonarqube`, `GET /healthz`.
 pub fn router(app: Arc<App>) -> Router {
-    let limit = app.body_limit;
     Router::new()
         .route("/sonarqube", post(sonarqube))
         .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(app)
 }
 
@@ -167,31 +188,108 @@ fn refuse(app: &App, rejection: Rejection) -> Response {
         .into_response()
 }
 
-async fn sonarqube(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    app.metrics.received.fetch_add(1, Relaxed);
-    let body = match body {
-        Ok(body) => body,
-        Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
-            return refuse(&app, Rejection::TooLarge(app.body_limit));
+/// `refuse`, and the connection is closed after the answer: the rest of the body is never read.
+fn refuse_and_close(app: &App, rejection: Rejection) -> Response {
+    let mut response = refuse(app, rejection);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The body length the request announces: `Ok(None)` without Content-Length (chunked).
+fn announced_length(headers: &HeaderMap) -> Result<Option<u64>, Rejection> {
+    match headers.get(header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| Rejection::Malformed("Content-Length is not a number".into())),
+    }
+}
+
+/// Why reading a body stopped early.
+enum BodyError {
+    TooLarge,
+    Broken(String),
+}
+
+/// The body, refusing it as soon as it passes `limit` bytes.
+async fn read_body(body: Body, limit: usize, announced: usize) -> Result<Bytes, BodyError> {
+    let mut body = body;
+    let mut buf = Vec::with_capacity(announced.min(limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
         }
-        Err(other) => {
-            return refuse(
-                &app,
-                Rejection::Malformed(format!("cannot read the body: {}", other.body_text())),
-            );
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// The body of a request whose header passed: within the body timeout and the shared budget of
+/// unverified bytes (the permits are returned once the caller has verified the signature).
+async fn receive<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, tokio::sync::SemaphorePermit<'a>), Rejection> {
+    let deadline = Instant::now() + app.body_timeout;
+    let announced = announced_length(headers)?;
+    let limit = app.body_limit;
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(Rejection::TooLarge(limit));
+    }
+    let want = announced.map_or(limit, |n| n as usize);
+    let permits = u32::try_from(want).unwrap_or(u32::MAX);
+    let permit = match tokio::time::timeout_at(deadline, app.unverified.acquire_many(permits)).await
+    {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) => return Err(Rejection::Unavailable("the relay is stopping".into())),
+        Err(_) => {
+            return Err(Rejection::Unavailable(
+                "the relay is receiving too many bodies at once; retry shortly".into(),
+            ));
         }
     };
+    match tokio::time::timeout_at(deadline, read_body(body, limit, want)).await {
+        Ok(Ok(bytes)) => Ok((bytes, permit)),
+        Ok(Err(BodyError::TooLarge)) => Err(Rejection::TooLarge(limit)),
+        Ok(Err(BodyError::Broken(why))) => {
+            Err(Rejection::Malformed(format!("cannot read the body: {why}")))
+        }
+        Err(_) => Err(Rejection::Timeout(app.body_timeout)),
+    }
+}
+
+async fn sonarqube(State(app): State<Arc<App>>, request: Request) -> Response {
+    app.metrics.received.fetch_add(1, Relaxed);
     if !app.ready.load(Relaxed) {
-        return refuse(
+        return refuse_and_close(
             &app,
             Rejection::Unavailable("the relay is recovering its spool; retry shortly".into()),
         );
     }
-    let admitted = match admit(&app.verifier, &headers, &body) {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    // A request that cannot be authentic is refused on its header alone: no body byte is read.
+    if let Err(e) =
+        signature::parse_header(headers.get(signature::HEADER).map(HeaderValue::as_bytes))
+    {
+        return refuse_and_close(&app, Rejection::Signature(e));
+    }
+    let (body, permit) = match receive(&app, &headers, body).await {
+        Ok(received) => received,
+        Err(rejection) => return refuse_and_close(&app, rejection),
+    };
+    let admitted = admit(&app.verifier, &headers, &body);
+    drop(permit);
+    let admitted = match admitted {
         Ok(a) => a,
         Err(rejection) => return refuse(&app, rejection),
     };

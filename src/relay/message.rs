@@ -119,7 +119,8 @@ pub fn render(event: &WebhookEvent, key: &str, settings: &MessageSettings) -> In
     for condition in failed.iter().take(MAX_CONDITION_FIELDS) {
         let shown = describe(condition);
         fields.push(Field {
-            title: shown.metric,
+            // A metric key SonarQube sends can be anything: its derived name is escaped too.
+            title: escape(&shown.metric),
             value: format!("**{}** (threshold {})", shown.value, shown.threshold),
             short: true,
         });
@@ -133,7 +134,7 @@ pub fn render(event: &WebhookEvent, key: &str, settings: &MessageSettings) -> In
     }
     for (name, value) in analysis_properties(event) {
         fields.push(Field {
-            title: name,
+            title: escape(&name),
             value,
             short: true,
         });
@@ -197,11 +198,13 @@ pub fn render(event: &WebhookEvent, key: &str, settings: &MessageSettings) -> In
         attachments: vec![Attachment {
             fallback,
             color: colour.into(),
+            // Mattermost renders titles as Markdown: escaped like the text and the field values.
             title: format!(
-                "{project_name}{}",
+                "{}{}",
+                escape(&project_name),
                 gate_name
                     .as_ref()
-                    .map(|g| format!(" · {g}"))
+                    .map(|g| format!(" · {}", escape(g)))
                     .unwrap_or_default()
             ),
             title_link: link,
@@ -653,5 +656,36 @@ mod tests {
         assert!(post.text.contains("\\@channel"));
         assert!(post.attachments[0].title_link.is_none());
         assert!(post.text.contains("branch `a'b`"));
+    }
+
+    #[test]
+    fn attachment_and_field_titles_are_escaped_like_the_text() {
+        // Issue 12: the title carried the project and gate names raw.
+        let event = parse(
+            br#"{"project":{"key":"p","name":"x](javascript:alert(1)) @channel"},
+            "qualityGate":{"name":"*gate* @all","status":"ERROR","conditions":[
+              {"metric":"new_[evil](http://x)_count","operator":"GREATER_THAN","value":"3","errorThreshold":"0","status":"ERROR"}]},
+            "properties":{"sonar.analysis.@here":"1"}}"#,
+        )
+        .unwrap();
+        let post = render(&event, "k", &MessageSettings::default());
+        let a = &post.attachments[0];
+        assert_eq!(
+            a.title,
+            format!(
+                "{} · {}",
+                escape("x](javascript:alert(1)) @channel"),
+                escape("*gate* @all")
+            )
+        );
+        assert!(a.title.contains("x\\](javascript") && a.title.contains("\\@channel"));
+        assert!(a.title.contains("\\*gate\\* \\@all"), "{}", a.title);
+        let titles: Vec<&str> = a.fields.iter().map(|f| f.title.as_str()).collect();
+        assert!(titles.contains(&"\\@here"), "{titles:?}");
+        assert!(
+            titles.iter().any(|t| t.contains("\\[evil\\]")),
+            "{titles:?}"
+        );
+        assert!(!titles.iter().any(|t| t.contains("[evil]")), "{titles:?}");
     }
 }

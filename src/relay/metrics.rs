@@ -11,15 +11,18 @@ pub enum RejectReason {
     TooLarge,
     Malformed,
     Unavailable,
+    /// The body did not arrive within `--body-timeout` (408).
+    Timeout,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::Signature,
         RejectReason::ContentType,
         RejectReason::TooLarge,
         RejectReason::Malformed,
         RejectReason::Unavailable,
+        RejectReason::Timeout,
     ];
 
     pub fn label(self) -> &'static str {
@@ -29,6 +32,7 @@ impl RejectReason {
             RejectReason::TooLarge => "too_large",
             RejectReason::Malformed => "malformed",
             RejectReason::Unavailable => "unavailable",
+            RejectReason::Timeout => "timeout",
         }
     }
 }
@@ -44,7 +48,17 @@ pub struct Metrics {
     pub found_in_channel: AtomicU64,
     pub skipped: AtomicU64,
     pub retried: AtomicU64,
-    rejected: [AtomicU64; 5],
+    rejected: [AtomicU64; 6],
+    /// Open connections on the webhook listener.
+    pub connections: AtomicU64,
+    /// Connections the webhook listener accepted.
+    pub connections_accepted: AtomicU64,
+    /// Idle connections closed to make room for a new one at a cap.
+    pub connections_evicted: AtomicU64,
+    /// New connections closed at once: at a cap with every connection inside a request.
+    pub connections_refused: AtomicU64,
+    /// Connections closed because a request header did not arrive within `--header-timeout`.
+    pub connections_timed_out: AtomicU64,
     /// Events in the spool that are not delivered yet.
     pub undelivered: AtomicU64,
     /// Receive time (ms since the epoch) of the oldest undelivered event; 0 when there is none.
@@ -111,6 +125,35 @@ impl Metrics {
             "Failed post attempts that will be retried.",
             self.retried.load(Relaxed),
         );
+        counter(
+            &mut out,
+            "cityd_relay_connections_accepted_total",
+            "Connections accepted on the webhook listener.",
+            self.connections_accepted.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "cityd_relay_connections_evicted_total",
+            "Idle connections closed to make room for a new one at the connection cap or the per-address cap.",
+            self.connections_evicted.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "cityd_relay_connections_refused_total",
+            "New connections closed at once: at a cap with every connection inside a request.",
+            self.connections_refused.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "cityd_relay_connections_timed_out_total",
+            "Connections closed because no complete request header arrived within the header timeout.",
+            self.connections_timed_out.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cityd_relay_connections Open connections on the webhook listener.\n# TYPE cityd_relay_connections gauge\ncityd_relay_connections {}",
+            self.connections.load(Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP cityd_relay_rejected_total Requests refused, by reason.\n# TYPE cityd_relay_rejected_total counter"
@@ -171,6 +214,11 @@ mod tests {
             "delivered_total",
             "retried_total",
             "undelivered",
+            "connections",
+            "connections_accepted_total",
+            "connections_evicted_total",
+            "connections_refused_total",
+            "connections_timed_out_total",
         ] {
             assert!(
                 text.contains(&format!("# TYPE cityd_relay_{name} ")),

@@ -4,12 +4,14 @@
 
 pub mod deliver;
 pub mod http;
+pub mod limits;
 pub mod message;
 pub mod metrics;
 pub mod payload;
 pub mod post;
 pub mod readback;
 pub mod record;
+pub mod server;
 pub mod settings;
 pub mod signature;
 pub mod spool;
@@ -27,15 +29,13 @@ use tokio_util::sync::CancellationToken;
 use crate::mattermost::{ApiClient, ApiError, Target};
 use crate::secrets::Secret;
 use deliver::{DeliveryOptions, Routes, Worker};
+use limits::Limits;
 use message::MessageSettings;
 use metrics::Metrics;
 use post::{PostError, Poster};
 use readback::Readback;
 use signature::Verifier;
 use spool::{SpoolError, SpoolOptions};
-
-/// How long a shutdown waits for open requests before closing them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Error)]
 pub enum RelayError {
@@ -77,6 +77,8 @@ pub struct RelayConfig {
     pub post_timeout: Duration,
     pub body_limit: usize,
     pub concurrency: usize,
+    /// Timeouts, connection caps, the unverified-bytes budget and the shutdown grace.
+    pub limits: Limits,
 }
 
 /// What the relay reports once it accepts events.
@@ -170,17 +172,28 @@ pub async fn serve(
         metrics: Arc::clone(&metrics),
         ready: AtomicBool::new(false),
         body_limit: config.body_limit,
+        body_timeout: config.limits.body_timeout,
+        unverified: http::App::budget(config.limits.max_unverified_bytes),
     });
-    let server = tokio::spawn(
-        axum::serve(public, http::router(Arc::clone(&app)))
-            .with_graceful_shutdown(cancel.clone().cancelled_owned())
-            .into_future(),
-    );
-    let metrics_server = tokio::spawn(
-        axum::serve(private, http::metrics_router(Arc::clone(&metrics)))
-            .with_graceful_shutdown(cancel.clone().cancelled_owned())
-            .into_future(),
-    );
+    // Both listeners stop accepting when `cancel` fires and end within the grace: after that no
+    // connection holds the app (and with it the spool) any more.
+    let server = tokio::spawn(server::run(
+        public,
+        "webhook listener",
+        http::router(Arc::clone(&app)),
+        config.limits,
+        Arc::clone(&metrics),
+        cancel.clone(),
+    ));
+    let metrics_server = tokio::spawn(server::run(
+        private,
+        "metrics listener",
+        http::metrics_router(Arc::clone(&metrics)),
+        config.limits.for_metrics(),
+        // Its connections are not the webhook listener's: counted apart, never rendered.
+        Arc::new(Metrics::default()),
+        cancel.clone(),
+    ));
 
     let mut delivery = DeliveryOptions::for_post_timeout(config.post_timeout);
     delivery.concurrency = config.concurrency.max(1);
@@ -216,24 +229,16 @@ pub async fn serve(
     };
     cancel.cancel();
     app.ready.store(false, Relaxed);
+    // Each server ends within the grace (it cuts off what is still open then).
     for (what, handle) in [
         ("webhook server", server),
         ("metrics server", metrics_server),
     ] {
-        let abort = handle.abort_handle();
-        match tokio::time::timeout(SHUTDOWN_GRACE, handle).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!("the {what} stopped with an error: {e}"),
-            Ok(Err(e)) => tracing::warn!("the {what} task failed: {e}"),
-            Err(_) => {
-                tracing::warn!(
-                    "the {what} still had open requests after {SHUTDOWN_GRACE:?}; closing them"
-                );
-                abort.abort();
-            }
+        if let Err(e) = handle.await {
+            tracing::warn!("the {what} task failed: {e}");
         }
     }
-    // Last handles gone: the writer drains what is queued and stops.
+    // Last handles gone: the writer drains what is queued, syncs and stops.
     drop(app);
     drop(opened.spool);
     let writer = opened.writer;

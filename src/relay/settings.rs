@@ -15,6 +15,7 @@ use crate::mattermost::Target;
 use crate::mattermost::transport::parse_base_url;
 use crate::relay::RelayConfig;
 use crate::relay::deliver::Routes;
+use crate::relay::limits::Limits;
 use crate::relay::message::MessageSettings;
 use crate::relay::post::HookUrl;
 use crate::secrets::{Secret, SecretName, Vault};
@@ -38,6 +39,7 @@ pub struct Flags {
     pub post_timeout_seconds: f64,
     pub max_body: usize,
     pub concurrency: usize,
+    pub limits: Limits,
 }
 
 /// A setting the flags or the city got wrong, or a file the relay needs that is unusable.
@@ -74,6 +76,24 @@ pub enum SettingsError {
     TokenOverPlainHttp(String),
     #[error("--mattermost-url needs --token-file")]
     NoTokenFile,
+    #[error("{flag} must be greater than zero")]
+    Zero { flag: &'static str },
+    #[error("--max-connections-per-peer {per_peer} is more than --max-connections {max}; lower it")]
+    PerPeerOverTotal { per_peer: usize, max: usize },
+    #[error(
+        "--max-unverified-bytes {budget} is less than --max-body {body}: a body of the largest size could never be read; raise it"
+    )]
+    BudgetUnderBody { budget: usize, body: usize },
+    #[error(
+        "the relay needs {needed} file descriptors (--max-connections {max} + --concurrency {concurrency} + {reserve} for itself) but its limit (RLIMIT_NOFILE) is {limit}: raise LimitNOFILE (systemd) or `ulimit -n`, or lower --max-connections"
+    )]
+    Descriptors {
+        needed: u64,
+        max: usize,
+        concurrency: usize,
+        reserve: u64,
+        limit: u64,
+    },
 }
 
 impl ExitCoded for SettingsError {
@@ -103,6 +123,12 @@ pub struct Plan {
     pub post_timeout_seconds: f64,
     pub max_body: usize,
     pub concurrency: usize,
+    pub header_timeout_seconds: f64,
+    pub body_timeout_seconds: f64,
+    pub shutdown_grace_seconds: f64,
+    pub max_connections: usize,
+    pub max_connections_per_peer: usize,
+    pub max_unverified_bytes: usize,
 }
 
 /// The relay's two channels.
@@ -140,6 +166,7 @@ fn check(city: &City, state: &StateDir, flags: &Flags) -> Result<Checked, Settin
     if !(timeout.is_finite() && timeout > 0.0 && timeout <= 300.0) {
         return Err(SettingsError::PostTimeout(timeout));
     }
+    check_limits(flags)?;
     let url_files = flags
         .webhook_url_file
         .iter()
@@ -158,6 +185,59 @@ fn check(city: &City, state: &StateDir, flags: &Flags) -> Result<Checked, Settin
         url_files,
         ca_file,
     })
+}
+
+/// The timeouts and caps: each non-zero, the per-peer cap within the total, and a budget of
+/// unverified bytes that can hold the largest body.
+fn check_limits(flags: &Flags) -> Result<(), SettingsError> {
+    let l = &flags.limits;
+    for (zero, flag) in [
+        (l.header_timeout.is_zero(), "--header-timeout"),
+        (l.body_timeout.is_zero(), "--body-timeout"),
+        (l.max_connections == 0, "--max-connections"),
+        (l.max_per_peer == 0, "--max-connections-per-peer"),
+        (flags.max_body == 0, "--max-body"),
+    ] {
+        if zero {
+            return Err(SettingsError::Zero { flag });
+        }
+    }
+    if l.max_per_peer > l.max_connections {
+        return Err(SettingsError::PerPeerOverTotal {
+            per_peer: l.max_per_peer,
+            max: l.max_connections,
+        });
+    }
+    if l.max_unverified_bytes < flags.max_body {
+        return Err(SettingsError::BudgetUnderBody {
+            budget: l.max_unverified_bytes,
+            body: flags.max_body,
+        });
+    }
+    Ok(())
+}
+
+/// The process's descriptor limit must cover the caps: a relay out of descriptors cannot accept
+/// SonarQube's connection, and SonarQube never retries.
+fn check_descriptors(flags: &Flags, limit: u64) -> Result<(), SettingsError> {
+    let needed = flags.limits.descriptors_needed(flags.concurrency);
+    if limit < needed {
+        return Err(SettingsError::Descriptors {
+            needed,
+            max: flags.limits.max_connections,
+            concurrency: flags.concurrency,
+            reserve: crate::relay::limits::DESCRIPTOR_RESERVE,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// The soft RLIMIT_NOFILE of this process (unlimited: `u64::MAX`).
+fn descriptor_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
 }
 
 /// One `--webhook-url-file CHANNEL=FILE`.
@@ -226,6 +306,12 @@ pub fn plan(
         post_timeout_seconds: flags.post_timeout_seconds,
         max_body: flags.max_body,
         concurrency: flags.concurrency,
+        header_timeout_seconds: flags.limits.header_timeout.as_secs_f64(),
+        body_timeout_seconds: flags.limits.body_timeout.as_secs_f64(),
+        shutdown_grace_seconds: flags.limits.shutdown_grace.as_secs_f64(),
+        max_connections: flags.limits.max_connections,
+        max_connections_per_peer: flags.limits.max_per_peer,
+        max_unverified_bytes: flags.limits.max_unverified_bytes,
     })
 }
 
@@ -238,6 +324,7 @@ pub fn resolve(
     flags: &Flags,
 ) -> anyhow::Result<RelayConfig> {
     let checked = check(city, state, flags)?;
+    check_descriptors(flags, descriptor_limit())?;
     let secret = match &flags.secret_file {
         Some(path) => read_one_line(path, "SonarQube webhook secret")?,
         None => vault
@@ -290,6 +377,7 @@ pub fn resolve(
         post_timeout: Duration::from_secs_f64(flags.post_timeout_seconds),
         body_limit: flags.max_body,
         concurrency: flags.concurrency,
+        limits: flags.limits,
     })
 }
 
@@ -350,6 +438,7 @@ mod tests {
             post_timeout_seconds: 10.0,
             max_body: 1024,
             concurrency: 4,
+            limits: Limits::default(),
             ..Flags::default()
         }
     }
@@ -456,11 +545,49 @@ mod tests {
                 post_timeout_seconds: 301.0,
                 ..flags()
             },
+            Flags {
+                limits: Limits {
+                    header_timeout: Duration::ZERO,
+                    ..Limits::default()
+                },
+                ..flags()
+            },
+            Flags {
+                limits: Limits {
+                    max_per_peer: 1000,
+                    ..Limits::default()
+                },
+                ..flags()
+            },
+            Flags {
+                max_body: 2048,
+                limits: Limits {
+                    max_unverified_bytes: 1024,
+                    ..Limits::default()
+                },
+                ..flags()
+            },
         ];
         for given in cases {
             let error = plan(&city, &state, &vault, &given).unwrap_err();
             assert_eq!(error.exit_code(), BAD_INPUT, "{error}");
         }
+    }
+
+    #[test]
+    fn the_descriptor_limit_must_cover_the_caps() {
+        let given = Flags {
+            concurrency: 16,
+            ..flags()
+        };
+        assert!(check_descriptors(&given, 1024).is_ok());
+        let error = check_descriptors(&given, 512).unwrap_err();
+        assert_eq!(error.exit_code(), BAD_INPUT);
+        assert!(
+            error.to_string().contains("needs 656 file descriptors"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("LimitNOFILE"), "{error}");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! `cityd relay serve` against the Mattermost double: SonarQube payloads and HMAC vectors written
 //! from the documented format (tests/fixtures/sonarqube), every rejection, what the posted messages carry, routing of passes, graceful
 //! shutdown, read-back after a crash, arbitrary bodies over HTTP, and 10,000 events through a
-//! Mattermost outage and two SIGKILLs with none lost and none duplicated.
+//! Mattermost outage and two SIGKILLs with none lost and none duplicated. Hostile clients
+//! (descriptor exhaustion, slowloris, unsigned bodies, a half-sent request at SIGTERM): `hardening`.
+
+mod hardening;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -193,6 +196,10 @@ struct RelaySetup {
     socket: Option<PathBuf>,
     post_passes: bool,
     max_body: Option<usize>,
+    /// More `relay serve` flags (timeouts, caps).
+    extra: Vec<String>,
+    /// Run under `prlimit --nofile=N:N` (the descriptor limit of a default systemd unit).
+    nofile: Option<u64>,
 }
 
 impl RelaySetup {
@@ -206,13 +213,25 @@ impl RelaySetup {
             socket: Some(mm.socket.clone()),
             post_passes: false,
             max_body: None,
+            extra: Vec::new(),
+            nofile: None,
         }
     }
 
     /// Starts the relay on `listen` (port 0: any) and waits for its ready line.
     fn start(&self, listen: SocketAddr, generation: usize) -> Relay {
         let log = self.spool.with_extension(format!("log{generation}"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cityd"));
+        let mut cmd = match self.nofile {
+            // prlimit execs the relay: the child's pid is the relay's.
+            Some(n) => {
+                let mut c = Command::new(require_tool("prlimit", "util-linux"));
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_cityd"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_cityd")),
+        };
         cmd.env_remove("CITYD_CITY")
             .env_remove("CITYD_STATE_DIR")
             .env("CITYD_LOG", "info")
@@ -239,6 +258,7 @@ impl RelaySetup {
         if let Some(max) = self.max_body {
             cmd.arg("--max-body").arg(max.to_string());
         }
+        cmd.args(&self.extra);
         cmd.stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("a relay log file"));
         let mut child = cmd.spawn().expect("cityd starts");
@@ -264,6 +284,16 @@ impl RelaySetup {
             listen: ready["relay"]["listen"].as_str().unwrap().parse().unwrap(),
             metrics: ready["relay"]["metrics"].as_str().unwrap().parse().unwrap(),
             log,
+        }
+    }
+}
+
+/// A relay left running by a failed test would outlive it: kill it (a no-op once it has exited).
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
