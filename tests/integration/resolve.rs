@@ -12,7 +12,10 @@ fn up_reads_and_validates_a_partial_city_description_once() {
     let s = Scratch::new();
     // A file that states only what differs from the default (a literal LAN address, so the test
     // does not depend on this machine's routes).
-    let city = s.write("city.toml", "[lan]\naddresses = [\"192.0.2.10\"]\n");
+    let city = s.write(
+        "city.toml",
+        "[lan]\naddresses = [\"192.0.2.10\"]\nallow_test_ranges = true\n",
+    );
     for verb in [&["secrets", "ensure"][..], &["pki", "ensure"]] {
         s.cityd()
             .arg("--city")

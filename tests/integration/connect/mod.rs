@@ -5,6 +5,7 @@
 //! refusals, Jenkins' crumbs.
 
 mod gitlab;
+mod redaction;
 mod jenkins;
 mod sonarqube;
 

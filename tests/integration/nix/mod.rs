@@ -61,7 +61,7 @@ fn eval_with(addresses: &[&str], overrides: &str, f: &str) -> Value {
     let list: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
     eval(&format!(
         "let l = import ./nixos/lib.nix; \
-             s = l.defaults // {{ lan = l.defaults.lan // {{ addresses = [ {} ]; }}; }} // ({overrides}); \
+             s = l.defaults // {{ lan = l.defaults.lan // {{ addresses = [ {} ]; allowTestRanges = true; }}; }} // ({overrides}); \
          in {f}",
         list.join(" ")
     ))
