@@ -112,6 +112,7 @@ rec {
     lan = {
       addresses = [ ];
       interface = null;
+      allowTestRanges = defaultCity.lan.allow_test_ranges;
     };
     openFirewall = true;
     mattermost = {
@@ -191,6 +192,7 @@ rec {
     {
       domain = s.domain;
       lan.addresses = s.lan.addresses;
+      lan.allow_test_ranges = s.lan.allowTestRanges;
       mattermost = {
         image = s.mattermost.image;
         port = s.mattermost.port;

@@ -82,6 +82,17 @@ in
           Interface names and `auto` are not accepted here: the peer policy is fixed at build time.
         '';
       };
+      allowTestRanges = mkOption {
+        type = types.bool;
+        default = d.lan.allowTestRanges;
+        description = ''
+          Accept documentation and benchmarking addresses (192.0.2.0/24, 198.51.100.0/24,
+          203.0.113.0/24, 198.18.0.0/15, 2001:db8::/32) in `lan.addresses`; only labs and tests use
+          them. Loopback, link-local, metadata, broadcast, unspecified and multicast addresses are
+          refused either way: each LAN address becomes a coturn `allowed-peer-ip`, which overrides
+          the deny-list.
+        '';
+      };
       interface = mkOption {
         type = types.nullOr types.str;
         default = d.lan.interface;
