@@ -98,7 +98,9 @@ pub fn resolve_with(
                 .iter()
                 .filter(|i| i.interface == interface)
                 .find_map(|i| match i.address {
-                    IpAddr::V4(v4) if refusal(IpAddr::V4(v4), policy).is_none() => Some(v4),
+                    IpAddr::V4(v4) if refusal(IpAddr::V4(v4), found_on_host()).is_none() => {
+                        Some(v4)
+                    }
                     _ => None,
                 })
                 .ok_or_else(|| LanError::NoAddressOnDefaultInterface {
@@ -123,7 +125,7 @@ pub fn resolve_with(
             let mut found = false;
             for i in host.interfaces.iter().filter(|i| &i.interface == entry) {
                 // Link-local IPv6 (refused too) needs a scope id no URL can carry.
-                let keep = refusal(i.address.to_canonical(), policy).is_none();
+                let keep = refusal(i.address.to_canonical(), found_on_host()).is_none();
                 if keep {
                     found = true;
                     push(LanAddress {
@@ -155,6 +157,16 @@ pub fn resolve_with(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Policy {
     pub allow_test_ranges: bool,
+}
+
+/// The rule for an address read from this host's own interfaces (`auto`, interface names): a
+/// documentation or benchmarking address configured on a real interface is this host's address
+/// (labs and CI networks use those ranges), so only the never-usable ranges are refused. Typed
+/// literals are where an example address slips in, so they need the city's opt-in.
+fn found_on_host() -> Policy {
+    Policy {
+        allow_test_ranges: true,
+    }
 }
 
 /// Why `address` cannot be a LAN address of the city, or `None` when it can. The one rule for
