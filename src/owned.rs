@@ -26,6 +26,10 @@ pub enum Refusal {
     )]
     NotRegular { path: PathBuf, kind: &'static str },
     #[error(
+        "{path} is a {kind}, not a directory; move it away so cityd can create the directory there, or pass another --state-dir"
+    )]
+    NotADirectory { path: PathBuf, kind: &'static str },
+    #[error(
         "{path} is owned by uid {owner}, not by the user running cityd (uid {me}) or root, so another user could have written it: check its content, then `chown {me} {path}` or remove it"
     )]
     Foreign { path: PathBuf, owner: u32, me: u32 },
@@ -68,7 +72,9 @@ fn trusted_owner(uid: u32) -> bool {
 
 fn kind_of(meta: &std::fs::Metadata) -> &'static str {
     let t = meta.file_type();
-    if t.is_dir() {
+    if t.is_file() {
+        "regular file"
+    } else if t.is_dir() {
         "directory"
     } else if t.is_fifo() {
         "FIFO (named pipe)"
@@ -243,7 +249,15 @@ pub fn set_mode(path: &Path, mode: u32) -> Result<(), Refusal> {
 pub fn check_dir(path: &Path) -> Result<bool, Refusal> {
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        // Missing, or below a file: creating it later fails with the state directory's own error.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(false);
+        }
         Err(source) => {
             return Err(Refusal::Io {
                 path: path.to_path_buf(),
@@ -252,7 +266,7 @@ pub fn check_dir(path: &Path) -> Result<bool, Refusal> {
         }
     };
     if !meta.is_dir() {
-        return Err(Refusal::NotRegular {
+        return Err(Refusal::NotADirectory {
             path: path.to_path_buf(),
             kind: kind_of(&meta),
         });

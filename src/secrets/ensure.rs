@@ -65,11 +65,14 @@ impl Vault {
         // A vault this user cannot write (mounted read-only, or made read-only by its owner) can
         // still be checked: a no-op ensure needs only a shared lock. Anything to create then fails
         // with the error of the exclusive lock.
-        let (_lock, read_only) = match (dry_run, self.lock()) {
-            (true, _) => (None, None),
-            (false, Ok(lock)) => (Some(lock), None),
-            (false, Err(e)) if e.is_write_denied() => (self.lock_shared()?, Some(e)),
-            (false, Err(e)) => return Err(e),
+        let (_lock, read_only) = if dry_run {
+            (None, None)
+        } else {
+            match self.lock() {
+                Ok(lock) => (Some(lock), None),
+                Err(e) if e.is_write_denied() => (self.lock_shared()?, Some(e)),
+                Err(e) => return Err(e),
+            }
         };
         let survey = self.survey()?;
         let missing = survey.iter().any(|(_, existing)| existing.is_none());
