@@ -173,6 +173,8 @@ fn the_module_city_file_passes_cityd_config_check() {
     assert!(text.starts_with('{'), "the module writes JSON: {text}");
     let city: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(city["lan"]["addresses"], json!(LAN));
+    // LAN holds a documentation address, so these tests set services.cityd.lan.allowTestRanges.
+    assert_eq!(city["lan"]["allow_test_ranges"], true);
     assert_eq!(city["mattermost"]["metrics"], "127.0.0.1:8067");
     assert_eq!(city["database"]["host"], "192.168.1.20");
     assert_eq!(city["database"]["tls"], true);
