@@ -180,8 +180,9 @@ pub fn refusal(address: IpAddr, policy: Policy) -> Option<&'static str> {
             if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
                 let [a, b] = s[6].to_be_bytes();
                 let [c, d] = s[7].to_be_bytes();
-                return refusal_v4(Ipv4Addr::new(a, b, c, d), policy)
-                    .or(Some("a NAT64 form of an IPv4 address; give the IPv4 address itself"));
+                return refusal_v4(Ipv4Addr::new(a, b, c, d), policy).or(Some(
+                    "a NAT64 form of an IPv4 address; give the IPv4 address itself",
+                ));
             }
             refusal_v6(v6, policy)
         }
@@ -313,7 +314,9 @@ eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
     fn no_default_route_is_a_clear_error() {
         let mut h = host();
         h.route_table = ROUTES.lines().take(2).collect::<Vec<_>>().join("\n");
-        let err = resolve_with(&["auto".into()], Policy::default(), &h).unwrap_err().to_string();
+        let err = resolve_with(&["auto".into()], Policy::default(), &h)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("no default route") && err.contains("lan.addresses"),
             "{err}"
@@ -361,7 +364,10 @@ eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
             let err = resolve_with(&[literal.into()], Policy::default(), &host())
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains(why) && err.contains("lan.addresses"), "{literal}: {err}");
+            assert!(
+                err.contains(why) && err.contains("lan.addresses"),
+                "{literal}: {err}"
+            );
         }
     }
 
@@ -371,10 +377,21 @@ eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
             allow_test_ranges: true,
         };
         for literal in ["192.0.2.10", "198.51.100.7", "203.0.113.9", "2001:db8::1"] {
-            assert!(resolve_with(&[literal.into()], allow, &host()).is_ok(), "{literal}");
+            assert!(
+                resolve_with(&[literal.into()], allow, &host()).is_ok(),
+                "{literal}"
+            );
         }
-        for literal in ["169.254.169.254", "::ffff:127.0.0.1", "255.255.255.255", "fe80::1"] {
-            assert!(resolve_with(&[literal.into()], allow, &host()).is_err(), "{literal}");
+        for literal in [
+            "169.254.169.254",
+            "::ffff:127.0.0.1",
+            "255.255.255.255",
+            "fe80::1",
+        ] {
+            assert!(
+                resolve_with(&[literal.into()], allow, &host()).is_err(),
+                "{literal}"
+            );
         }
     }
 
@@ -382,8 +399,17 @@ eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
     fn ipv4_mapped_lan_addresses_are_normalised() {
         let got = resolve_with(&["::ffff:10.1.2.3".into()], Policy::default(), &host()).unwrap();
         assert_eq!(got[0].address.to_string(), "10.1.2.3");
-        for ok in ["10.0.0.5", "172.16.0.1", "192.168.1.20", "fd12::1", "2a01:4f8::1"] {
-            assert!(refusal(ok.parse().unwrap(), Policy::default()).is_none(), "{ok}");
+        for ok in [
+            "10.0.0.5",
+            "172.16.0.1",
+            "192.168.1.20",
+            "fd12::1",
+            "2a01:4f8::1",
+        ] {
+            assert!(
+                refusal(ok.parse().unwrap(), Policy::default()).is_none(),
+                "{ok}"
+            );
         }
     }
 

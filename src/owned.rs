@@ -37,7 +37,9 @@ pub enum Refusal {
         "directory {path} has mode {mode:04o}: users other than its owner can replace the files in it; run `chmod go-w {path}`"
     )]
     Writable { path: PathBuf, mode: u32 },
-    #[error("{path} is larger than {limit} bytes, more than cityd ever writes there; check the file")]
+    #[error(
+        "{path} is larger than {limit} bytes, more than cityd ever writes there; check the file"
+    )]
     TooLarge { path: PathBuf, limit: u64 },
     #[error(
         "cannot open {path}; the user running cityd must own it and be able to search its directory"
@@ -301,8 +303,12 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(matches!(read_file(&link, 64), Err(Refusal::Link { .. })));
         let fifo = dir.path().join("fifo");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600))
-            .unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
         let err = read_file(&fifo, 64).unwrap_err();
         assert!(matches!(err, Refusal::NotRegular { .. }), "{err}");
         assert!(err.to_string().contains("FIFO"), "{err}");

@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => {
             assert_eq!(error.exit_code(), BAD_INPUT);
             let message = error.to_string();
-            assert!(message.contains("fuzz.toml"), "the refusal names no file: {message}");
+            assert!(
+                message.contains("fuzz.toml"),
+                "the refusal names no file: {message}"
+            );
             match &error {
                 CityError::Parse { message, .. } => {
                     assert!(!message.trim().is_empty(), "an empty parse error");
@@ -35,7 +38,8 @@ fuzz_target!(|data: &[u8]| {
                     for p in problems {
                         let root = p.field.split(['.', '[']).next().unwrap_or("");
                         assert!(
-                            !root.is_empty() && (root.chars().all(|c| c.is_ascii_lowercase() || c == '_')),
+                            !root.is_empty()
+                                && (root.chars().all(|c| c.is_ascii_lowercase() || c == '_')),
                             "a problem names no field: {p}"
                         );
                     }

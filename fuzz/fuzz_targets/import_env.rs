@@ -38,8 +38,14 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(e.secret, name.file_name());
                 assert!(shape_of(name.file_name()).accepts(value.expose()));
                 // A value is never echoed into what the report prints.
-                for text in [e.problem.as_deref(), e.fix.as_deref()].into_iter().flatten() {
-                    assert!(!text.contains(value.expose()), "a value leaked into the report");
+                for text in [e.problem.as_deref(), e.fix.as_deref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    assert!(
+                        !text.contains(value.expose()),
+                        "a value leaked into the report"
+                    );
                 }
             }
         }

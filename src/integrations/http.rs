@@ -388,7 +388,9 @@ fn mask_userinfo(text: &str) -> String {
     let Some(start) = text.find("://").map(|i| i + 3) else {
         return text.to_string();
     };
-    let authority_end = text[start..].find(['/', '?', '#']).map_or(text.len(), |i| start + i);
+    let authority_end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
     match text[start..authority_end].rfind('@') {
         Some(at) => format!("{}<redacted>{}", &text[..start], &text[start + at..]),
         None => text.to_string(),
@@ -464,8 +466,13 @@ mod tests {
 
     #[test]
     fn urls_in_errors_are_scrubbed() {
-        let c = HttpClient::new("GitLab", "integrations.gitlab.url", "http://127.0.0.1:1", None)
-            .unwrap();
+        let c = HttpClient::new(
+            "GitLab",
+            "integrations.gitlab.url",
+            "http://127.0.0.1:1",
+            None,
+        )
+        .unwrap();
         c.redact(&Secret::new("query-token-0123456789".into()));
         let shown = c.shown_url("/api?private_token=query-token-0123456789");
         assert!(!shown.contains("query-token-0123456789"), "{shown}");

@@ -167,7 +167,10 @@ mod tests {
         for want in ["s3cr%2Ft-pass", "s3cr/t-pass", "query-token-123"] {
             assert!(forms.contains(&want.to_string()), "{want}: {forms:?}");
         }
-        assert!(!forms.contains(&"1".to_string()), "short values are not registered alone");
+        assert!(
+            !forms.contains(&"1".to_string()),
+            "short values are not registered alone"
+        );
     }
 
     #[test]

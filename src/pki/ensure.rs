@@ -221,10 +221,11 @@ pub fn ensure_in(
 
 fn lock(dir: &Path) -> Result<File, PkiError> {
     let path = dir.join(files::LOCK);
-    let file = crate::owned::open_lock(&path, files::KEY_MODE).map_err(|refusal| match refusal {
-        crate::owned::Refusal::Io { path, source } => PkiError::Lock { path, source },
-        other => PkiError::Untrusted(other),
-    })?;
+    let file =
+        crate::owned::open_lock(&path, files::KEY_MODE).map_err(|refusal| match refusal {
+            crate::owned::Refusal::Io { path, source } => PkiError::Lock { path, source },
+            other => PkiError::Untrusted(other),
+        })?;
     file.lock()
         .map_err(|source| PkiError::Lock { path, source })?;
     Ok(file)

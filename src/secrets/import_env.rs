@@ -374,10 +374,11 @@ pub fn examine(
 /// created, not even the vault directory.
 pub fn import(vault: &Vault, file: &Path, dry_run: bool) -> Result<ImportReport, ImportError> {
     // Bounded, and only a regular file: /dev/zero or a FIFO is refused at once (issue 12).
-    let bytes = crate::owned::read_input(file, MAX_ENV_FILE_BYTES).map_err(|refusal| match refusal {
-        crate::owned::Refusal::Io { path, source } => ImportError::ReadFile { path, source },
-        other => ImportError::Unusable(other),
-    })?;
+    let bytes =
+        crate::owned::read_input(file, MAX_ENV_FILE_BYTES).map_err(|refusal| match refusal {
+            crate::owned::Refusal::Io { path, source } => ImportError::ReadFile { path, source },
+            other => ImportError::Unusable(other),
+        })?;
     let (entries, candidates) = examine(vault, file, bytes)?;
     let mut report = ImportReport {
         file: file.to_path_buf(),

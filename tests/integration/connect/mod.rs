@@ -5,8 +5,8 @@
 //! refusals, Jenkins' crumbs.
 
 mod gitlab;
-mod redaction;
 mod jenkins;
+mod redaction;
 mod sonarqube;
 
 use std::collections::BTreeMap;

@@ -53,12 +53,19 @@ fn config_check_and_render_refuse_addresses_that_would_open_the_deny_list() {
         assert!(all.contains("lan.addresses[1]"), "{bad}: {all}");
         let conf = s.path().join("turnserver.conf");
         let out = finishes(
-            cityd_cmd(&s, Some(&city), &["render", "coturn", "--out", conf.to_str().unwrap()]),
+            cityd_cmd(
+                &s,
+                Some(&city),
+                &["render", "coturn", "--out", conf.to_str().unwrap()],
+            ),
             LIMIT,
         );
         assert_eq!(code(&out), 2, "render with {bad}: {}", stderr(&out));
         assert!(!conf.exists(), "{bad}: a coturn config was rendered");
-        let out = finishes(cityd_cmd(&s, Some(&city), &["pki", "ensure", "--dry-run"]), LIMIT);
+        let out = finishes(
+            cityd_cmd(&s, Some(&city), &["pki", "ensure", "--dry-run"]),
+            LIMIT,
+        );
         assert_eq!(code(&out), 2, "pki with {bad}: {}", stderr(&out));
     }
 }
@@ -71,7 +78,10 @@ fn documentation_ranges_need_the_explicit_opt_in() {
         let out = finishes(cityd_cmd(&s, Some(&city), &["config", "check"]), LIMIT);
         let all = format!("{}{}", stdout(&out), stderr(&out));
         assert_eq!(code(&out), 2, "{doc}: {all}");
-        assert!(all.contains("lan.addresses[0]") && all.contains("lan.allow_test_ranges"), "{all}");
+        assert!(
+            all.contains("lan.addresses[0]") && all.contains("lan.allow_test_ranges"),
+            "{all}"
+        );
         let city = city_with(&s, &[doc], true);
         let out = finishes(cityd_cmd(&s, Some(&city), &["config", "check"]), LIMIT);
         assert_eq!(code(&out), 0, "{doc} with the opt-in: {}", stderr(&out));
@@ -80,7 +90,11 @@ fn documentation_ranges_need_the_explicit_opt_in() {
     let city = city_with(&s, &["::ffff:10.20.30.40"], false);
     let conf = s.path().join("turnserver.conf");
     let out = finishes(
-        cityd_cmd(&s, Some(&city), &["render", "coturn", "--out", conf.to_str().unwrap()]),
+        cityd_cmd(
+            &s,
+            Some(&city),
+            &["render", "coturn", "--out", conf.to_str().unwrap()],
+        ),
         LIMIT,
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -117,7 +131,11 @@ fn coturn_with_the_rendered_config_refuses_a_relay_to_the_metadata_address() {
         assert_eq!(code, 12, "{report:#}\n{}", coturn.log_text());
         assert_eq!(report["verdict"], "peer-forbidden", "{report:#}");
         assert_eq!(report["steps"][3]["error_code"], 403, "{report:#}");
-        assert!(coturn.log_text().contains("A peer IP 169.254.169.254 denied"));
+        assert!(
+            coturn
+                .log_text()
+                .contains("A peer IP 169.254.169.254 denied")
+        );
     }
     // The control: what the old rendering of a city listing the metadata address allowed.
     let opened = lab.scratch.path().join("opened.conf");

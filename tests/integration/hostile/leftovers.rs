@@ -13,25 +13,43 @@ const LIMIT: Duration = Duration::from_secs(20);
 fn a_killed_runs_temp_key_is_removed_by_a_run_that_changes_nothing() {
     let s = ensured();
     let city = s.write("city.toml", "[lan]\naddresses = [\"10.20.30.40\"]\n");
-    let out = cityd_cmd(&s, Some(&city), &["pki", "ensure"]).output().unwrap();
+    let out = cityd_cmd(&s, Some(&city), &["pki", "ensure"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     // What a run killed between writing its temp file and the rename leaves behind.
     let pki_temp = s.state().join("pki").join(".cityd-tmp-killed1");
-    std::fs::write(&pki_temp, "-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        &pki_temp,
+        "-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let vault_temp = secrets_dir(&s).join(".cityd-tmp-killed2");
     std::fs::write(&vault_temp, "0123456789abcdef\n").unwrap();
-    let out = cityd_cmd(&s, Some(&city), &["pki", "ensure", "--json"]).output().unwrap();
+    let out = cityd_cmd(&s, Some(&city), &["pki", "ensure", "--json"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["changed"], false, "{report:#}");
-    assert!(!pki_temp.exists(), "the no-op pki ensure left a temp key behind");
-    let out = cityd_cmd(&s, Some(&city), &["secrets", "ensure"]).output().unwrap();
+    assert!(
+        !pki_temp.exists(),
+        "the no-op pki ensure left a temp key behind"
+    );
+    let out = cityd_cmd(&s, Some(&city), &["secrets", "ensure"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("no changes"));
-    assert!(!vault_temp.exists(), "the no-op secrets ensure left a temp file behind");
+    assert!(
+        !vault_temp.exists(),
+        "the no-op secrets ensure left a temp file behind"
+    );
     // A dry run removes nothing (it writes nothing).
     std::fs::write(&pki_temp, "x").unwrap();
-    let out = cityd_cmd(&s, Some(&city), &["pki", "ensure", "--dry-run"]).output().unwrap();
+    let out = cityd_cmd(&s, Some(&city), &["pki", "ensure", "--dry-run"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(pki_temp.exists());
 }
@@ -43,7 +61,11 @@ fn import_env_refuses_devices_fifos_and_huge_files_at_once() {
     mkfifo(&fifo);
     let huge = s.path().join("huge.env");
     // 2 MiB of comment lines: a regular file, just far larger than any cicd.env.
-    std::fs::write(&huge, "# padding line of a file no blog script writes\n".repeat(45_000)).unwrap();
+    std::fs::write(
+        &huge,
+        "# padding line of a file no blog script writes\n".repeat(45_000),
+    )
+    .unwrap();
     for (file, words) in [
         (std::path::PathBuf::from("/dev/zero"), "character device"),
         (fifo.clone(), "FIFO"),
@@ -55,8 +77,15 @@ fn import_env_refuses_devices_fifos_and_huge_files_at_once() {
         );
         let err = stderr(&out);
         assert_eq!(code(&out), 2, "{}: {err}", file.display());
-        assert!(err.contains(&file.display().to_string()) && err.contains(words), "{err}");
-        assert!(!s.state().exists(), "{}: the vault was written", file.display());
+        assert!(
+            err.contains(&file.display().to_string()) && err.contains(words),
+            "{err}"
+        );
+        assert!(
+            !s.state().exists(),
+            "{}: the vault was written",
+            file.display()
+        );
     }
 }
 
@@ -84,7 +113,15 @@ fn a_read_only_vault_lets_a_no_op_ensure_succeed() {
     assert!(stdout(&out).contains("no changes"), "{}", stdout(&out));
     std::fs::remove_file(secrets_dir(&s).join("mattermost-public-link-salt")).unwrap();
     let out = in_read_only_state("secrets ensure");
-    assert_ne!(code(&out), 0, "a missing secret cannot be created read-only");
-    assert!(stderr(&out).contains(&secrets_dir(&s).display().to_string()), "{}", stderr(&out));
+    assert_ne!(
+        code(&out),
+        0,
+        "a missing secret cannot be created read-only"
+    );
+    assert!(
+        stderr(&out).contains(&secrets_dir(&s).display().to_string()),
+        "{}",
+        stderr(&out)
+    );
     assert!(!secrets_dir(&s).join("mattermost-public-link-salt").exists());
 }

@@ -71,7 +71,9 @@ fn secrets_dir(s: &Scratch) -> PathBuf {
 /// `secrets ensure` in a fresh scratch; the vault is complete afterwards.
 fn ensured() -> Scratch {
     let s = Scratch::new();
-    let out = cityd_cmd(&s, None, &["secrets", "ensure"]).output().unwrap();
+    let out = cityd_cmd(&s, None, &["secrets", "ensure"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     s
 }

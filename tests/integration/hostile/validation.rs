@@ -26,7 +26,10 @@ fn secrets_verbs_refuse_a_missing_or_invalid_city_and_write_nothing() {
             let err = stderr(&out);
             assert_eq!(code(&out), 2, "{city_text:?} {args:?}: {err}");
             assert!(err.contains(&city.display().to_string()), "{err}");
-            assert!(!s.state().exists(), "{args:?} wrote the vault despite a bad city");
+            assert!(
+                !s.state().exists(),
+                "{args:?} wrote the vault despite a bad city"
+            );
         }
     }
 }
@@ -34,10 +37,30 @@ fn secrets_verbs_refuse_a_missing_or_invalid_city_and_write_nothing() {
 #[test]
 fn control_characters_in_city_fields_are_refused_by_config_check_naming_the_field() {
     for (table, key, value, field) in [
-        ("mattermost", "allow_cors_from", "[\"https://a.example\\nX-Injected: 1\"]", "mattermost.allow_cors_from[0]"),
-        ("mattermost", "local_socket_dir", "\"/mattermost/run\\nMM_SERVICESETTINGS_ENABLELOCALMODE=false\"", "mattermost.local_socket_dir"),
-        ("mattermost", "local_socket_dir", "\"/mattermost/\\u0000run\"", "mattermost.local_socket_dir"),
-        ("team", "display_name", "\"Engineering\\r\\nx\"", "team.display_name"),
+        (
+            "mattermost",
+            "allow_cors_from",
+            "[\"https://a.example\\nX-Injected: 1\"]",
+            "mattermost.allow_cors_from[0]",
+        ),
+        (
+            "mattermost",
+            "local_socket_dir",
+            "\"/mattermost/run\\nMM_SERVICESETTINGS_ENABLELOCALMODE=false\"",
+            "mattermost.local_socket_dir",
+        ),
+        (
+            "mattermost",
+            "local_socket_dir",
+            "\"/mattermost/\\u0000run\"",
+            "mattermost.local_socket_dir",
+        ),
+        (
+            "team",
+            "display_name",
+            "\"Engineering\\r\\nx\"",
+            "team.display_name",
+        ),
     ] {
         let s = ensured();
         let city = s.write(
@@ -47,10 +70,17 @@ fn control_characters_in_city_fields_are_refused_by_config_check_naming_the_fiel
         let out = finishes(cityd_cmd(&s, Some(&city), &["config", "check"]), LIMIT);
         let all = format!("{}{}", stdout(&out), stderr(&out));
         assert_eq!(code(&out), 2, "{field}: {all}");
-        assert!(all.contains(field) && all.contains("control characters"), "{field}: {all}");
+        assert!(
+            all.contains(field) && all.contains("control characters"),
+            "{field}: {all}"
+        );
         let env = s.path().join("mattermost.env");
         let out = finishes(
-            cityd_cmd(&s, Some(&city), &["render", "mattermost-env", "--out", env.to_str().unwrap()]),
+            cityd_cmd(
+                &s,
+                Some(&city),
+                &["render", "mattermost-env", "--out", env.to_str().unwrap()],
+            ),
             LIMIT,
         );
         assert_eq!(code(&out), 2, "render, {field}: {}", stderr(&out));
@@ -62,7 +92,14 @@ fn control_characters_in_city_fields_are_refused_by_config_check_naming_the_fiel
 fn a_malformed_turn_probe_server_exits_2_without_probing() {
     let s = ensured();
     let city = s.write("city.toml", "[lan]\naddresses = [\"10.1.2.3\"]\n");
-    for server in ["[::1", "::1]", "[127.0.0.1]:3478", "127.0.0.1:0", "[::1]:0", "localhost:0"] {
+    for server in [
+        "[::1",
+        "::1]",
+        "[127.0.0.1]:3478",
+        "127.0.0.1:0",
+        "[::1]:0",
+        "localhost:0",
+    ] {
         let out = finishes(
             cityd_cmd(&s, Some(&city), &["turn", "probe", "--server", server]),
             LIMIT,
@@ -76,7 +113,11 @@ fn a_malformed_turn_probe_server_exits_2_without_probing() {
 #[test]
 fn a_malformed_webhook_url_in_the_vault_makes_relay_serve_exit_2() {
     let s = ensured();
-    std::fs::write(secrets_dir(&s).join("webhook-alerts"), "hxxp:not-a-webhook-url\n").unwrap();
+    std::fs::write(
+        secrets_dir(&s).join("webhook-alerts"),
+        "hxxp:not-a-webhook-url\n",
+    )
+    .unwrap();
     // It fails while resolving its settings, before it listens.
     let out = finishes(
         cityd_cmd(&s, None, &["relay", "serve", "--listen", "127.0.0.1:0"]),

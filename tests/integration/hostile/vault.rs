@@ -37,9 +37,15 @@ fn a_link_in_the_vault_is_neither_read_nor_followed_by_a_mode_change() {
         let out = finishes(cityd_cmd(&s, None, &["secrets", "get", name]), LIMIT);
         let err = stderr(&out);
         assert_eq!(code(&out), 2, "secrets get {name}: {err}");
-        assert!(!stdout(&out).contains(content), "get printed the link's target");
+        assert!(
+            !stdout(&out).contains(content),
+            "get printed the link's target"
+        );
         assert!(err.contains(&path.display().to_string()), "{err}");
-        assert!(err.contains("symbolic link") && err.contains("remove it"), "{err}");
+        assert!(
+            err.contains("symbolic link") && err.contains("remove it"),
+            "{err}"
+        );
     }
     // `list` shows every file, then fails naming the links.
     let out = finishes(cityd_cmd(&s, None, &["secrets", "list"]), LIMIT);
@@ -47,9 +53,13 @@ fn a_link_in_the_vault_is_neither_read_nor_followed_by_a_mode_change() {
     assert!(stderr(&out).contains(&stored.display().to_string()));
     // `render coturn` would hand the link's target to coturn: refused too.
     let conf = s.path().join("turnserver.conf");
-    let out = cityd_cmd(&s, None, &["render", "coturn", "--out", conf.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = cityd_cmd(
+        &s,
+        None,
+        &["render", "coturn", "--out", conf.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(!conf.exists(), "a config was rendered from a linked secret");
 
@@ -99,7 +109,10 @@ fn a_state_directory_or_secret_owned_by_another_user_is_refused() {
     let s = ensured();
     let vault_dir = secrets_dir(&s);
     let turn = vault_dir.join("turn-static-auth-secret");
-    assert!(cityd::state::is_root(), "this test chowns files and must run as root");
+    assert!(
+        cityd::state::is_root(),
+        "this test chowns files and must run as root"
+    );
     for (path, fix) in [
         (s.state(), "chown"),
         (vault_dir.clone(), "chown"),
@@ -116,12 +129,20 @@ fn a_state_directory_or_secret_owned_by_another_user_is_refused() {
         ] {
             let out = finishes(cityd_cmd(&s, None, args), LIMIT);
             let err = stderr(&out);
-            assert_eq!(code(&out), 2, "{} owned by nobody, {args:?}: {err}", path.display());
+            assert_eq!(
+                code(&out),
+                2,
+                "{} owned by nobody, {args:?}: {err}",
+                path.display()
+            );
             assert!(err.contains(&path.display().to_string()), "{err}");
             assert!(err.contains(fix) && err.contains("65534"), "{err}");
             assert!(stdout(&out).trim().is_empty() || args[0] != "secrets" || args[1] != "get");
         }
-        assert!(!conf.exists(), "coturn's config was rendered from another user's state");
+        assert!(
+            !conf.exists(),
+            "coturn's config was rendered from another user's state"
+        );
         std::os::unix::fs::chown(&path, Some(before.uid()), Some(before.gid())).unwrap();
     }
     // A state directory others can write to is refused the same way.
@@ -171,17 +192,20 @@ fn another_user_running_cityd_does_not_trust_roots_vault_in_their_directory() {
     );
     let err = stderr(&out);
     assert_eq!(code(&out), 2, "{err}");
-    assert!(!stdout(&out).contains(&"cd".repeat(32)), "another user's secret was printed");
-    assert!(err.contains(&planted.display().to_string()) && err.contains("4242"), "{err}");
+    assert!(
+        !stdout(&out).contains(&"cd".repeat(32)),
+        "another user's secret was printed"
+    );
+    assert!(
+        err.contains(&planted.display().to_string()) && err.contains("4242"),
+        "{err}"
+    );
 }
 
 #[test]
 fn pki_files_are_read_without_following_links_or_blocking_on_fifos() {
     let s = ensured();
-    let city = s.write(
-        "city.toml",
-        "[lan]\naddresses = [\"10.20.30.40\"]\n",
-    );
+    let city = s.write("city.toml", "[lan]\naddresses = [\"10.20.30.40\"]\n");
     let ensure = |s: &Scratch| {
         finishes(
             cityd_cmd(s, Some(&city), &["pki", "ensure", "--json"]),
@@ -199,7 +223,10 @@ fn pki_files_are_read_without_following_links_or_blocking_on_fifos() {
     let out = ensure(&s);
     let err = stderr(&out);
     assert_eq!(code(&out), 2, "{err}");
-    assert!(err.contains(&key.display().to_string()) && err.contains("symbolic link"), "{err}");
+    assert!(
+        err.contains(&key.display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
     std::fs::remove_file(&key).unwrap();
     std::fs::rename(&elsewhere, &key).unwrap();
     // The server certificate replaced by a FIFO: `pki show` and `pki ensure` end at once.
@@ -210,6 +237,9 @@ fn pki_files_are_read_without_following_links_or_blocking_on_fifos() {
         let out = finishes(cityd_cmd(&s, Some(&city), args), LIMIT);
         let err = stderr(&out);
         assert_eq!(code(&out), 2, "{args:?}: {err}");
-        assert!(err.contains(&leaf.display().to_string()) && err.contains("FIFO"), "{err}");
+        assert!(
+            err.contains(&leaf.display().to_string()) && err.contains("FIFO"),
+            "{err}"
+        );
     }
 }
