@@ -2,8 +2,8 @@
 //! holds the default route, read from /proc/net/route), interface names, or literal addresses; and
 //! the one rule every such address must pass ([`refusal`]): each becomes an `allowed-peer-ip` of
 //! coturn (which overrides its deny-list) and a SAN, so loopback, link-local, metadata, broadcast,
-//! unspecified, multicast and (unless the city allows test ranges) documentation addresses are
-//! refused, IPv4-mapped IPv6 forms judged as the IPv4 address they carry.
+//! unspecified, multicast and (for literals, unless the city allows test ranges) documentation
+//! addresses are refused, IPv4-mapped IPv6 forms judged as the IPv4 address they carry.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
