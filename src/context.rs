@@ -69,7 +69,8 @@ impl Context {
         if let Some(lan) = self.lan.get() {
             return Ok(lan);
         }
-        let lan = crate::lan::resolve(&self.city()?.lan.addresses)?;
+        let city = self.city()?;
+        let lan = crate::lan::resolve(&city.lan.addresses, city.lan.policy())?;
         Ok(self.lan.get_or_init(|| lan))
     }
 

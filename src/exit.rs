@@ -56,6 +56,12 @@ impl ExitCoded for crate::state::StateError {
     }
 }
 
+impl ExitCoded for crate::owned::Refusal {
+    fn exit_code(&self) -> u8 {
+        failure_code(self.is_bad_input())
+    }
+}
+
 impl ExitCoded for crate::lan::LanError {
     fn exit_code(&self) -> u8 {
         BAD_INPUT
@@ -108,8 +114,17 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             })*
         };
     }
+    // A file or directory cityd does not trust (a link, a FIFO, another user's file) is bad input
+    // to every verb, whichever error carries it (issue 12).
+    if let Some(crate::secrets::VaultError::Untrusted(r)) = cause.downcast_ref() {
+        return Some(r.exit_code());
+    }
+    if let Some(crate::pki::PkiError::Untrusted(r)) = cause.downcast_ref() {
+        return Some(r.exit_code());
+    }
     // Each type that implements `ExitCoded`, once.
     first_of!(
+        crate::owned::Refusal,
         Failure,
         Coded,
         crate::city::CityError,

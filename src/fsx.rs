@@ -70,8 +70,7 @@ pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<Outcome,
     match difference(path, bytes, mode)? {
         Difference::None => Ok(Outcome::Unchanged),
         Difference::ModeOnly => {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .map_err(io(path))?;
+            set_mode_no_follow(path, mode)?;
             Ok(Outcome::Updated)
         }
         found @ (Difference::Missing | Difference::Content) => {
@@ -85,6 +84,20 @@ pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<Outcome,
             })
         }
     }
+}
+
+/// Sets `path`'s mode through a descriptor opened with `O_NOFOLLOW`: a link in its place is an
+/// error naming it, never a change to the file it points at (issue 12: the vault's mode repair
+/// `chmod`ed a link's target outside the vault).
+fn set_mode_no_follow(path: &Path, mode: u32) -> Result<(), WriteError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+        .and_then(|file| file.set_permissions(std::fs::Permissions::from_mode(mode)))
+        .map_err(io(path))
 }
 
 /// What `write_if_changed` would do, without doing it: the would-be outcome for a dry run.

@@ -79,6 +79,8 @@ let
                   "192.168.1.20"
                   "2001:db8::20"
                 ];
+                # 2001:db8::20 is a documentation address, on purpose.
+                settings.lan.allow_test_ranges = true;
               };
             }
         )

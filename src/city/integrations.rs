@@ -127,6 +127,13 @@ pub struct SonarqubeIntegration {
     pub relay_url: Option<String>,
 }
 
+/// True when an http(s) URL has `user[:password]@` before its host.
+fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.contains('@')
+}
+
 impl Integrations {
     /// `defaults` is the embedded default city's table: a city that keeps it is not wrong for
     /// lacking `#builds`, and `cityd connect` names the missing channel if it is ever used.
@@ -148,6 +155,13 @@ impl Integrations {
                     field,
                     url,
                     "must be an http(s) URL such as https://host:port",
+                );
+            } else if has_userinfo(url) {
+                // Never echo the password: the problem is printed and the city is world-readable.
+                out.bad(
+                    field,
+                    "<a URL with user:password@>",
+                    "must not carry a user or password (the city file is world-readable, e.g. in the Nix store); cityd sends the token named by token_secret from the vault",
                 );
             }
         }

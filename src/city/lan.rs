@@ -9,6 +9,18 @@ use super::rules::Problems;
 pub struct Lan {
     /// `auto`, interface names, or literal addresses. Several are allowed.
     pub addresses: Vec<String>,
+    /// Accept the documentation and benchmarking ranges (192.0.2.0/24, 198.51.100.0/24,
+    /// 203.0.113.0/24, 198.18.0.0/15, 2001:db8::/32) as LAN addresses: only labs and tests use them.
+    pub allow_test_ranges: bool,
+}
+
+impl Lan {
+    /// The rule `crate::lan` applies to every address, as this city sets it.
+    pub fn policy(&self) -> crate::lan::Policy {
+        crate::lan::Policy {
+            allow_test_ranges: self.allow_test_ranges,
+        }
+    }
 }
 
 impl Lan {
@@ -26,6 +38,16 @@ impl Lan {
                     format!("lan.addresses[{i}]"),
                     format!("{a:?}"),
                     "must be \"auto\", an interface name or an IP address",
+                );
+            } else if let Ok(ip) = a.parse::<std::net::IpAddr>()
+                && let Some(why) = crate::lan::refusal(ip, self.policy())
+            {
+                // The same rule `auto` and interface names pass: each address becomes an
+                // allowed-peer-ip of coturn, which overrides its deny-list (issue 12).
+                out.bad(
+                    format!("lan.addresses[{i}]"),
+                    a,
+                    format!("is {why}; a LAN address must be one phones reach this host on"),
                 );
             }
         }

@@ -19,10 +19,20 @@ use std::collections::BTreeSet;
 
 use toml::{Table, Value};
 
-/// Parses a city file's text. JSON when it starts with `{` (the NixOS module's form), else TOML.
-/// The error is the parser's own message, which names the line and column.
-pub(super) fn parse(text: &str) -> Result<Table, String> {
+/// The format of a city file's text: JSON when it starts with `{` (the NixOS module's form), else
+/// TOML. Errors name it, so a JSON file's error never says "TOML".
+pub(super) fn format_of(text: &str) -> &'static str {
     if text.trim_start().starts_with('{') {
+        "JSON"
+    } else {
+        "TOML"
+    }
+}
+
+/// Parses a city file's text in its [`format_of`]. The error is the parser's own message, which
+/// names the line and column.
+pub(super) fn parse(text: &str) -> Result<Table, String> {
+    if format_of(text) == "JSON" {
         let json: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         match toml_of_json(json, "")? {
             Value::Table(table) => Ok(table),

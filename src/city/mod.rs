@@ -65,8 +65,13 @@ pub enum CityError {
         #[source]
         source: std::io::Error,
     },
-    #[error("city description {origin} is not valid TOML for cityd: {message}")]
-    Parse { origin: String, message: String },
+    /// `format` is the file's own (TOML, or the JSON the NixOS module writes).
+    #[error("city description {origin} is not valid {format} for cityd: {message}")]
+    Parse {
+        origin: String,
+        format: &'static str,
+        message: String,
+    },
     #[error("city description {origin} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
         origin: String,
@@ -128,7 +133,7 @@ fn embedded() -> &'static Embedded {
         let table: toml::Table = DEFAULT_CITY_TOML
             .parse()
             .expect("the embedded default city is TOML");
-        let city = deserialize(table.clone(), EMBEDDED_ORIGIN)
+        let city = deserialize(table.clone(), EMBEDDED_ORIGIN, "TOML")
             .expect("the embedded default city states every field");
         Embedded { table, city }
     })
@@ -151,16 +156,22 @@ fn describe(source: Source<'_>) -> Result<Described, CityError> {
     };
     let mut table = embedded().table.clone();
     let mut origins = Origins::default();
+    let mut format = "TOML";
     if let Some(text) = text {
+        format = merge::format_of(text);
         let file = merge::parse(text).map_err(|message| CityError::Parse {
             origin: origin.clone(),
+            format,
             message,
         })?;
         origins.from_file = merge::overlay(&mut table, file);
         origins.file = Some(origin.clone());
     }
-    let city = deserialize(table, &origin)?;
-    let mut problems = city.problems();
+    let mut text_problems = Problems::default();
+    rules::control_characters(&table, &mut text_problems);
+    let city = deserialize(table, &origin, format)?;
+    let mut problems = text_problems.into_vec();
+    problems.extend(city.problems());
     if !problems.is_empty() {
         explain_defaulted_arrays(&mut problems, &origins);
         return Err(CityError::Invalid { origin, problems });
@@ -198,13 +209,14 @@ fn explain_defaulted_arrays(problems: &mut [Problem], origins: &Origins) {
 /// The merged table as a `City`. The merged table has lost the file's line numbers, so errors
 /// name the dotted path of the value instead: `mattermost.port: invalid type: ...`, and for an
 /// unknown key the key itself: `team.colour: unknown field `colour`, expected ...`.
-fn deserialize(table: toml::Table, origin: &str) -> Result<City, CityError> {
+fn deserialize(table: toml::Table, origin: &str, format: &'static str) -> Result<City, CityError> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let path = e.path().to_string();
         // `message()` is the error without toml's own "in `key`" line, which omits array indices.
         let message = e.inner().message().trim_end().to_string();
         CityError::Parse {
             origin: origin.to_string(),
+            format,
             message: if path == "." {
                 message
             } else {

@@ -92,6 +92,41 @@ impl Problems {
     }
 }
 
+/// Every string value of the description (at any depth) free of control characters: a newline,
+/// a carriage return or a NUL in any field would split a line of a rendered file (Mattermost's env
+/// file, coturn's config, JCasC) or the value cityd sends. One rule for every field, so a field
+/// added later is covered too; the problem names the field by its dotted path.
+pub(super) fn control_characters(table: &toml::Table, out: &mut Problems) {
+    fn walk(value: &toml::Value, at: &str, out: &mut Problems) {
+        match value {
+            toml::Value::String(text) if text.chars().any(char::is_control) => out.bad(
+                at,
+                format!("{text:?}"),
+                "must not contain control characters (newline, carriage return, tab, NUL, ...): they would split the line of a rendered file",
+            ),
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{at}[{i}]"), out);
+                }
+            }
+            toml::Value::Table(table) => {
+                for (key, item) in table {
+                    let path = if at.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{at}.{key}")
+                    };
+                    walk(item, &path, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (key, value) in table {
+        walk(value, key, out);
+    }
+}
+
 /// A DNS name of letters, digits, '-' and '.', each label 1-63 characters, not starting or
 /// ending with '-'.
 pub fn is_dns_name(s: &str) -> bool {

@@ -79,6 +79,9 @@ fn vault_error(e: VaultError) -> anyhow::Error {
 }
 
 pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
+    // The city is read (and refused, exit 2) before the vault is touched: `--city` is never
+    // ignored, and a wrong one writes nothing.
+    ctx.city()?;
     let vault = ctx.vault()?;
     match command {
         Command::Ensure { dry_run, json } => {
@@ -97,7 +100,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             let list = vault.list().map_err(vault_error)?;
             if json {
                 crate::report::print_json(&list)?;
-                return Ok(ExitCode::SUCCESS);
+                return unreadable(&list);
             }
             let mut out = std::io::stdout().lock();
             writeln!(out, "vault {}", vault.dir().display())?;
@@ -120,7 +123,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
                     e.path.display()
                 )?;
             }
-            Ok(ExitCode::SUCCESS)
+            unreadable(&list)
         }
         Command::Get { name } => {
             let secret = vault.get_by_name(&name).map_err(vault_error)?;
@@ -147,6 +150,23 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `list` shows every file, then fails with exit 2 naming each file it could not read and why.
+fn unreadable(list: &[crate::secrets::ListEntry]) -> anyhow::Result<ExitCode> {
+    let problems: Vec<&str> = list.iter().filter_map(|e| e.problem.as_deref()).collect();
+    if problems.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(exit::Failure::new(
+        exit::BAD_INPUT,
+        format!(
+            "{} vault file(s) could not be read:\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ),
+    )
+    .into())
 }
 
 fn print_ensure(report: &EnsureReport) -> std::io::Result<()> {

@@ -143,17 +143,24 @@ fn read_input(
     container: &'static str,
     fix: &'static str,
 ) -> Result<Vec<u8>, DockerError> {
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DockerError::MissingInput {
+    // The state's own files (keys among them): never through a link, never a FIFO, never another
+    // user's file (`crate::owned`).
+    match crate::owned::read_file(&path, 1 << 20) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(DockerError::MissingInput {
             path,
             container,
             fix,
         }),
-        Err(source) => Err(DockerError::HostFile {
+        Err(crate::owned::Refusal::Io { source, .. }) => Err(DockerError::HostFile {
             path,
             container,
             source,
+        }),
+        Err(refusal) => Err(DockerError::HostFile {
+            path,
+            container,
+            source: std::io::Error::other(refusal),
         }),
     }
 }

@@ -342,7 +342,7 @@ async fn integration(
         what: "token",
         token_path: t.token_path.clone(),
         status,
-        url: client.url(path),
+        url: client.shown_url(path),
         role: role.clone(),
     };
 
@@ -355,7 +355,7 @@ async fn integration(
         404 => {
             return Err(GitlabError::ProjectNotFound {
                 project: t.project.clone(),
-                url: client.url(&project_path),
+                url: client.shown_url(&project_path),
             });
         }
         401 | 403 => return Err(auth_error(r.status, &project_path)),
@@ -452,7 +452,7 @@ async fn integration(
             }
             return Err(GitlabError::Rejected {
                 method: "PUT".into(),
-                url: client.url(&path),
+                url: client.shown_url(&path),
                 status: r.status,
                 excerpt,
             });
@@ -518,7 +518,7 @@ async fn oauth_application(
         what: "admin token",
         token_path: t.admin_token_path.clone(),
         status,
-        url: client.url(path),
+        url: client.shown_url(path),
         role: "an administrator's account".into(),
     };
     let list_path = "/api/v4/applications";
@@ -608,7 +608,7 @@ async fn oauth_application(
         _ => {
             return Err(GitlabError::Rejected {
                 method: "POST".into(),
-                url: client.url(list_path),
+                url: client.shown_url(list_path),
                 status: r.status,
                 excerpt: client.excerpt(&r.body),
             });
@@ -616,7 +616,7 @@ async fn oauth_application(
     };
     if created.secret.is_empty() || created.application_id.is_empty() {
         return Err(GitlabError::Shape {
-            url: client.url(list_path),
+            url: client.shown_url(list_path),
             field: "application_id and secret",
             excerpt: format!("application {} without them", created.id),
         });

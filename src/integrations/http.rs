@@ -164,7 +164,7 @@ impl HttpClient {
     ) -> Result<Self, HttpError> {
         let bad = |reason: &str| HttpError::BadUrl {
             product,
-            url: base_url.to_string(),
+            url: mask_userinfo(base_url),
             reason: reason.to_string(),
         };
         let parsed = reqwest::Url::parse(base_url).map_err(|e| bad(&e.to_string()))?;
@@ -176,6 +176,14 @@ impl HttpClient {
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(bad("a base URL has no query or fragment"));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            // The city file is world-readable (the Nix store); tokens come from the vault.
+            return Err(HttpError::BadUrl {
+                product,
+                url: without_userinfo(&parsed),
+                reason: "a URL carries no user or password (user:password@); cityd sends the token from the vault".into(),
+            });
         }
         let ca = ca_pem
             .filter(|p| p.is_file())
@@ -219,15 +227,29 @@ impl HttpClient {
         }
     }
 
-    /// Never let `value` appear in an error excerpt (tokens, webhook URLs, webhook secrets).
+    /// Never let `value` appear in an error excerpt or URL (tokens, webhook URLs, webhook
+    /// secrets), in any form it may take on the wire (`super::redact`).
     pub fn redact(&self, value: &Secret) {
         if value.is_empty() {
             return;
         }
+        self.redact_forms(super::redact::forms(value.expose()));
+    }
+
+    fn redact_forms(&self, forms: Vec<String>) {
         let mut list = self.redact.lock().unwrap_or_else(|p| p.into_inner());
-        if !list.iter().any(|v| v == value.expose()) {
-            list.push(value.expose().to_string());
+        for form in forms {
+            if !form.is_empty() && !list.contains(&form) {
+                list.push(form);
+            }
         }
+        // Longest first, so a form is never half-replaced by a shorter one inside it.
+        list.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    }
+
+    /// The full URL of `path_and_query` as errors and logs show it: scrubbed.
+    pub fn shown_url(&self, path_and_query: &str) -> String {
+        self.scrub(&self.url(path_and_query))
     }
 
     /// The full URL of `path_and_query` (which starts with '/').
@@ -244,10 +266,19 @@ impl HttpClient {
         body: Body,
         headers: &[(String, String)],
     ) -> Result<Response, HttpError> {
-        if let Some(secret) = auth.secret() {
-            self.redact(secret);
+        match auth {
+            // The header carries base64(user:password), a form the password alone does not match.
+            Auth::Basic { user, password } => {
+                self.redact_forms(super::redact::basic_forms(user, password.expose()))
+            }
+            _ => {
+                if let Some(secret) = auth.secret() {
+                    self.redact(secret);
+                }
+            }
         }
         let url = self.url(path_and_query);
+        let shown = self.shown_url(path_and_query);
         let mutating = method != Method::GET && method != Method::HEAD;
         let mut request = self.http.request(method, &url);
         request = match auth {
@@ -283,7 +314,7 @@ impl HttpClient {
         }
         let response = request.send().await.map_err(|e| HttpError::Unreachable {
             product: self.product,
-            url: url.clone(),
+            url: shown.clone(),
             field: self.field,
             reason: self.scrub(&crate::exit::causes_text(&e)),
         })?;
@@ -294,12 +325,12 @@ impl HttpClient {
             .await
             .map_err(|e| HttpError::Unreachable {
                 product: self.product,
-                url: url.clone(),
+                url: shown.clone(),
                 field: self.field,
                 reason: self.scrub(&crate::exit::causes_text(&e)),
             })?
             .to_vec();
-        tracing::debug!(product = self.product, %url, status, "request done");
+        tracing::debug!(product = self.product, url = %shown, status, "request done");
         Ok(Response {
             status,
             headers,
@@ -312,7 +343,7 @@ impl HttpClient {
         HttpError::Status {
             product: self.product,
             method: method.to_string(),
-            url: self.url(path_and_query),
+            url: self.shown_url(path_and_query),
             status: r.status,
             excerpt: self.excerpt(&r.body),
         }
@@ -328,7 +359,7 @@ impl HttpClient {
         serde_json::from_slice(&r.body).map_err(|e| HttpError::Decode {
             product: self.product,
             method: method.to_string(),
-            url: self.url(path_and_query),
+            url: self.shown_url(path_and_query),
             reason: e.to_string(),
             excerpt: self.excerpt(&r.body),
         })
@@ -349,6 +380,29 @@ impl HttpClient {
         }
         out
     }
+}
+
+/// A URL text that may not parse, with whatever stands between `://` and an `@` of its authority
+/// masked: an unparsable URL can still carry a password.
+fn mask_userinfo(text: &str) -> String {
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return text.to_string();
+    };
+    let authority_end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    match text[start..authority_end].rfind('@') {
+        Some(at) => format!("{}<redacted>{}", &text[..start], &text[start + at..]),
+        None => text.to_string(),
+    }
+}
+
+/// `url` with its userinfo replaced, for an error that must name the URL but not its password.
+fn without_userinfo(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("<redacted>");
+    let _ = shown.set_password(None);
+    shown.to_string()
 }
 
 fn sensitive(value: &str) -> HeaderValue {
@@ -393,6 +447,35 @@ mod tests {
         assert!(!e.contains("tok-123"), "{e}");
         assert!(e.contains("<redacted>"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn a_base_url_with_a_password_is_refused_without_showing_it() {
+        for url in [
+            "http://admin:hunter2-secret@127.0.0.1:8080",
+            "http://admin:hunter2-secret@bad host:8080",
+        ] {
+            let err = HttpClient::new("Jenkins", "integrations.jenkins.url", url, None)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(!err.contains("hunter2-secret"), "{err}");
+            assert!(err.contains("Jenkins URL"), "{err}");
+        }
+    }
+
+    #[test]
+    fn urls_in_errors_are_scrubbed() {
+        let c = HttpClient::new(
+            "GitLab",
+            "integrations.gitlab.url",
+            "http://127.0.0.1:1",
+            None,
+        )
+        .unwrap();
+        c.redact(&Secret::new("query-token-0123456789".into()));
+        let shown = c.shown_url("/api?private_token=query-token-0123456789");
+        assert!(!shown.contains("query-token-0123456789"), "{shown}");
     }
 
     #[test]

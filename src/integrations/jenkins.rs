@@ -501,7 +501,7 @@ async fn reload_with(
     let auth_error = |status: u16, path: &str| JenkinsError::Auth {
         user: t.user.clone(),
         status,
-        url: client.url(path),
+        url: client.shown_url(path),
         token_path: t.token_path.clone(),
     };
     let r = client
@@ -532,7 +532,7 @@ async fn reload_with(
         200..=399 => Ok(crumb),
         401 => Err(auth_error(r.status, RELOAD_PATH)),
         403 => Err(JenkinsError::Refused {
-            url: client.url(RELOAD_PATH),
+            url: client.shown_url(RELOAD_PATH),
             user: t.user.clone(),
             excerpt: client.excerpt(&r.body),
         }),

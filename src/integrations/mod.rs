@@ -8,6 +8,7 @@ pub mod http;
 pub mod jcasc;
 pub mod jenkins;
 pub mod record;
+pub mod redact;
 pub mod sonarqube;
 
 use std::future::Future;

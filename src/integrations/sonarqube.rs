@@ -292,7 +292,7 @@ async fn run(
         }
         403 => {
             return Err(SonarError::Forbidden {
-                url: client.url(&list_path),
+                url: client.shown_url(&list_path),
                 needed,
             });
         }
@@ -423,7 +423,7 @@ async fn negotiate(
     if r.status == 401 {
         return Err(SonarError::Auth {
             token_path: t.token_path.clone(),
-            url: client.url(path),
+            url: client.shown_url(path),
         });
     }
     Ok((basic, r))
@@ -443,7 +443,7 @@ fn check(
     }
     if r.status == 403 {
         return Err(SonarError::Forbidden {
-            url: client.url(path),
+            url: client.shown_url(path),
             needed: needed.to_string(),
         });
     }
@@ -458,7 +458,7 @@ fn check(
         action,
         name: t.name.clone(),
         status: r.status,
-        url: client.url(path),
+        url: client.shown_url(path),
         message,
     })
 }

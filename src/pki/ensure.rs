@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -182,6 +181,10 @@ pub fn ensure_in(
         .map(|a| AdoptedCa::load(a, now))
         .transpose()?;
     let wanted = wanted_sans(city, lan);
+    // The state directory is trusted (owner, mode) before anything in it is.
+    if let Some(state) = dir.parent() {
+        crate::owned::check_dir(state)?;
+    }
     let decide = || {
         Plan::decide(
             dir,
@@ -194,8 +197,18 @@ pub fn ensure_in(
         )
     };
     let plan = decide()?;
-    if options.dry_run || !plan.changes() {
-        return Ok(plan.report(options.dry_run, None));
+    if options.dry_run {
+        return Ok(plan.report(true, None));
+    }
+    if !plan.changes() {
+        // Temp files a killed run left may hold a private key: removed on every run, not only
+        // on runs that change something (a read-only PKI directory has none to remove).
+        if dir.is_dir()
+            && let Ok(_lock) = lock(dir)
+        {
+            fsx::remove_stale_temps(dir);
+        }
+        return Ok(plan.report(false, None));
     }
     crate::state::StateDir::create_private_dir(dir)?;
     let _lock = lock(dir)?;
@@ -208,15 +221,10 @@ pub fn ensure_in(
 
 fn lock(dir: &Path) -> Result<File, PkiError> {
     let path = dir.join(files::LOCK);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(files::KEY_MODE)
-        .open(&path)
-        .map_err(|source| PkiError::Lock {
-            path: path.clone(),
-            source,
+    let file =
+        crate::owned::open_lock(&path, files::KEY_MODE).map_err(|refusal| match refusal {
+            crate::owned::Refusal::Io { path, source } => PkiError::Lock { path, source },
+            other => PkiError::Untrusted(other),
         })?;
     file.lock()
         .map_err(|source| PkiError::Lock { path, source })?;

@@ -105,11 +105,17 @@ pub enum PkiError {
     Write(#[from] WriteError),
     #[error(transparent)]
     State(#[from] StateError),
+    /// A PKI file or directory cityd does not trust (a link, a FIFO, another user's file).
+    #[error(transparent)]
+    Untrusted(#[from] crate::owned::Refusal),
 }
 
 impl PkiError {
     /// True when the user's input (a file, a flag, the state directory) is at fault: exit code 2.
     pub fn is_bad_input(&self) -> bool {
+        if let PkiError::Untrusted(refusal) = self {
+            return refusal.is_bad_input();
+        }
         !matches!(
             self,
             PkiError::LeafDoesNotVerify { .. }

@@ -74,13 +74,17 @@ pub fn read_certificate(path: &Path) -> Result<Vec<u8>, PkiError> {
 }
 
 /// Reads a file, `None` when it does not exist; any other failure names the file.
+/// A file of the state's PKI directory is read only when the directory and the file can be
+/// trusted (`crate::owned`): never through a link, never a FIFO, never another user's file.
 pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, PkiError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
+    if let Some(dir) = path.parent() {
+        crate::owned::check_dir(dir)?;
     }
+    crate::owned::read_file(path, MAX_PKI_FILE_BYTES).map_err(|refusal| match refusal {
+        crate::owned::Refusal::Io { path, source } => PkiError::Read { path, source },
+        other => PkiError::Untrusted(other),
+    })
 }
+
+/// No certificate chain or key cityd writes comes near this; a larger file is not ours.
+const MAX_PKI_FILE_BYTES: u64 = 1 << 20;

@@ -346,7 +346,9 @@ pub fn resolve(
                 (url, vault.path_of(&name).display().to_string())
             }
         };
-        Ok(HookUrl::parse(channel, url.expose(), &origin)?)
+        // A malformed URL in the vault or the file is bad input (exit 2), not a failed relay.
+        HookUrl::parse(channel, url.expose(), &origin)
+            .map_err(|e| crate::exit::Coded::new(crate::exit::BAD_INPUT, e).into())
     };
     let routes = Routes {
         alerts: hook("alerts")?,

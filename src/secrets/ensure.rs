@@ -62,14 +62,31 @@ impl Vault {
     /// `ensure`, or under `dry_run` its plan: one survey, one report, and only the generation of a
     /// missing secret (with the lock and the clean-up of killed runs' temp files) left out of a dry run.
     pub fn converge(&self, dry_run: bool) -> Result<EnsureReport, VaultError> {
-        let _lock = if dry_run { None } else { Some(self.lock()?) };
-        let removed_temp_files = if dry_run {
+        // A vault this user cannot write (mounted read-only, or made read-only by its owner) can
+        // still be checked: a no-op ensure needs only a shared lock. Anything to create then fails
+        // with the error of the exclusive lock.
+        let (_lock, read_only) = if dry_run {
+            (None, None)
+        } else {
+            match self.lock() {
+                Ok(lock) => (Some(lock), None),
+                Err(e) if e.is_write_denied() => (self.lock_shared()?, Some(e)),
+                Err(e) => return Err(e),
+            }
+        };
+        let survey = self.survey()?;
+        let missing = survey.iter().any(|(_, existing)| existing.is_none());
+        let read_only = match read_only {
+            Some(e) if missing => return Err(e),
+            other => other.is_some(),
+        };
+        let removed_temp_files = if dry_run || read_only {
             0
         } else {
             fsx::remove_stale_temps(&self.dir)
         };
         let mut secrets = Vec::new();
-        for (name, existing) in self.survey()? {
+        for (name, existing) in survey {
             let file = name.file_name();
             let length = match &existing {
                 Some(s) => s.len(),

@@ -72,9 +72,23 @@ pub enum VaultError {
     Random(String),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// A vault file or directory cityd does not trust (a link, a FIFO, another user's file).
+    #[error(transparent)]
+    Untrusted(#[from] crate::owned::Refusal),
 }
 
 impl VaultError {
+    /// True when the vault could not be locked for writing because it is read-only to this user.
+    pub fn is_write_denied(&self) -> bool {
+        match self {
+            VaultError::Lock { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ),
+            _ => false,
+        }
+    }
+
     /// True when the error is about what the user gave or has on disk (exit 2), not a failed operation.
     pub fn is_bad_input(&self) -> bool {
         match self {
@@ -91,6 +105,7 @@ impl VaultError {
             | VaultError::Lock { source, .. } => {
                 source.kind() == std::io::ErrorKind::PermissionDenied
             }
+            VaultError::Untrusted(refusal) => refusal.is_bad_input(),
             VaultError::Random(_) | VaultError::Write(_) => false,
         }
     }

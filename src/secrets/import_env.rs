@@ -38,6 +38,9 @@ pub const BLOG_VARIABLES: [(&str, SecretName); 7] = [
     ("MATTERMOST_DB_PASSWORD", SecretName::MattermostDbPassword),
 ];
 
+/// The blog's cicd.env holds a dozen lines; a file this large is not it.
+pub const MAX_ENV_FILE_BYTES: u64 = 1 << 20;
+
 #[derive(Debug, Error)]
 pub enum ImportError {
     #[error(
@@ -52,6 +55,9 @@ pub enum ImportError {
         "{path} is not UTF-8 text, so it is not an env file the blog's scripts wrote; check the path"
     )]
     NotText { path: PathBuf },
+    /// Not a regular file, or larger than any env file the blog's scripts write.
+    #[error("{0}; give the path of the blog's cicd.env (a regular file)")]
+    Unusable(crate::owned::Refusal),
     #[error("{}", refusal_message(.0))]
     Refused(Box<ImportReport>),
     #[error(transparent)]
@@ -70,6 +76,7 @@ impl ImportError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             ImportError::ReadFile { .. }
+            | ImportError::Unusable(_)
             | ImportError::NotText { .. }
             | ImportError::Refused(_) => true,
             ImportError::Vault(e) => e.is_bad_input(),
@@ -290,19 +297,22 @@ or delete the line to have `cityd secrets ensure` generate a new one"
     }
 }
 
-/// Reads `file` and adopts its secrets into `vault`; all or nothing. In a dry run nothing is
-/// created, not even the vault directory.
-pub fn import(vault: &Vault, file: &Path, dry_run: bool) -> Result<ImportReport, ImportError> {
-    let bytes = std::fs::read(file).map_err(|source| ImportError::ReadFile {
-        path: file.to_path_buf(),
-        source,
-    })?;
+/// A value from the file that has its shape, waiting for pass 2: (index of its entry, name, value).
+pub type Candidate = (usize, SecretName, Secret);
+
+/// Pass 1, the file's bytes alone: every variable's entry (wrong shapes with the line, the
+/// problem and the fix) and the values that have their shape. The vault is only used for paths;
+/// nothing is read or written. Exposed for the fuzz target `import_env`.
+pub fn examine(
+    vault: &Vault,
+    file: &Path,
+    bytes: Vec<u8>,
+) -> Result<(Vec<ImportEntry>, Vec<Candidate>), ImportError> {
     let text = String::from_utf8(bytes).map_err(|_| ImportError::NotText {
         path: file.to_path_buf(),
     })?;
     let assignments = scan(&text);
 
-    // Pass 1, file only: every value must have its shape before the vault is touched at all.
     let mut entries = Vec::new();
     let mut candidates: Vec<(usize, SecretName, Secret)> = Vec::new();
     for (variable, name) in BLOG_VARIABLES {
@@ -357,6 +367,19 @@ pub fn import(vault: &Vault, file: &Path, dry_run: bool) -> Result<ImportReport,
         }
         entries.push(entry);
     }
+    Ok((entries, candidates))
+}
+
+/// Reads `file` and adopts its secrets into `vault`; all or nothing. In a dry run nothing is
+/// created, not even the vault directory.
+pub fn import(vault: &Vault, file: &Path, dry_run: bool) -> Result<ImportReport, ImportError> {
+    // Bounded, and only a regular file: /dev/zero or a FIFO is refused at once (issue 12).
+    let bytes =
+        crate::owned::read_input(file, MAX_ENV_FILE_BYTES).map_err(|refusal| match refusal {
+            crate::owned::Refusal::Io { path, source } => ImportError::ReadFile { path, source },
+            other => ImportError::Unusable(other),
+        })?;
+    let (entries, candidates) = examine(vault, file, bytes)?;
     let mut report = ImportReport {
         file: file.to_path_buf(),
         vault: vault.dir().to_path_buf(),

@@ -32,11 +32,15 @@ pub struct ListEntry {
     /// Octal permission bits, e.g. `0600`.
     pub mode: Option<String>,
     pub rule: String,
+    /// Why the file could not be read (a link, a FIFO, another user's file), with the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 impl Vault {
     /// Every generated secret (present or not) and every other file in the vault, sorted by name.
     pub fn list(&self) -> Result<Vec<ListEntry>, VaultError> {
+        self.trusted_dirs()?;
         let mut names: Vec<String> = SecretName::ALL
             .iter()
             .map(|n| n.file_name().to_string())
@@ -69,11 +73,11 @@ impl Vault {
     fn describe(&self, name: String) -> ListEntry {
         let path = self.path_of(&name);
         let meta = std::fs::symlink_metadata(&path).ok();
-        let (status, length) = match self.find(&name) {
-            Ok(Found::Absent) => (ListStatus::Missing, None),
-            Ok(Found::Valid(s)) => (ListStatus::Ok, Some(s.len())),
-            Ok(Found::Invalid { length, .. }) => (ListStatus::WrongShape, Some(length)),
-            Err(_) => (ListStatus::Unreadable, None),
+        let (status, length, problem) = match self.find(&name) {
+            Ok(Found::Absent) => (ListStatus::Missing, None, None),
+            Ok(Found::Valid(s)) => (ListStatus::Ok, Some(s.len()), None),
+            Ok(Found::Invalid { length, .. }) => (ListStatus::WrongShape, Some(length), None),
+            Err(e) => (ListStatus::Unreadable, None, Some(e.to_string())),
         };
         ListEntry {
             kind: if SecretName::from_file_name(&name).is_some() {
@@ -90,6 +94,7 @@ impl Vault {
             }),
             mode: meta.map(|m| format!("{:04o}", m.mode() & 0o7777)),
             rule: rule_of(&name),
+            problem,
             path,
             name,
         }

@@ -2,7 +2,7 @@
 //! atomically (never replacing a generated secret), serialised by an exclusive lock file.
 
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::{Secret, SecretName, ShapeProblem, VaultError, rule_of, shape_of};
@@ -63,22 +63,42 @@ impl Vault {
     }
 
     /// Creates the directory (0700) and takes the exclusive lock that serialises concurrent runs.
+    /// The lock file is opened without following a link.
     pub fn lock(&self) -> Result<VaultLock, VaultError> {
+        self.trusted_dirs()?;
         StateDir::create_private_dir(&self.dir)?;
+        self.trusted_dirs()?;
         let path = self.dir.join(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| VaultError::Lock {
-                path: path.clone(),
-                source,
-            })?;
+        let file = crate::owned::open_lock(&path, 0o600).map_err(|refusal| match refusal {
+            crate::owned::Refusal::Io { path, source } => VaultError::Lock { path, source },
+            other => VaultError::Untrusted(other),
+        })?;
         file.lock()
             .map_err(|source| VaultError::Lock { path, source })?;
         Ok(VaultLock { _file: file })
+    }
+
+    /// A shared lock for a run that only reads (a no-op `ensure` on a read-only vault): it waits for
+    /// a writer to finish, and needs no write access. `None` when the vault has no lock file yet.
+    pub(super) fn lock_shared(&self) -> Result<Option<VaultLock>, VaultError> {
+        let Some(file) = crate::owned::open_file(&self.dir.join(LOCK_FILE))? else {
+            return Ok(None);
+        };
+        file.lock_shared().map_err(|source| VaultError::Lock {
+            path: self.dir.join(LOCK_FILE),
+            source,
+        })?;
+        Ok(Some(VaultLock { _file: file }))
+    }
+
+    /// Checks the state directory and the vault directory before anything in them is trusted: each
+    /// must be owned by this user (or root) and writable by no one else.
+    pub fn trusted_dirs(&self) -> Result<(), VaultError> {
+        if let Some(state) = self.dir.parent() {
+            crate::owned::check_dir(state)?;
+        }
+        crate::owned::check_dir(&self.dir)?;
+        Ok(())
     }
 
     /// Reads one vault file without judging it yet.
@@ -88,15 +108,11 @@ impl Vault {
             path: path.clone(),
             source,
         };
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Absent),
-            Err(e) => return Err(read_err(e)),
+        // Never through a link, never blocking on a FIFO, only our own regular files.
+        let Some(file) = crate::owned::open_file(&path)? else {
+            return Ok(Found::Absent);
         };
         let meta = file.metadata().map_err(read_err)?;
-        if !meta.is_file() {
-            return Err(VaultError::NotAFile { path });
-        }
         let shape = shape_of(file_name);
         let mut bytes = Vec::new();
         file.take(MAX_VALUE_BYTES + 2)
@@ -136,6 +152,7 @@ impl Vault {
     /// Reads one file of the vault; `None` when absent, an error when it breaks its shape.
     pub fn read(&self, file_name: &str) -> Result<Option<Secret>, VaultError> {
         self.check_name(file_name)?;
+        self.trusted_dirs()?;
         match self.find(file_name)? {
             Found::Absent => Ok(None),
             Found::Valid(s) => Ok(Some(s)),
@@ -174,6 +191,7 @@ impl Vault {
 
     /// Reads every generated secret; all wrong shapes are reported together.
     pub(super) fn survey(&self) -> Result<Vec<(SecretName, Option<Secret>)>, VaultError> {
+        self.trusted_dirs()?;
         let mut found = Vec::new();
         let mut problems = Vec::new();
         for name in SecretName::ALL {
@@ -249,6 +267,8 @@ impl Vault {
                     .map(|()| crate::report::Outcome::Created),
             };
         }
+        // Refuses a link, a FIFO or another user's file in its place before anything is compared.
+        self.find(file_name)?;
         Ok(fsx::write_if_changed(
             &self.path_of(file_name),
             &file_bytes(value),

@@ -26,6 +26,8 @@ pub enum ServerError {
         "--server {0:?} is neither an address nor a resolvable host name; give HOST or HOST:PORT"
     )]
     Unresolvable(String),
+    #[error("--server {text:?}: {why}; give HOST, HOST:PORT or [IPv6]:PORT")]
+    Malformed { text: String, why: &'static str },
 }
 
 /// The input is at fault: exit 2.
@@ -44,12 +46,40 @@ pub fn first_lan_server(lan: &[LanAddress], port: u16) -> Result<SocketAddr, Ser
 /// `--server` as a socket address: `IP:PORT`, `[IPv6]:PORT`, a bare IP or a host name (resolved);
 /// a missing port means `port`.
 pub fn parse_server(text: &str, port: u16) -> Result<SocketAddr, ServerError> {
+    let addr = parse_server_text(text, port)?;
+    // Port 0 is "any port" to the kernel: no server listens there, so it is a typo, not a probe.
+    if addr.port() == 0 {
+        return Err(ServerError::Malformed {
+            text: text.to_string(),
+            why: "port 0 is not a port a server can listen on (1-65535)",
+        });
+    }
+    Ok(addr)
+}
+
+fn parse_server_text(text: &str, port: u16) -> Result<SocketAddr, ServerError> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    // Brackets come in pairs around an IPv6 address: `[::1` or `::1]` is a typo, not `::1`.
+    if text.starts_with('[') != text.contains(']') {
+        return Err(ServerError::Malformed {
+            text: text.to_string(),
+            why: "the brackets around the IPv6 address are unbalanced",
+        });
+    }
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
+    }
+    if text.starts_with('[') {
+        return Err(ServerError::Malformed {
+            text: text.to_string(),
+            why: "only an IPv6 address goes in brackets, as [ADDR] or [ADDR]:PORT",
+        });
     }
     let with_port = if text.contains(':') {
         text.to_string()

@@ -32,3 +32,5 @@ mod db;
 mod connect;
 // SonarQube -> Mattermost relay: payloads, HMAC, spool durability, exactly-once delivery
 mod relay;
+// issue 12: hostile input to the vault, the PKI, the city description and the LAN addresses
+mod hostile;

@@ -7,10 +7,13 @@ use crate::common::*;
 
 /// A city pinned to literal addresses so snapshots do not depend on this machine's network.
 pub fn fixed_city(s: &Scratch) -> std::path::PathBuf {
-    let text = include_str!("../../src/default-city.toml").replace(
-        "addresses = [\"auto\"]",
-        "addresses = [\"192.168.1.20\", \"2001:db8::20\"]",
-    );
+    // 2001:db8::20 is a documentation address, allowed on purpose.
+    let text = include_str!("../../src/default-city.toml")
+        .replace(
+            "addresses = [\"auto\"]",
+            "addresses = [\"192.168.1.20\", \"2001:db8::20\"]",
+        )
+        .replace("allow_test_ranges = false", "allow_test_ranges = true");
     s.write("city.toml", &text)
 }
 

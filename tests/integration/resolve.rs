@@ -12,7 +12,10 @@ fn up_reads_and_validates_a_partial_city_description_once() {
     let s = Scratch::new();
     // A file that states only what differs from the default (a literal LAN address, so the test
     // does not depend on this machine's routes).
-    let city = s.write("city.toml", "[lan]\naddresses = [\"192.0.2.10\"]\n");
+    let city = s.write(
+        "city.toml",
+        "[lan]\naddresses = [\"192.0.2.10\"]\nallow_test_ranges = true\n",
+    );
     for verb in [&["secrets", "ensure"][..], &["pki", "ensure"]] {
         s.cityd()
             .arg("--city")
@@ -50,10 +53,11 @@ fn up_reads_and_validates_a_partial_city_description_once() {
 }
 
 #[test]
-fn a_verb_that_needs_no_city_reads_none() {
+fn secrets_verbs_read_the_city_once_and_refuse_a_broken_one() {
+    // `secrets` needs only the vault, but it honours --city (issue 12): the file is read once,
+    // and an unreadable one stops the verb before the vault is touched.
     let s = Scratch::new();
-    let city = s.write("city.toml", "this is not TOML [");
-    // `secrets list` needs only the vault: an unreadable city file must not stop it, nor be read.
+    let city = s.write("city.toml", "[lan]\naddresses = [\"10.1.2.3\"]\n");
     let out = s
         .cityd()
         .arg("--city")
@@ -63,5 +67,15 @@ fn a_verb_that_needs_no_city_reads_none() {
         .output()
         .unwrap();
     let stderr = stderr_of_exit(&out, 0);
-    assert_eq!(stderr.matches(READ_LINE).count(), 0, "{stderr}");
+    assert_eq!(stderr.matches(READ_LINE).count(), 1, "{stderr}");
+    let broken = s.write("broken.toml", "this is not TOML [");
+    let out = s
+        .cityd()
+        .arg("--city")
+        .arg(&broken)
+        .args(["secrets", "list"])
+        .output()
+        .unwrap();
+    let stderr = stderr_of_exit(&out, 2);
+    assert!(stderr.contains("broken.toml"), "{stderr}");
 }

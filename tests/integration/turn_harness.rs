@@ -358,6 +358,8 @@ pub fn city_toml(lan: &str, turn_port: u16, relay_min: u16, relay_max: u16) -> S
         let key = trimmed.split('=').next().unwrap_or("").trim();
         let replaced = match (section.as_str(), key) {
             ("[lan]", "addresses") => format!("addresses = [\"{lan}\"]"),
+            // The labs use documentation addresses (192.0.2.10, ...) on purpose.
+            ("[lan]", "allow_test_ranges") => "allow_test_ranges = true".to_string(),
             ("[turn]", "port") => format!("port = {turn_port}"),
             ("[turn]", "relay_min") => format!("relay_min = {relay_min}"),
             ("[turn]", "relay_max") => format!("relay_max = {relay_max}"),

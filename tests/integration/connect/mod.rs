@@ -6,6 +6,7 @@
 
 mod gitlab;
 mod jenkins;
+mod redaction;
 mod sonarqube;
 
 use std::collections::BTreeMap;

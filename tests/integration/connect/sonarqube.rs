@@ -75,10 +75,10 @@ fn sonarqube_without_a_relay_url_points_at_where_the_relay_listens() {
                 .as_table_mut()
                 .unwrap()
                 .insert("listen".into(), listen.into());
-            t["lan"]
-                .as_table_mut()
-                .unwrap()
-                .insert("addresses".into(), toml::Value::Array(vec![lan.into()]));
+            let lan_table = t["lan"].as_table_mut().unwrap();
+            lan_table.insert("addresses".into(), toml::Value::Array(vec![lan.into()]));
+            // Documentation addresses stand in for a LAN here, on purpose.
+            lan_table.insert("allow_test_ranges".into(), true.into());
         });
         ok(connect(&lab.s, &city, &["sonarqube"]));
         let hooks = lab.double.webhooks();

@@ -63,7 +63,7 @@ fn eval_module(addresses: &[&str], settings: &str, module: &str, f: &str) -> Val
     let list: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
     eval(&format!(
         "let l = import ./nixos/lib.nix; d = l.defaults.settings; \
-             s = l.defaults // {{ settings = d // {{ lan.addresses = [ {} ]; }} // ({settings}); }} // ({module}); \
+             s = l.defaults // {{ settings = d // {{ lan = {{ addresses = [ {} ]; allow_test_ranges = true; }}; }} // ({settings}); }} // ({module}); \
          in {f}",
         list.join(" ")
     ))
@@ -185,6 +185,8 @@ fn the_module_city_file_passes_cityd_config_check() {
     assert!(text.starts_with('{'), "the module writes JSON: {text}");
     let city: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(city["lan"]["addresses"], json!(LAN));
+    // LAN holds a documentation address, so these tests set settings.lan.allow_test_ranges.
+    assert_eq!(city["lan"]["allow_test_ranges"], true);
     assert_eq!(city["mattermost"]["metrics"], "127.0.0.1:8067");
     assert_eq!(city["database"]["host"], "192.168.1.20");
     assert_eq!(city["database"]["tls"], true);
