@@ -16,6 +16,7 @@ pub mod integrations;
 pub mod lan;
 pub mod mattermost;
 pub mod nixhash;
+pub mod onboard;
 pub mod pki;
 pub mod postgres;
 pub mod relay;

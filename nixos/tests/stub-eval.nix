@@ -21,6 +21,9 @@ let
     postgresql_17 = fakeDrv "postgresql-17";
     cacert = fakeDrv "nss-cacert";
     coreutils = fakeDrv "coreutils";
+    iproute2 = fakeDrv "iproute2";
+    systemd = fakeDrv "systemd";
+    writeShellScript = name: text: fakeDrv name // { inherit text; };
   };
 
   firewallRules = {
@@ -91,6 +94,10 @@ let
       };
       systemd.services = mkOption {
         type = types.attrsOf unit;
+        default = { };
+      };
+      systemd.timers = mkOption {
+        type = anyAttrs;
         default = { };
       };
       systemd.tmpfiles.rules = mkOption {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{
-    Ca, DEFAULT_VALIDITY_DAYS, Passphrase, PkiError, RENEW_BELOW_DAYS, SanSet, check_validity_days,
+    Ca, DEFAULT_VALIDITY_DAYS, NameScope, Passphrase, PkiError, RENEW_BELOW_DAYS, SanSet, check_validity_days,
     common_name, files, fingerprint, issue, pem, read_optional, read_passphrase, summarize, trust,
     wanted_sans,
 };
@@ -137,6 +137,8 @@ pub struct EnsureReport {
     pub ca_why: String,
     pub ca_subject: String,
     pub ca_sha256: String,
+    /// What the CA may vouch for (its NameConstraints); `None`: any name, public sites included.
+    pub ca_scope: Option<NameScope>,
     pub server: Action,
     /// Why the leaf is (re-)issued; empty when it is kept.
     pub server_why: Vec<String>,
@@ -182,10 +184,13 @@ pub fn ensure_in(
         .map(|a| AdoptedCa::load(a, now))
         .transpose()?;
     let wanted = wanted_sans(city, lan);
+    // Only a CA made here gets this scope; an existing or adopted CA keeps what it has.
+    let scope = NameScope::for_city(city, lan);
     let decide = || {
         Plan::decide(
             dir,
             &city.domain,
+            &scope,
             &wanted,
             adopted.as_ref(),
             validity_days,
@@ -332,6 +337,7 @@ impl Plan {
     fn decide(
         dir: &Path,
         domain: &str,
+        scope: &NameScope,
         wanted: &SanSet,
         adopted: Option<&AdoptedCa>,
         validity_days: u32,
@@ -411,7 +417,13 @@ impl Plan {
             }
             (None, Some(key), None) => {
                 let ca =
-                    Ca::self_signed(key, &common_name(domain, now), now, &path(files::CA_KEY))?;
+                    Ca::self_signed(
+                        key,
+                        &common_name(domain, now),
+                        Some(scope),
+                        now,
+                        &path(files::CA_KEY),
+                    )?;
                 let why = "ca.key exists without ca.pem (an interrupted run, or ca.pem was removed): a new CA certificate for the same key".to_string();
                 (ca, Action::recertified(dry_run), why, true)
             }
@@ -426,7 +438,7 @@ impl Plan {
             (None, None, None) => {
                 let why = format!("no CA in {} yet", dir.display());
                 (
-                    Ca::generate(&common_name(domain, now), now)?,
+                    Ca::generate_scoped(&common_name(domain, now), Some(scope), now)?,
                     Action::created(dry_run),
                     why,
                     true,
@@ -487,6 +499,18 @@ impl Plan {
         let (leaf_der, key_bytes, server_action) = match kept {
             Some((leaf_der, key_bytes)) => (leaf_der, key_bytes, Action::KEPT),
             None => {
+                // A constrained CA cannot vouch for a LAN that moved outside its scope: say so
+                // (and how to fix it) instead of failing on the verification of the new leaf.
+                if let Some(ca_scope) = NameScope::of_certificate(ca.cert_der()) {
+                    let outside = ca_scope.outside(wanted);
+                    if !outside.is_empty() {
+                        return Err(PkiError::OutsideCaScope {
+                            ca: path(files::CA_PEM),
+                            names: outside.join(", "),
+                            scope: ca_scope.describe(),
+                        });
+                    }
+                }
                 let leaf = issue(&ca, wanted, validity_days, now)?;
                 let key = leaf.key_pem().into_bytes();
                 let first = server_pem.is_none();
@@ -567,6 +591,7 @@ impl Plan {
             ca_why: self.ca_why.clone(),
             ca_subject: ca.subject,
             ca_sha256: ca.sha256,
+            ca_scope: NameScope::of_certificate(self.ca.cert_der()),
             server: self.server_action,
             server_why: self.server_why.clone(),
             sans: leaf.sans,

@@ -32,3 +32,5 @@ mod db;
 mod connect;
 // SonarQube -> Mattermost relay: payloads, HMAC, spool durability, exactly-once delivery
 mod relay;
+// phones: the name-constrained CA, `cityd onboard`, headless Chromium, the leaf following the LAN
+mod phones;
