@@ -60,7 +60,7 @@ pub fn render(o: &Onboarding, expires_at: OffsetDateTime) -> String {
 {scope}
 
 <h2>2. Check the fingerprint</h2>
-<p>Compare it with the one printed on the server's terminal before you trust the CA. <span id="subject">{subject}</span></p>
+<p>Compare it with the one printed on the server's terminal before you trust the CA, named <span id="subject">{subject}</span>.</p>
 <p>SHA-256 as Android shows it:</p>
 <p class="fp" id="fp-android">{fp_android}</p>
 <p>SHA-256 as iOS shows it:</p>

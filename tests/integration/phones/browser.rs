@@ -298,7 +298,7 @@ fn chromium_renders_the_onboarding_page_from_the_lan_address() {
         &url,
         &[
             &format!("--screenshot={}", shot.display()),
-            "--window-size=412,2300",
+            "--window-size=412,2800",
             "--hide-scrollbars",
             "--force-device-scale-factor=1",
         ],

@@ -152,8 +152,8 @@ fn the_page_and_downloads_are_served_with_the_right_types_and_bytes() {
     assert_eq!(headers["x-content-type-options"], "nosniff");
     let page = String::from_utf8(body).unwrap();
     for needle in [
-        &format!(r#"id="fp-android">{fp}<"#),
-        &format!(r#"id="fp-ios">{}<"#, fp.replace(':', " ")),
+        format!(r#"id="fp-android">{fp}<"#).as_str(),
+        format!(r#"id="fp-ios">{}<"#, fp.replace(':', " ")).as_str(),
         r#"href="/city-ca.crt""#,
         r#"href="/city-ca.mobileconfig""#,
         r#"href="/city-ca.pem""#,
@@ -164,7 +164,7 @@ fn the_page_and_downloads_are_served_with_the_right_types_and_bytes() {
         "CA certificate",
         "carries no secret",
     ] {
-        assert!(page.contains(needle.as_str()), "page lacks {needle}");
+        assert!(page.contains(needle), "page lacks {needle}");
     }
 
     // Every link on the page that points at this server answers 200.
@@ -185,17 +185,26 @@ fn the_page_and_downloads_are_served_with_the_right_types_and_bytes() {
     assert_eq!(der, ca);
     let der_file = s.path().join("downloaded.crt");
     std::fs::write(&der_file, &der).unwrap();
+    // openssl reads the download as DER (as a phone's installer does), then verifies it.
+    let pem_file = s.path().join("downloaded.pem");
+    run_ok(
+        openssl()
+            .args(["x509", "-inform", "DER", "-in"])
+            .arg(&der_file)
+            .arg("-out")
+            .arg(&pem_file),
+    );
     let verified = run_ok(
         openssl()
             .args(["verify", "-CAfile"])
-            .arg(&der_file)
-            .arg(&der_file),
+            .arg(&pem_file)
+            .arg(&pem_file),
     );
     assert!(verified.trim().ends_with(": OK"), "{verified}");
     let verified = run_ok(
         openssl()
             .args(["verify", "-purpose", "sslserver", "-verify_ip", "192.0.2.10", "-CAfile"])
-            .arg(&der_file)
+            .arg(&pem_file)
             .arg(dir.join("server.pem")),
     );
     assert!(verified.trim().ends_with(": OK"), "{verified}");
