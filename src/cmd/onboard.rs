@@ -41,7 +41,9 @@ pub struct Args {
 fn parse_for(text: &str) -> Result<Duration, String> {
     let value = crate::duration::parse_at_most(text, onboard::MAX_FOR)?;
     if value.is_zero() {
-        return Err(format!("duration {text:?} is zero: give how long to serve, e.g. 15m"));
+        return Err(format!(
+            "duration {text:?} is zero: give how long to serve, e.g. 15m"
+        ));
     }
     Ok(value)
 }

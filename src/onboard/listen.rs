@@ -51,7 +51,9 @@ pub fn is_non_public(ip: IpAddr) -> bool {
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
                 || (s[0], s[1]) == (0x2001, 0x0db8)
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_non_public(IpAddr::V4(v4)))
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_non_public(IpAddr::V4(v4)))
         }
     }
 }
@@ -78,7 +80,10 @@ pub fn choose(
         return Err(ListenError::Wildcard { addr, example });
     }
     if !is_non_public(addr.ip()) {
-        return Err(ListenError::Public { addr, ip: addr.ip() });
+        return Err(ListenError::Public {
+            addr,
+            ip: addr.ip(),
+        });
     }
     Ok(addr)
 }
@@ -106,7 +111,11 @@ mod tests {
             assert!(err.to_string().contains("--listen 10.0.0.5:8090"), "{err}");
             assert_eq!(choose(Some(sa(addr)), &lan, true), Ok(sa(addr)));
         }
-        for addr in ["93.184.216.34:80", "[2a00:1450::1]:80", "[::ffff:8.8.8.8]:80"] {
+        for addr in [
+            "93.184.216.34:80",
+            "[2a00:1450::1]:80",
+            "[::ffff:8.8.8.8]:80",
+        ] {
             assert!(matches!(
                 choose(Some(sa(addr)), &lan, false),
                 Err(ListenError::Public { .. })

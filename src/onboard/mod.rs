@@ -111,13 +111,12 @@ pub fn prepare(state: &StateDir, city: &City, lan: &[IpAddr]) -> Result<Onboardi
     let ca_der = pki::ca_certificate(state)?.ok_or_else(|| OnboardError::NoCa {
         dir: state.pki_dir(),
     })?;
-    let summary =
-        pki::summarize(&ca_der, OffsetDateTime::now_utc()).map_err(|detail| {
-            PkiError::BadCertificate {
-                path: state.ca_pem(),
-                detail,
-            }
-        })?;
+    let summary = pki::summarize(&ca_der, OffsetDateTime::now_utc()).map_err(|detail| {
+        PkiError::BadCertificate {
+            path: state.ca_pem(),
+            detail,
+        }
+    })?;
     let host = lan
         .first()
         .map(|ip| url_host(*ip))

@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn names_are_escaped_in_the_plist() {
         let text = mobileconfig(b"der", "CN=<a&b>", "x\"y");
-        assert!(text.contains("<string>CN=&lt;a&amp;b&gt;</string>"), "{text}");
+        assert!(
+            text.contains("<string>CN=&lt;a&amp;b&gt;</string>"),
+            "{text}"
+        );
         assert!(text.contains("City CA x&quot;y"));
         assert!(!text.contains("<a&b>"));
     }

@@ -32,7 +32,11 @@ const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
     (header::X_FRAME_OPTIONS, "DENY"),
 ];
 
-fn respond(content_type: &'static str, attachment: Option<&'static str>, body: Vec<u8>) -> Response {
+fn respond(
+    content_type: &'static str,
+    attachment: Option<&'static str>,
+    body: Vec<u8>,
+) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -91,7 +95,13 @@ pub fn router(site: Arc<Site>) -> Router {
     let s = site;
     let qr = move || {
         let s = s.clone();
-        async move { respond(content_types::SVG, None, s.mattermost_qr.clone().into_bytes()) }
+        async move {
+            respond(
+                content_types::SVG,
+                None,
+                s.mattermost_qr.clone().into_bytes(),
+            )
+        }
     };
     Router::new()
         .route("/", get(page))

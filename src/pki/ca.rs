@@ -10,8 +10,8 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use super::PkiError;
-use super::scope::NameScope;
 use super::inspect::rfc3339;
+use super::scope::NameScope;
 
 /// Ten years, counted in days so no date arithmetic can land on a missing 29 February.
 pub const CA_VALIDITY_DAYS: i64 = 3652;

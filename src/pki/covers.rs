@@ -33,7 +33,10 @@ impl LeafCoverage {
 /// Compares what [`super::inspect`] read with the names `lan` wants for `city`.
 pub fn leaf_covers(summary: &PkiSummary, city: &City, lan: &[IpAddr]) -> LeafCoverage {
     let wanted = wanted_sans(city, lan);
-    let scope = summary.ca.as_ref().and_then(|ca| ca.name_constraints.as_ref());
+    let scope = summary
+        .ca
+        .as_ref()
+        .and_then(|ca| ca.name_constraints.as_ref());
     LeafCoverage {
         missing: match &summary.server {
             Some(leaf) => wanted.missing_from(&leaf.sans),
@@ -66,7 +69,10 @@ mod tests {
 
         let moved = leaf_covers(&summary, &city, &["192.0.2.20".parse().unwrap()]);
         assert_eq!(moved.missing, ["IP:192.0.2.20"]);
-        assert!(moved.outside_ca.is_empty(), "same /24: the CA still covers it");
+        assert!(
+            moved.outside_ca.is_empty(),
+            "same /24: the CA still covers it"
+        );
 
         let far = leaf_covers(&summary, &city, &["198.51.100.7".parse().unwrap()]);
         assert_eq!(far.missing, ["IP:198.51.100.7"]);

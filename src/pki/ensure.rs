@@ -10,9 +10,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{
-    Ca, DEFAULT_VALIDITY_DAYS, NameScope, Passphrase, PkiError, RENEW_BELOW_DAYS, SanSet, check_validity_days,
-    common_name, files, fingerprint, issue, pem, read_optional, read_passphrase, summarize, trust,
-    wanted_sans,
+    Ca, DEFAULT_VALIDITY_DAYS, NameScope, Passphrase, PkiError, RENEW_BELOW_DAYS, SanSet,
+    check_validity_days, common_name, files, fingerprint, issue, pem, read_optional,
+    read_passphrase, summarize, trust, wanted_sans,
 };
 use crate::city::City;
 use crate::fsx;
@@ -416,14 +416,13 @@ impl Plan {
                 (a.ca(now)?, Action::adopted(false, dry_run), why, true)
             }
             (None, Some(key), None) => {
-                let ca =
-                    Ca::self_signed(
-                        key,
-                        &common_name(domain, now),
-                        Some(scope),
-                        now,
-                        &path(files::CA_KEY),
-                    )?;
+                let ca = Ca::self_signed(
+                    key,
+                    &common_name(domain, now),
+                    Some(scope),
+                    now,
+                    &path(files::CA_KEY),
+                )?;
                 let why = "ca.key exists without ca.pem (an interrupted run, or ca.pem was removed): a new CA certificate for the same key".to_string();
                 (ca, Action::recertified(dry_run), why, true)
             }

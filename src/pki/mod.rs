@@ -39,8 +39,8 @@ pub use export::{CaExport, CaFormat, ExportError, ca_export, write_export};
 pub use inspect::{
     CertSummary, FileStatus, PkiSummary, SanSet, fingerprint, inspect, rfc3339, summarize,
 };
-pub use scope::{IpNet, LAN_PREFIX_V4, LAN_PREFIX_V6, NameScope, PRIVATE_RANGES};
 pub use pem::{Passphrase, encode as pem_encode, read_passphrase};
+pub use scope::{IpNet, LAN_PREFIX_V4, LAN_PREFIX_V6, NameScope, PRIVATE_RANGES};
 pub use server::{
     DEFAULT_VALIDITY_DAYS, Leaf, MAX_VALIDITY_DAYS, RENEW_BELOW_DAYS, check_validity_days, issue,
     wanted_sans,

@@ -184,9 +184,10 @@ impl NameScope {
     /// The extension rcgen writes (always critical, as RFC 5280 requires of CAs).
     pub(crate) fn to_rcgen(&self) -> NameConstraints {
         let dns = self.dns.iter().map(|d| GeneralSubtree::DnsName(d.clone()));
-        let ip = self.ip.iter().map(|n| {
-            GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(n.network, n.prefix))
-        });
+        let ip = self
+            .ip
+            .iter()
+            .map(|n| GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(n.network, n.prefix)));
         NameConstraints {
             permitted_subtrees: dns.chain(ip).collect(),
             excluded_subtrees: Vec::new(),
@@ -247,9 +248,17 @@ mod tests {
         let scope = NameScope::for_city(&city, &[ip("192.0.2.10"), ip("10.1.2.3")]);
         assert_eq!(scope.dns, ["cicd.local", "localhost"]);
         assert!(scope.ip.contains(&IpNet::new(ip("192.0.2.0"), 24)));
-        assert_eq!(scope.ip.len(), PRIVATE_RANGES.len() + 1, "10.1.2.3 is in 10/8");
+        assert_eq!(
+            scope.ip.len(),
+            PRIVATE_RANGES.len() + 1,
+            "10.1.2.3 is in 10/8"
+        );
         let wanted = super::super::wanted_sans(&city, &[ip("192.0.2.10"), ip("192.0.2.99")]);
-        assert!(scope.outside(&wanted).is_empty(), "{:?}", scope.outside(&wanted));
+        assert!(
+            scope.outside(&wanted).is_empty(),
+            "{:?}",
+            scope.outside(&wanted)
+        );
         let mut forged = SanSet::default();
         forged.add_dns("example.com");
         forged.add_dns("evilcicd.local");

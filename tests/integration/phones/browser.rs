@@ -63,7 +63,10 @@ impl HttpsServer {
         let mut line = String::new();
         while !line.starts_with("ACCEPT") {
             line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "openssl s_server on {accept} ended");
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "openssl s_server on {accept} ended"
+            );
         }
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         Self(child)
@@ -92,7 +95,10 @@ fn home_trusting(s: &Scratch, name: &str, ca: &Path) -> PathBuf {
             .arg(ca),
     );
     let listed = run_ok(Command::new(&certutil).args(["-L", "-d", &sql]));
-    assert!(listed.contains("city CA") && listed.contains("C,,"), "{listed}");
+    assert!(
+        listed.contains("city CA") && listed.contains("C,,"),
+        "{listed}"
+    );
     home
 }
 
@@ -148,7 +154,11 @@ fn assert_loads(visit: &Visit, what: &str) {
 }
 
 fn assert_refused(visit: &Visit, what: &str) {
-    assert!(!visit.dom.contains(MARKER), "{what}: the page loaded:\n{}", visit.dom);
+    assert!(
+        !visit.dom.contains(MARKER),
+        "{what}: the page loaded:\n{}",
+        visit.dom
+    );
     assert!(
         visit.log.contains("ERR_CERT"),
         "{what}: no certificate error in the log:\n{}",
@@ -184,7 +194,12 @@ fn chromium_trusting_only_the_city_ca_loads_the_city_and_refuses_forged_public_l
         &pki.join("server.pem"),
         &pki.join("server.key"),
     );
-    let by_ip = dump(&lan.phone, &home, &format!("https://{CITY_IP}:8443/index.html"), "");
+    let by_ip = dump(
+        &lan.phone,
+        &home,
+        &format!("https://{CITY_IP}:8443/index.html"),
+        "",
+    );
     assert_loads(&by_ip, "city leaf by LAN IP");
     let by_name = dump(
         &lan.phone,
@@ -195,7 +210,13 @@ fn chromium_trusting_only_the_city_ca_loads_the_city_and_refuses_forged_public_l
     assert_loads(&by_name, "city leaf by name");
 
     // Leaves the city CA's key signed for a public name and a public IP.
-    let forged_name = forge_leaf(&pki, s.path(), "forged-name", "example.com", "DNS:example.com");
+    let forged_name = forge_leaf(
+        &pki,
+        s.path(),
+        "forged-name",
+        "example.com",
+        "DNS:example.com",
+    );
     let _name = HttpsServer::start(
         &lan.city,
         &www,
@@ -210,7 +231,13 @@ fn chromium_trusting_only_the_city_ca_loads_the_city_and_refuses_forged_public_l
         &format!("MAP example.com {CITY_IP}"),
     );
     assert_refused(&visit, "forged example.com leaf");
-    let forged_ip = forge_leaf(&pki, s.path(), "forged-ip", "forged", &format!("IP:{PUBLIC_IP}"));
+    let forged_ip = forge_leaf(
+        &pki,
+        s.path(),
+        "forged-ip",
+        "forged",
+        &format!("IP:{PUBLIC_IP}"),
+    );
     let _ip = HttpsServer::start(
         &lan.city,
         &www,
@@ -218,7 +245,12 @@ fn chromium_trusting_only_the_city_ca_loads_the_city_and_refuses_forged_public_l
         &forged_ip,
         &s.path().join("forged-ip.key"),
     );
-    let visit = dump(&lan.phone, &home, &format!("https://{PUBLIC_IP}:8445/index.html"), "");
+    let visit = dump(
+        &lan.phone,
+        &home,
+        &format!("https://{PUBLIC_IP}:8445/index.html"),
+        "",
+    );
     assert_refused(&visit, "forged public-IP leaf");
 
     // Control: the same forgery under a trusted CA without constraints loads, so the refusals
@@ -229,11 +261,37 @@ fn chromium_trusting_only_the_city_ca_loads_the_city_and_refuses_forged_public_l
     run_ok(
         openssl()
             .current_dir(&open_pki)
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
-            .args(["-nodes", "-days", "30", "-subj", "/CN=unconstrained", "-keyout", "ca.key"])
-            .args(["-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE"]),
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=unconstrained",
+                "-keyout",
+                "ca.key",
+            ])
+            .args([
+                "-out",
+                "ca.pem",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+            ]),
     );
-    let open_leaf = forge_leaf(&open_pki, open.path(), "open", "example.com", "DNS:example.com");
+    let open_leaf = forge_leaf(
+        &open_pki,
+        open.path(),
+        "open",
+        "example.com",
+        "DNS:example.com",
+    );
     let open_home = home_trusting(&open, "home", &open_pki.join("ca.pem"));
     let _open = HttpsServer::start(
         &lan.city,
@@ -287,7 +345,11 @@ fn chromium_renders_the_onboarding_page_from_the_lan_address() {
         format!("https://{CITY_IP}:8065"),
         "mattermost-mobile#9337".to_string(),
     ] {
-        assert!(visit.dom.contains(&needle), "the rendered page lacks {needle}:\n{}", visit.dom);
+        assert!(
+            visit.dom.contains(&needle),
+            "the rendered page lacks {needle}:\n{}",
+            visit.dom
+        );
     }
 
     // The screenshot a person sees on a phone-sized screen.
@@ -304,7 +366,11 @@ fn chromium_renders_the_onboarding_page_from_the_lan_address() {
         ],
     );
     let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "{} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
     if std::env::var_os("CITYD_UPDATE_SCREENSHOT").is_some() {
         std::fs::write(committed_screenshot(), &png).unwrap();
     }

@@ -39,7 +39,11 @@ fn a_new_ca_is_constrained_to_the_city_and_its_lan() {
     let s = Scratch::new();
     let city = city_with_lan(&s, &["192.0.2.10", "10.20.30.40"]);
     let dir = ensure(&s, &city);
-    let text = run_ok(openssl().current_dir(&dir).args(["x509", "-in", "ca.pem", "-noout", "-text"]));
+    let text = run_ok(
+        openssl()
+            .current_dir(&dir)
+            .args(["x509", "-in", "ca.pem", "-noout", "-text"]),
+    );
     let constraints = text
         .split("X509v3 Name Constraints: critical")
         .nth(1)
@@ -56,19 +60,31 @@ fn a_new_ca_is_constrained_to_the_city_and_its_lan() {
         "IP:0:0:0:0:0:0:0:1/FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF",
         "IP:FC00:0:0:0:0:0:0:0/FE00:0:0:0:0:0:0:0",
     ] {
-        assert!(constraints.contains(permitted), "CA lacks {permitted}:\n{constraints}");
+        assert!(
+            constraints.contains(permitted),
+            "CA lacks {permitted}:\n{constraints}"
+        );
     }
     assert!(!constraints.contains("Excluded"), "{constraints}");
     // 10.20.30.40 is inside 10/8: no extra subtree for it.
     assert!(!constraints.contains("IP:10.20.30.0"), "{constraints}");
 
     let show: serde_json::Value = serde_json::from_str(&run_ok(
-        s.cityd().arg("--city").arg(&city).args(["pki", "show", "--json"]),
+        s.cityd()
+            .arg("--city")
+            .arg(&city)
+            .args(["pki", "show", "--json"]),
     ))
     .unwrap();
     let scope = &show["ca"]["name_constraints"];
     assert_eq!(scope["dns"], serde_json::json!(["cicd.local", "localhost"]));
-    assert!(scope["ip"].as_array().unwrap().contains(&"192.0.2.0/24".into()), "{scope}");
+    assert!(
+        scope["ip"]
+            .as_array()
+            .unwrap()
+            .contains(&"192.0.2.0/24".into()),
+        "{scope}"
+    );
 }
 
 #[test]
@@ -88,12 +104,24 @@ fn openssl_and_webpki_accept_the_city_leaf_and_refuse_forged_public_ones() {
         let (ok, out) = openssl_verify(&dir, &check, &dir.join("server.pem"));
         assert!(ok, "openssl {check:?}: {out}");
     }
-    for name in ["mattermost.cicd.local", "localhost", "192.0.2.10", "127.0.0.1", "::1"] {
+    for name in [
+        "mattermost.cicd.local",
+        "localhost",
+        "192.0.2.10",
+        "127.0.0.1",
+        "::1",
+    ] {
         webpki(&ca, &leaf, name).unwrap_or_else(|e| panic!("webpki refused {name}: {e}"));
     }
 
     // Leaves signed by the same CA key for what the city does not own.
-    let forged_name = forge_leaf(&dir, s.path(), "forged-name", "example.com", "DNS:example.com");
+    let forged_name = forge_leaf(
+        &dir,
+        s.path(),
+        "forged-name",
+        "example.com",
+        "DNS:example.com",
+    );
     let forged_ip = forge_leaf(
         &dir,
         s.path(),
@@ -101,14 +129,23 @@ fn openssl_and_webpki_accept_the_city_leaf_and_refuse_forged_public_ones() {
         "forged",
         "DNS:mattermost.cicd.local,IP:93.184.216.34",
     );
-    let forged_ip_only = forge_leaf(&dir, s.path(), "forged-ip-only", "forged", "IP:198.51.100.7");
+    let forged_ip_only = forge_leaf(
+        &dir,
+        s.path(),
+        "forged-ip-only",
+        "forged",
+        "IP:198.51.100.7",
+    );
     // A sibling of the domain that only shares its suffix as text.
     let forged_suffix = forge_leaf(&dir, s.path(), "forged-suffix", "x", "DNS:evilcicd.local");
     for (leaf, check) in [
         (&forged_name, vec!["-verify_hostname", "example.com"]),
         (&forged_name, vec![]),
         (&forged_ip, vec!["-verify_ip", "93.184.216.34"]),
-        (&forged_ip, vec!["-verify_hostname", "mattermost.cicd.local"]),
+        (
+            &forged_ip,
+            vec!["-verify_hostname", "mattermost.cicd.local"],
+        ),
         (&forged_ip_only, vec!["-verify_ip", "198.51.100.7"]),
         (&forged_suffix, vec![]),
     ] {
@@ -134,7 +171,14 @@ fn unconstrained_ca(s: &Scratch) -> (std::path::PathBuf, std::path::PathBuf) {
     let key = s.path().join("old-ca.key");
     run_ok(
         openssl()
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
             .args(["-nodes", "-days", "3650", "-subj", "/CN=old city CA"])
             .arg("-keyout")
             .arg(&key)
@@ -147,7 +191,13 @@ fn unconstrained_ca(s: &Scratch) -> (std::path::PathBuf, std::path::PathBuf) {
 }
 
 fn doctor_codes(s: &Scratch, city: &std::path::Path) -> Vec<serde_json::Value> {
-    let out = s.cityd().arg("--city").arg(city).args(["doctor", "--json"]).output().unwrap();
+    let out = s
+        .cityd()
+        .arg("--city")
+        .arg(city)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
     let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     findings.as_array().unwrap().clone()
 }
@@ -169,8 +219,16 @@ fn an_existing_unconstrained_ca_is_kept_and_doctor_says_what_it_allows() {
     .unwrap();
     let before = std::fs::read(dir.join("ca.pem")).unwrap();
     ensure(&s, &city);
-    assert_eq!(std::fs::read(dir.join("ca.pem")).unwrap(), before, "the CA is never replaced");
-    let text = run_ok(openssl().current_dir(&dir).args(["x509", "-in", "ca.pem", "-noout", "-text"]));
+    assert_eq!(
+        std::fs::read(dir.join("ca.pem")).unwrap(),
+        before,
+        "the CA is never replaced"
+    );
+    let text = run_ok(
+        openssl()
+            .current_dir(&dir)
+            .args(["x509", "-in", "ca.pem", "-noout", "-text"]),
+    );
     assert!(!text.contains("Name Constraints"));
     // The leaf still verifies; the public forgery does too: that is what doctor warns about.
     let forged = forge_leaf(&dir, s.path(), "forged", "example.com", "DNS:example.com");
@@ -184,14 +242,25 @@ fn an_existing_unconstrained_ca_is_kept_and_doctor_says_what_it_allows() {
         .unwrap_or_else(|| panic!("no ca-unconstrained finding: {findings:#?}"));
     assert_eq!(warning["severity"], "warning");
     let problem = warning["problem"].as_str().unwrap();
-    assert!(problem.contains("any site") && problem.contains("public"), "{problem}");
-    assert!(warning["fix"].as_str().unwrap().contains("cityd pki ensure"));
+    assert!(
+        problem.contains("any site") && problem.contains("public"),
+        "{problem}"
+    );
+    assert!(
+        warning["fix"]
+            .as_str()
+            .unwrap()
+            .contains("cityd pki ensure")
+    );
 
     // A state with a CA from this cityd has no such finding.
     let fresh = Scratch::new();
     let city = city_with_lan(&fresh, &["192.0.2.10"]);
     ensure(&fresh, &city);
-    let codes: Vec<_> = doctor_codes(&fresh, &city).iter().map(|f| f["code"].clone()).collect();
+    let codes: Vec<_> = doctor_codes(&fresh, &city)
+        .iter()
+        .map(|f| f["code"].clone())
+        .collect();
     assert!(!codes.contains(&"ca-unconstrained".into()), "{codes:?}");
     assert!(!codes.contains(&"ca-scope-lan".into()), "{codes:?}");
 }
@@ -212,13 +281,31 @@ fn a_lan_moved_outside_the_ca_scope_is_refused_with_the_fix_and_reported() {
 
     // Outside it: refused, nothing written, the scope and the fix named.
     let far = city_with_lan(&s, &["198.51.100.7"]);
-    let out = s.cityd().arg("--city").arg(&far).args(["pki", "ensure"]).output().unwrap();
+    let out = s
+        .cityd()
+        .arg("--city")
+        .arg(&far)
+        .args(["pki", "ensure"])
+        .output()
+        .unwrap();
     let stderr = stderr_of_exit(&out, 2);
-    for needle in ["198.51.100.7", "192.0.2.0/24", "cicd.local", "lan.addresses", "cityd pki ensure"] {
+    for needle in [
+        "198.51.100.7",
+        "192.0.2.0/24",
+        "cicd.local",
+        "lan.addresses",
+        "cityd pki ensure",
+    ] {
         assert!(stderr.contains(needle), "{needle}: {stderr}");
     }
     assert_eq!(std::fs::read(dir.join("server.pem")).unwrap(), leaf);
     let findings = doctor_codes(&s, &far);
-    let codes: Vec<_> = findings.iter().map(|f| f["code"].as_str().unwrap()).collect();
-    assert!(codes.contains(&"ca-scope-lan") && codes.contains(&"cert-sans-stale"), "{codes:?}");
+    let codes: Vec<_> = findings
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"ca-scope-lan") && codes.contains(&"cert-sans-stale"),
+        "{codes:?}"
+    );
 }

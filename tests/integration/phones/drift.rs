@@ -22,7 +22,9 @@ impl MovingLan {
         let id = format!("{:x}", std::process::id() ^ (ip.octets()[3] as u32) << 16);
         let link = format!("cdm{}", &id[id.len().saturating_sub(8)..]);
         let peer = format!("cdn{}", &id[id.len().saturating_sub(8)..]);
-        run_ok(Command::new("ip").args(["link", "add", &link, "type", "veth", "peer", "name", &peer]));
+        run_ok(
+            Command::new("ip").args(["link", "add", &link, "type", "veth", "peer", "name", &peer]),
+        );
         let lan = Self { link };
         run_ok(Command::new("ip").args(["link", "set", &lan.link, "up"]));
         run_ok(Command::new("ip").args(["link", "set", &peer, "up"]));
@@ -33,7 +35,13 @@ impl MovingLan {
     /// Moves the interface's address from `from` to `to`.
     fn set(&self, from: Option<Ipv4Addr>, to: Ipv4Addr) {
         if let Some(from) = from {
-            run_ok(Command::new("ip").args(["addr", "del", &format!("{from}/32"), "dev", &self.link]));
+            run_ok(Command::new("ip").args([
+                "addr",
+                "del",
+                &format!("{from}/32"),
+                "dev",
+                &self.link,
+            ]));
         }
         run_ok(Command::new("ip").args(["addr", "add", &format!("{to}/32"), "dev", &self.link]));
     }
@@ -41,7 +49,9 @@ impl MovingLan {
 
 impl Drop for MovingLan {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.link]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
     }
 }
 
@@ -110,7 +120,12 @@ fn a_moved_lan_address_reissues_the_leaf_rerenders_and_recreates_mattermost_once
         .iter()
         .find(|f| f["code"] == "cert-sans-stale")
         .unwrap_or_else(|| panic!("doctor misses the moved address: {findings:#}"));
-    assert!(stale["problem"].as_str().unwrap().contains(&format!("IP:{b}")));
+    assert!(
+        stale["problem"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("IP:{b}"))
+    );
 
     let moved = lab.up(&skip);
     assert_eq!(outcome(&moved, "pki", "pki"), "updated");
@@ -121,7 +136,14 @@ fn a_moved_lan_address_reissues_the_leaf_rerenders_and_recreates_mattermost_once
     let verified = stdout_of_success(
         &Command::new("openssl")
             .current_dir(lab.scratch.state().join("pki"))
-            .args(["verify", "-purpose", "sslserver", "-CAfile", "ca.pem", "-verify_ip"])
+            .args([
+                "verify",
+                "-purpose",
+                "sslserver",
+                "-CAfile",
+                "ca.pem",
+                "-verify_ip",
+            ])
             .arg(b.to_string())
             .arg("server.pem")
             .output()
@@ -131,11 +153,16 @@ fn a_moved_lan_address_reissues_the_leaf_rerenders_and_recreates_mattermost_once
 
     // What names the address is rendered again with B, nowhere with A.
     let env = std::fs::read_to_string(lab.scratch.state().join("render/mattermost.env")).unwrap();
-    assert!(env.contains(&format!("MM_CALLS_ICE_HOST_OVERRIDE={b}\n")), "{env}");
-    assert!(env.contains(&format!("https://{b}:8065")), "CORS origin: {env}");
+    assert!(
+        env.contains(&format!("MM_CALLS_ICE_HOST_OVERRIDE={b}\n")),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("https://{b}:8065")),
+        "CORS origin: {env}"
+    );
     assert!(!env.contains(&a.to_string()), "{env}");
-    let conf =
-        std::fs::read_to_string(lab.scratch.state().join("render/turnserver.conf")).unwrap();
+    let conf = std::fs::read_to_string(lab.scratch.state().join("render/turnserver.conf")).unwrap();
     assert!(conf.contains(&format!("allowed-peer-ip={b}\n")), "{conf}");
     assert!(!conf.contains(&a.to_string()));
 
@@ -145,7 +172,10 @@ fn a_moved_lan_address_reissues_the_leaf_rerenders_and_recreates_mattermost_once
     let mattermost_b = lab.inspect(&lab.mattermost());
     assert_ne!(mattermost_b["Id"].as_str().unwrap(), mattermost.0);
     let bindings = mattermost_b["HostConfig"]["PortBindings"].to_string();
-    assert!(bindings.contains(&b.to_string()) && !bindings.contains(&a.to_string()), "{bindings}");
+    assert!(
+        bindings.contains(&b.to_string()) && !bindings.contains(&a.to_string()),
+        "{bindings}"
+    );
     assert_eq!(outcome(&moved, "container", &lab.coturn()), "updated");
     assert_ne!(lab.identity(&lab.coturn()).0, coturn.0);
     let mattermost_b = lab.identity(&lab.mattermost());
@@ -158,7 +188,11 @@ fn a_moved_lan_address_reissues_the_leaf_rerenders_and_recreates_mattermost_once
         .filter(|(_, _, o)| o != "unchanged" && o != "skipped")
         .collect();
     assert!(changed.is_empty(), "a second run changed {changed:?}");
-    assert_eq!(lab.identity(&lab.mattermost()), mattermost_b, "recreated only once");
+    assert_eq!(
+        lab.identity(&lab.mattermost()),
+        mattermost_b,
+        "recreated only once"
+    );
     assert_eq!(lab.identity(&lab.coturn()), coturn_b);
     assert_eq!(ca_fingerprint(&lab), fingerprint);
 }

@@ -99,7 +99,9 @@ impl Drop for Onboard {
 /// One HTTP/1.1 GET: status, lowercase header names, body.
 pub fn get(addr: SocketAddr, path: &str) -> (u16, BTreeMap<String, String>, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
@@ -107,11 +109,21 @@ pub fn get(addr: SocketAddr, path: &str) -> (u16, BTreeMap<String, String>, Vec<
     .unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
     let head = String::from_utf8(raw[..split].to_vec()).unwrap();
     let body = raw[split + 4..].to_vec();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -141,7 +153,10 @@ fn the_page_and_downloads_are_served_with_the_right_types_and_bytes() {
     assert_eq!(info["mattermost_url"], "https://192.0.2.10:8065");
     assert_eq!(info["mattermost_link"], "mattermost://192.0.2.10:8065");
     assert_eq!(info["ca_constrained"], true);
-    assert_eq!(info["der_url"], format!("http://{addr}/city-ca.crt").as_str());
+    assert_eq!(
+        info["der_url"],
+        format!("http://{addr}/city-ca.crt").as_str()
+    );
     assert!(info["expires_at"].as_str().unwrap().ends_with('Z'));
 
     // The page.
@@ -168,7 +183,11 @@ fn the_page_and_downloads_are_served_with_the_right_types_and_bytes() {
     }
 
     // Every link on the page that points at this server answers 200.
-    for link in page.split("href=\"").skip(1).chain(page.split("src=\"").skip(1)) {
+    for link in page
+        .split("href=\"")
+        .skip(1)
+        .chain(page.split("src=\"").skip(1))
+    {
         let target = &link[..link.find('"').unwrap()];
         if target.starts_with('/') {
             assert_eq!(get(addr, target).0, 200, "{target}");
@@ -181,7 +200,10 @@ fn the_page_and_downloads_are_served_with_the_right_types_and_bytes() {
     let (status, headers, der) = get(addr, "/city-ca.crt");
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "application/x-x509-ca-cert");
-    assert_eq!(headers["content-disposition"], "attachment; filename=\"city-ca.crt\"");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"city-ca.crt\""
+    );
     assert_eq!(der, ca);
     let der_file = s.path().join("downloaded.crt");
     std::fs::write(&der_file, &der).unwrap();
@@ -203,7 +225,14 @@ fn the_page_and_downloads_are_served_with_the_right_types_and_bytes() {
     assert!(verified.trim().ends_with(": OK"), "{verified}");
     let verified = run_ok(
         openssl()
-            .args(["verify", "-purpose", "sslserver", "-verify_ip", "192.0.2.10", "-CAfile"])
+            .args([
+                "verify",
+                "-purpose",
+                "sslserver",
+                "-verify_ip",
+                "192.0.2.10",
+                "-CAfile",
+            ])
             .arg(&pem_file)
             .arg(dir.join("server.pem")),
     );
@@ -238,7 +267,10 @@ fn the_page_and_downloads_are_served_with_the_right_types_and_bytes() {
 
     let second = Onboard::start(&s, &city, "127.0.0.1:0", &[]);
     let (_, _, profile2) = get(second.addr(), "/city-ca.mobileconfig");
-    assert_eq!(profile2, profile, "the same CA gives the same profile, identifiers included");
+    assert_eq!(
+        profile2, profile,
+        "the same CA gives the same profile, identifiers included"
+    );
 }
 
 /// The profile parsed by python3's plistlib, as JSON (data fields as `<key>_hex`).
@@ -278,7 +310,10 @@ fn the_page_stops_by_itself_when_its_time_is_up() {
     let addr = onboard.addr();
     let status = onboard.wait();
     assert!(status.success(), "{status}");
-    assert!(TcpStream::connect(addr).is_err(), "nothing listens any more");
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "nothing listens any more"
+    );
 }
 
 #[test]
@@ -294,7 +329,10 @@ fn wildcard_and_public_addresses_need_the_explicit_flag() {
             .output()
             .unwrap();
         let stderr = stderr_of_exit(&out, 2);
-        assert!(stderr.contains("--listen") && stderr.contains("--listen-public"), "{stderr}");
+        assert!(
+            stderr.contains("--listen") && stderr.contains("--listen-public"),
+            "{stderr}"
+        );
     }
     // Asked for explicitly, the wildcard is served.
     let onboard = Onboard::start(&s, &city, "0.0.0.0:0", &["--listen-public", "--for", "1m"]);
@@ -307,17 +345,32 @@ fn bad_input_is_named_and_nothing_is_served() {
     let s = Scratch::new();
     let city = city_with_lan(&s, &["192.0.2.10"]);
     // No CA yet.
-    let out = s.cityd().arg("--city").arg(&city).args(["onboard", "--listen", "127.0.0.1:0"]).output().unwrap();
+    let out = s
+        .cityd()
+        .arg("--city")
+        .arg(&city)
+        .args(["onboard", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     let stderr = stderr_of_exit(&out, 2);
     assert!(stderr.contains("cityd pki ensure"), "{stderr}");
     // A duration outside the grammar or over the limit.
     for bad in ["soon", "0s", "2d"] {
-        let out = s.cityd().arg("--city").arg(&city).args(["onboard", "--for", bad]).output().unwrap();
+        let out = s
+            .cityd()
+            .arg("--city")
+            .arg(&city)
+            .args(["onboard", "--for", bad])
+            .output()
+            .unwrap();
         let stderr = stderr_of_exit(&out, 2);
         assert!(stderr.contains("--for"), "{bad}: {stderr}");
     }
     // A domain or host that would break HTML or a header is refused, the field named.
-    for (key, value) in [("domain", "cicd.local\\\"><script>"), ("host", "a\\r\\nSet-Cookie: x=1")] {
+    for (key, value) in [
+        ("domain", "cicd.local\\\"><script>"),
+        ("host", "a\\r\\nSet-Cookie: x=1"),
+    ] {
         let text = match key {
             "domain" => cityd::city::DEFAULT_CITY_TOML
                 .replace("domain = \"cicd.local\"", &format!("domain = \"{value}\"")),
@@ -327,9 +380,19 @@ fn bad_input_is_named_and_nothing_is_served() {
             ),
         };
         let bad = s.write("bad.toml", &text);
-        let out = s.cityd().arg("--city").arg(&bad).args(["onboard", "--listen", "127.0.0.1:0"]).output().unwrap();
+        let out = s
+            .cityd()
+            .arg("--city")
+            .arg(&bad)
+            .args(["onboard", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
         let stderr = stderr_of_exit(&out, 2);
-        let field = if key == "domain" { "domain" } else { "mattermost.host" };
+        let field = if key == "domain" {
+            "domain"
+        } else {
+            "mattermost.host"
+        };
         assert!(stderr.contains(field), "{key}: {stderr}");
     }
 }
