@@ -20,8 +20,8 @@ pub fn svg(text: &str) -> String {
         .build()
 }
 
-/// `text` as a QR code of Unicode half blocks (two modules a character row), light on dark so
-/// it scans on a dark terminal as well as a light one.
+/// `text` as a QR code of Unicode half blocks (two modules a character row), drawn for a dark
+/// terminal background, the common default: the light modules are the printed blocks.
 pub fn terminal(text: &str) -> String {
     code(text)
         .render::<unicode::Dense1x2>()

@@ -185,12 +185,14 @@ pub fn ensure_in(
         .transpose()?;
     let wanted = wanted_sans(city, lan);
     // Only a CA made here gets this scope; an existing or adopted CA keeps what it has.
-    let scope = NameScope::for_city(city, lan);
+    let new_ca = NewCa {
+        domain: &city.domain,
+        scope: NameScope::for_city(city, lan),
+    };
     let decide = || {
         Plan::decide(
             dir,
-            &city.domain,
-            &scope,
+            &new_ca,
             &wanted,
             adopted.as_ref(),
             validity_days,
@@ -293,6 +295,12 @@ fn public_key_bits(cert_der: &[u8]) -> Option<Vec<u8>> {
         .map(|(_, c)| c.public_key().subject_public_key.data.to_vec())
 }
 
+/// What a CA created (or re-certified) in this run is named after and may vouch for.
+struct NewCa<'a> {
+    domain: &'a str,
+    scope: NameScope,
+}
+
 /// A PKI file as found on disk.
 struct OnDisk {
     bytes: Vec<u8>,
@@ -336,8 +344,7 @@ struct Plan {
 impl Plan {
     fn decide(
         dir: &Path,
-        domain: &str,
-        scope: &NameScope,
+        new_ca: &NewCa<'_>,
         wanted: &SanSet,
         adopted: Option<&AdoptedCa>,
         validity_days: u32,
@@ -418,8 +425,8 @@ impl Plan {
             (None, Some(key), None) => {
                 let ca = Ca::self_signed(
                     key,
-                    &common_name(domain, now),
-                    Some(scope),
+                    &common_name(new_ca.domain, now),
+                    Some(&new_ca.scope),
                     now,
                     &path(files::CA_KEY),
                 )?;
@@ -437,7 +444,11 @@ impl Plan {
             (None, None, None) => {
                 let why = format!("no CA in {} yet", dir.display());
                 (
-                    Ca::generate_scoped(&common_name(domain, now), Some(scope), now)?,
+                    Ca::generate_scoped(
+                        &common_name(new_ca.domain, now),
+                        Some(&new_ca.scope),
+                        now,
+                    )?,
                     Action::created(dry_run),
                     why,
                     true,
