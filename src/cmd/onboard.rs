@@ -98,5 +98,11 @@ fn print_terminal(a: &Announcement) {
         );
     }
     println!("Mattermost server URL for the app: {}", a.mattermost_url);
+    if !a.leaf_missing.is_empty() {
+        eprintln!(
+            "warning: the server certificate does not name {}: phones will refuse Mattermost there until `cityd pki ensure` (or `cityd up`) re-issues it and Mattermost restarts",
+            a.leaf_missing.join(", ")
+        );
+    }
     println!("Serving until {} (Ctrl-C stops earlier).", a.expires_at);
 }

@@ -149,7 +149,11 @@ fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
     writeln!(out, "CA      {:<16} {}", verb(r.ca), r.ca_why)?;
     writeln!(out, "        {}", r.ca_subject)?;
     writeln!(out, "        SHA-256 {}", r.ca_sha256)?;
-    writeln!(out, "        may vouch for {}", scope_text(r.ca_scope.as_ref()))?;
+    writeln!(
+        out,
+        "        may vouch for {}",
+        scope_text(r.ca_scope.as_ref())
+    )?;
     let why = if r.server_why.is_empty() {
         "names and validity are current".to_string()
     } else {

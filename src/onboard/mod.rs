@@ -91,6 +91,9 @@ pub struct Onboarding {
     pub mattermost_link: String,
     /// `https://<host>:<port>`, the SiteURL, for machines that resolve the city's names.
     pub site_url: String,
+    /// Names the LAN wants that the server certificate lacks (a phone using them would be
+    /// refused): `cityd pki ensure` (or `cityd up`) fixes it before phones join.
+    pub leaf_missing: Vec<String>,
 }
 
 /// The SHA-256 fingerprint the way iOS lists it: uppercase hex pairs separated by spaces.
@@ -117,6 +120,10 @@ pub fn prepare(state: &StateDir, city: &City, lan: &[IpAddr]) -> Result<Onboardi
             detail,
         }
     })?;
+    let leaf_missing = match pki::inspect(state)? {
+        Some(summary) => pki::leaf_covers(&summary, city, lan).missing,
+        None => Vec::new(),
+    };
     let host = lan
         .first()
         .map(|ip| url_host(*ip))
@@ -132,6 +139,7 @@ pub fn prepare(state: &StateDir, city: &City, lan: &[IpAddr]) -> Result<Onboardi
         mattermost_url: format!("https://{host}:{port}"),
         mattermost_link: format!("mattermost://{host}:{port}"),
         site_url: city.site_url(),
+        leaf_missing,
     })
 }
 
@@ -171,6 +179,8 @@ pub struct Announcement {
     pub mattermost_link: String,
     pub ca_constrained: bool,
     pub profile_identifier: String,
+    /// Wanted names the server certificate lacks; empty when phones can connect by every one.
+    pub leaf_missing: Vec<String>,
 }
 
 impl Announcement {
@@ -188,6 +198,7 @@ impl Announcement {
             mattermost_link: o.mattermost_link.clone(),
             ca_constrained: o.scope.is_some(),
             profile_identifier: profile::identifier(&o.ca_der),
+            leaf_missing: o.leaf_missing.clone(),
         }
     }
 }

@@ -119,6 +119,7 @@ mod tests {
             mattermost_url: "https://192.0.2.10:8065".into(),
             mattermost_link: "mattermost://192.0.2.10:8065".into(),
             site_url: "https://mattermost.cicd.local:8065".into(),
+            leaf_missing: Vec::new(),
         }
     }
 

@@ -158,6 +158,7 @@ fn the_page_and_downloads_are_served_with_the_right_types_and_bytes() {
         format!("http://{addr}/city-ca.crt").as_str()
     );
     assert!(info["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(info["leaf_missing"], serde_json::json!([]));
 
     // The page.
     let (status, headers, body) = get(addr, "/");
@@ -300,6 +301,19 @@ with open(sys.argv[1], "rb") as f:
             .arg(&file),
     );
     serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn a_leaf_that_lacks_the_lan_address_is_named_before_phones_join() {
+    let s = Scratch::new();
+    let (_, _) = ready_city(&s, "192.0.2.10");
+    let moved = city_with_lan(&s, &["192.0.2.11"]);
+    let onboard = Onboard::start(&s, &moved, "127.0.0.1:0", &[]);
+    assert_eq!(
+        onboard.info["leaf_missing"],
+        serde_json::json!(["IP:192.0.2.11"])
+    );
+    assert_eq!(onboard.info["mattermost_url"], "https://192.0.2.11:8065");
 }
 
 #[test]
