@@ -799,7 +799,9 @@ mod tests {
             (report.ca.as_str(), report.server.as_str()),
             ("recertified", "issued")
         );
-        let scope = report.ca_scope.expect("a re-certified CA is constrained too");
+        let scope = report
+            .ca_scope
+            .expect("a re-certified CA is constrained too");
         assert_eq!(scope.dns, ["cicd.local", "localhost"]);
         assert_eq!(std::fs::read(pki.join(files::CA_KEY)).unwrap(), key);
     }
