@@ -43,7 +43,7 @@ in
       environment = cityLib.unitEnvironment;
       serviceConfig = {
         Type = "oneshot";
-        ExecStart = "${follow}";
+        ExecStart = follow;
         UMask = "0077";
         PrivateTmp = true;
         ProtectHome = true;
@@ -64,7 +64,7 @@ in
       wantedBy = [ "multi-user.target" ];
       after = [ "network.target" "cityd-pki.service" ];
       serviceConfig = {
-        ExecStart = "${watch}";
+        ExecStart = watch;
         Restart = "always";
         RestartSec = "5s";
         NoNewPrivileges = true;
