@@ -22,6 +22,8 @@ have python3 || need_pkgs+=(python3)
 have pyflakes3 || need_pkgs+=(pyflakes3)
 have bwrap || need_pkgs+=(bubblewrap)
 have systemd-analyze || need_pkgs+=(systemd)
+have chromium || need_pkgs+=(chromium)
+have certutil || need_pkgs+=(libnss3-tools)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root or: apt-get install ${need_pkgs[*]}" >&2

@@ -73,6 +73,7 @@ pub enum Command {
     /// Mattermost's PostgreSQL tenant: role, database, schema ownership.
     #[command(subcommand)]
     Db(cmd::db::Command),
+    Onboard(cmd::onboard::Args),
 }
 
 /// Entry point of the binary.
@@ -94,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Relay(c) => cmd::relay::run(&ctx, c),
         Command::Down(args) => cmd::down::run(&ctx, args),
         Command::Db(c) => cmd::db::run(&ctx, c),
+        Command::Onboard(args) => cmd::onboard::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

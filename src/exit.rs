@@ -146,6 +146,7 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::integrations::jenkins::JenkinsError,
         crate::integrations::sonarqube::SonarError,
         crate::pki::probe::TlsInputError,
+        crate::onboard::OnboardError,
     );
     None
 }

@@ -17,6 +17,7 @@ pub mod lan;
 pub mod mattermost;
 pub mod nixhash;
 pub mod owned;
+pub mod onboard;
 pub mod pki;
 pub mod postgres;
 pub mod relay;

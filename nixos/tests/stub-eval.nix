@@ -26,6 +26,9 @@ let
     postgresql_18 = postgresql "18";
     cacert = fakeDrv "nss-cacert" { };
     coreutils = fakeDrv "coreutils" { };
+    iproute2 = fakeDrv "iproute2" { };
+    systemd = fakeDrv "systemd" { };
+    writeShellScript = name: text: fakeDrv name { inherit text; };
     # pkgs.formats.json's type, as nixpkgs declares it.
     formats.json =
       { }:
@@ -585,6 +588,22 @@ let
           metrics = "127.0.0.1:9181";
           post_passes = true;
         };
+    "the leaf follows the LAN: daily and on address changes, pki ensure, a restart only on change" =
+      let
+        follow = svc.cityd-lan-follow.serviceConfig.ExecStart.text;
+        watch = svc.cityd-lan-watch.serviceConfig.ExecStart.text;
+        has = lib.hasInfix;
+      in
+      svc.cityd-lan-follow.serviceConfig.Type == "oneshot"
+      && has "cityd --city /etc/cityd/city.json" follow
+      && has "--state-dir /var/lib/cityd pki ensure" follow
+      && has "systemctl try-restart podman-mattermost.service" follow
+      && has "sha256sum /var/lib/cityd/pki/server.pem" follow
+      && c.systemd.timers.cityd-lan-follow.timerConfig.OnCalendar == "daily"
+      && c.systemd.timers.cityd-lan-follow.wantedBy == [ "timers.target" ]
+      && has "ip -o monitor address" watch
+      && has "systemctl start --no-block cityd-lan-follow.service" watch
+      && svc.cityd-lan-watch.wantedBy == [ "multi-user.target" ];
     "the city file carries the default city's bots and webhooks" =
       let
         city = builtins.fromJSON c.services.cityd.cityFile.env.city;

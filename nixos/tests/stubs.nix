@@ -145,6 +145,7 @@ in
       }
     )) { };
     systemd.services = option (types.attrsOf unit) { };
+    systemd.timers = option anyAttrs { };
     systemd.tmpfiles.rules = list types.str;
     networking.hosts = option (types.attrsOf (types.listOf types.str)) { };
     networking.hostName = option types.str "nixos";

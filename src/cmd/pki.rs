@@ -149,6 +149,11 @@ fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
     writeln!(out, "CA      {:<16} {}", verb(r.ca), r.ca_why)?;
     writeln!(out, "        {}", r.ca_subject)?;
     writeln!(out, "        SHA-256 {}", r.ca_sha256)?;
+    writeln!(
+        out,
+        "        may vouch for {}",
+        scope_text(r.ca_scope.as_ref())
+    )?;
     let why = if r.server_why.is_empty() {
         "names and validity are current".to_string()
     } else {
@@ -183,6 +188,14 @@ fn print_ensure(r: &EnsureReport) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A CA's NameConstraints in words; without them it may vouch for any site.
+fn scope_text(scope: Option<&pki::NameScope>) -> String {
+    match scope {
+        Some(scope) => scope.describe(),
+        None => "any name (no name constraints; see `cityd doctor`)".to_string(),
+    }
+}
+
 fn show(ctx: &Context, json: bool) -> anyhow::Result<ExitCode> {
     let state = ctx.state()?;
     let Some(summary) = pki::inspect(state).map_err(failure)? else {
@@ -215,6 +228,11 @@ fn print_show(r: &ShowReport) -> anyhow::Result<()> {
                 out,
                 "         not after {} ({} days left)",
                 ca.not_after, ca.days_left
+            )?;
+            writeln!(
+                out,
+                "         may vouch for {}",
+                scope_text(ca.name_constraints.as_ref())
             )?;
         }
         None => writeln!(out, "CA       missing (ca.pem); run `cityd pki ensure`")?,

@@ -493,6 +493,9 @@ pub fn audit_pki(
             }
         }
     }
+    if let Some(ca) = &summary.ca {
+        out.extend(audit_ca_scope(&dir, ca, wanted));
+    }
     if summary.server_verifies == Some(false) {
         out.push(Finding::new(
             Severity::Error,
@@ -519,6 +522,47 @@ pub fn audit_pki(
         ));
     }
     out
+}
+
+/// What the CA may vouch for: a root without NameConstraints lets whoever holds its key
+/// impersonate any site to every device that trusts it; a constrained one must still cover the
+/// names the LAN wants.
+fn audit_ca_scope(
+    dir: &str,
+    ca: &crate::pki::CertSummary,
+    wanted: &crate::pki::SanSet,
+) -> Vec<Finding> {
+    let subject = format!("{dir}/ca.pem");
+    match &ca.name_constraints {
+        None => vec![Finding::new(
+            Severity::Warning,
+            "ca-unconstrained",
+            subject,
+            "the city CA has no name constraints: every phone and browser that trusts it accepts a certificate it signs for any site, public ones included (a bank, a mail provider), so ca.key is as powerful as a public CA's key for those devices",
+            format!(
+                "keep {dir}/ca.key private; for a CA limited to the city's names and LAN, move {dir} aside and run `cityd pki ensure` (phones must then trust the new CA: `cityd onboard`)"
+            ),
+        )],
+        Some(scope) => {
+            let outside = scope.outside(wanted);
+            if outside.is_empty() {
+                return Vec::new();
+            }
+            vec![Finding::new(
+                Severity::Error,
+                "ca-scope-lan",
+                subject,
+                format!(
+                    "the CA may vouch only for {}, and the city needs {}: no server certificate for those names can be issued",
+                    scope.describe(),
+                    outside.join(", ")
+                ),
+                format!(
+                    "put lan.addresses inside that scope, or move {dir} aside and run `cityd pki ensure` for a new CA"
+                ),
+            )]
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The root CA: generated (ECDSA P-256, CN, CA:true pathlen 0, keyCertSign + cRLSign, 10 years,
-//! random serial) or adopted from a PEM certificate and key after checking they form a usable CA.
+//! random serial, NameConstraints limiting it to the city's names) or adopted from a PEM certificate and key after checking they form a usable CA.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::PkiError;
 use super::inspect::rfc3339;
+use super::scope::NameScope;
 
 /// Ten years, counted in days so no date arithmetic can land on a missing 29 February.
 pub const CA_VALIDITY_DAYS: i64 = 3652;
@@ -62,19 +63,31 @@ pub fn start_of_validity(now: OffsetDateTime) -> OffsetDateTime {
 }
 
 impl Ca {
-    /// A new root CA with a fresh P-256 key.
+    /// A new root CA with a fresh P-256 key and no name constraints (tests and tools; the city's
+    /// own CA comes from [`Ca::generate_scoped`]).
     pub fn generate(common_name: &str, now: OffsetDateTime) -> Result<Self, PkiError> {
+        Self::generate_scoped(common_name, None, now)
+    }
+
+    /// A new root CA with a fresh P-256 key that may vouch only for `scope` (a critical
+    /// NameConstraints extension), or for anything when `scope` is `None`.
+    pub fn generate_scoped(
+        common_name: &str,
+        scope: Option<&NameScope>,
+        now: OffsetDateTime,
+    ) -> Result<Self, PkiError> {
         let key = KeyPair::generate().map_err(|source| PkiError::Generate {
             what: "the CA key",
             source,
         })?;
-        Self::self_signed(key, common_name, now, Path::new("the new CA"))
+        Self::self_signed(key, common_name, scope, now, Path::new("the new CA"))
     }
 
     /// A new root certificate for an existing key (when `ca.key` survived but `ca.pem` did not).
     pub fn self_signed(
         key: KeyPair,
         common_name: &str,
+        scope: Option<&NameScope>,
         now: OffsetDateTime,
         origin: &Path,
     ) -> Result<Self, PkiError> {
@@ -88,6 +101,7 @@ impl Ca {
         params.not_before = start_of_validity(now);
         params.not_after = params.not_before + Duration::days(CA_VALIDITY_DAYS);
         params.serial_number = Some(random_serial());
+        params.name_constraints = scope.map(NameScope::to_rcgen);
         let cert = params
             .self_signed(&key)
             .map_err(|source| PkiError::Generate {

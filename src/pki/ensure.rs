@@ -9,9 +9,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{
-    Ca, DEFAULT_VALIDITY_DAYS, Passphrase, PkiError, RENEW_BELOW_DAYS, SanSet, check_validity_days,
-    common_name, files, fingerprint, issue, pem, read_optional, read_passphrase, summarize, trust,
-    wanted_sans,
+    Ca, DEFAULT_VALIDITY_DAYS, NameScope, Passphrase, PkiError, RENEW_BELOW_DAYS, SanSet,
+    check_validity_days, common_name, files, fingerprint, issue, pem, read_optional,
+    read_passphrase, summarize, trust, wanted_sans,
 };
 use crate::city::City;
 use crate::fsx;
@@ -136,6 +136,8 @@ pub struct EnsureReport {
     pub ca_why: String,
     pub ca_subject: String,
     pub ca_sha256: String,
+    /// What the CA may vouch for (its NameConstraints); `None`: any name, public sites included.
+    pub ca_scope: Option<NameScope>,
     pub server: Action,
     /// Why the leaf is (re-)issued; empty when it is kept.
     pub server_why: Vec<String>,
@@ -185,10 +187,15 @@ pub fn ensure_in(
     if let Some(state) = dir.parent() {
         crate::owned::check_dir(state)?;
     }
+    // Only a CA made here gets this scope; an existing or adopted CA keeps what it has.
+    let new_ca = NewCa {
+        domain: &city.domain,
+        scope: NameScope::for_city(city, lan),
+    };
     let decide = || {
         Plan::decide(
             dir,
-            &city.domain,
+            &new_ca,
             &wanted,
             adopted.as_ref(),
             validity_days,
@@ -296,6 +303,12 @@ fn public_key_bits(cert_der: &[u8]) -> Option<Vec<u8>> {
         .map(|(_, c)| c.public_key().subject_public_key.data.to_vec())
 }
 
+/// What a CA created (or re-certified) in this run is named after and may vouch for.
+struct NewCa<'a> {
+    domain: &'a str,
+    scope: NameScope,
+}
+
 /// A PKI file as found on disk.
 struct OnDisk {
     bytes: Vec<u8>,
@@ -339,7 +352,7 @@ struct Plan {
 impl Plan {
     fn decide(
         dir: &Path,
-        domain: &str,
+        new_ca: &NewCa<'_>,
         wanted: &SanSet,
         adopted: Option<&AdoptedCa>,
         validity_days: u32,
@@ -418,8 +431,13 @@ impl Plan {
                 (a.ca(now)?, Action::adopted(false, dry_run), why, true)
             }
             (None, Some(key), None) => {
-                let ca =
-                    Ca::self_signed(key, &common_name(domain, now), now, &path(files::CA_KEY))?;
+                let ca = Ca::self_signed(
+                    key,
+                    &common_name(new_ca.domain, now),
+                    Some(&new_ca.scope),
+                    now,
+                    &path(files::CA_KEY),
+                )?;
                 let why = "ca.key exists without ca.pem (an interrupted run, or ca.pem was removed): a new CA certificate for the same key".to_string();
                 (ca, Action::recertified(dry_run), why, true)
             }
@@ -434,7 +452,11 @@ impl Plan {
             (None, None, None) => {
                 let why = format!("no CA in {} yet", dir.display());
                 (
-                    Ca::generate(&common_name(domain, now), now)?,
+                    Ca::generate_scoped(
+                        &common_name(new_ca.domain, now),
+                        Some(&new_ca.scope),
+                        now,
+                    )?,
                     Action::created(dry_run),
                     why,
                     true,
@@ -495,6 +517,18 @@ impl Plan {
         let (leaf_der, key_bytes, server_action) = match kept {
             Some((leaf_der, key_bytes)) => (leaf_der, key_bytes, Action::KEPT),
             None => {
+                // A constrained CA cannot vouch for a LAN that moved outside its scope: say so
+                // (and how to fix it) instead of failing on the verification of the new leaf.
+                if let Some(ca_scope) = NameScope::of_certificate(ca.cert_der()) {
+                    let outside = ca_scope.outside(wanted);
+                    if !outside.is_empty() {
+                        return Err(PkiError::OutsideCaScope {
+                            ca: path(files::CA_PEM),
+                            names: outside.join(", "),
+                            scope: ca_scope.describe(),
+                        });
+                    }
+                }
                 let leaf = issue(&ca, wanted, validity_days, now)?;
                 let key = leaf.key_pem().into_bytes();
                 let first = server_pem.is_none();
@@ -575,6 +609,7 @@ impl Plan {
             ca_why: self.ca_why.clone(),
             ca_subject: ca.subject,
             ca_sha256: ca.sha256,
+            ca_scope: NameScope::of_certificate(self.ca.cert_der()),
             server: self.server_action,
             server_why: self.server_why.clone(),
             sans: leaf.sans,
@@ -772,6 +807,10 @@ mod tests {
             (report.ca.as_str(), report.server.as_str()),
             ("recertified", "issued")
         );
+        let scope = report
+            .ca_scope
+            .expect("a re-certified CA is constrained too");
+        assert_eq!(scope.dns, ["cicd.local", "localhost"]);
         assert_eq!(std::fs::read(pki.join(files::CA_KEY)).unwrap(), key);
     }
 }

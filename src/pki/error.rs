@@ -89,6 +89,14 @@ pub enum PkiError {
         "the server certificate just signed with {ca} does not verify against it ({detail}); nothing was written. Check that the CA certificate and key belong together"
     )]
     LeafDoesNotVerify { ca: PathBuf, detail: String },
+    #[error(
+        "the city CA {ca} may vouch only for {scope}, and the server certificate needs {names} (lan.addresses moved outside the LAN the CA was made for); nothing was written. Give lan.addresses an address inside that scope, or move <state>/pki aside and run `cityd pki ensure` for a new CA (every phone must then trust it again)"
+    )]
+    OutsideCaScope {
+        ca: PathBuf,
+        names: String,
+        scope: String,
+    },
     #[error("cannot generate {what}")]
     Generate {
         what: &'static str,

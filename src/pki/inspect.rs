@@ -73,6 +73,8 @@ pub struct CertSummary {
     pub path_len: Option<u32>,
     /// The extended key usage allows TLS server authentication (Apple requires it).
     pub server_auth: bool,
+    /// A CA's NameConstraints: what it may vouch for. `None` on a CA means any name at all.
+    pub name_constraints: Option<super::NameScope>,
 }
 
 /// Colon-separated uppercase hex of the SHA-256 of `der`.
@@ -152,6 +154,7 @@ pub fn summarize(der: &[u8], now: OffsetDateTime) -> Result<CertSummary, String>
             .ok()
             .flatten()
             .is_some_and(|e| e.value.server_auth || e.value.any),
+        name_constraints: super::NameScope::of_certificate(der),
     })
 }
 

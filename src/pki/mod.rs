@@ -8,15 +8,23 @@
 //! Library entry points: [`ensure`] (converge, or plan with `dry_run`), [`inspect`] (read-only
 //! summary for `show` and `doctor`), [`show_report`] (that summary against the wanted names),
 //! [`wanted_sans`], [`ca_certificate`] and [`ca_export`] (for `export`), and
-//! [`probe`] for TLS handshakes that trust only the city CA.
+//! [`probe`] for TLS handshakes that trust only the city CA, and [`leaf_covers`] (does the leaf on
+//! disk still name every LAN address, and may the CA vouch for them).
+//!
+//! A CA created here carries a critical NameConstraints extension ([`NameScope::for_city`]): the
+//! city's domain, `localhost`, loopback, the private ranges and the LAN's prefix. A CA adopted with
+//! `--ca-cert`, or made by a cityd from before the constraints, is kept as it is (the CA is never
+//! replaced: phones trust it); `doctor` warns that it may vouch for any site.
 
 mod ca;
+mod covers;
 mod ensure;
 mod error;
 mod export;
 mod inspect;
 mod pem;
 pub mod probe;
+mod scope;
 mod server;
 mod show;
 mod trust;
@@ -24,11 +32,15 @@ mod trust;
 use std::path::Path;
 
 pub use ca::{CA_VALIDITY_DAYS, Ca, common_name, random_serial};
+pub use covers::{LeafCoverage, leaf_covers};
 pub use ensure::{Action, AdoptCa, EnsureOptions, EnsureReport, FileChange, ensure, ensure_in};
 pub use error::PkiError;
 pub use export::{CaExport, CaFormat, ExportError, ca_export, write_export};
-pub use inspect::{CertSummary, FileStatus, PkiSummary, SanSet, fingerprint, inspect, summarize};
+pub use inspect::{
+    CertSummary, FileStatus, PkiSummary, SanSet, fingerprint, inspect, rfc3339, summarize,
+};
 pub use pem::{Passphrase, encode as pem_encode, read_passphrase};
+pub use scope::{IpNet, LAN_PREFIX_V4, LAN_PREFIX_V6, NameScope, PRIVATE_RANGES};
 pub use server::{
     DEFAULT_VALIDITY_DAYS, Leaf, MAX_VALIDITY_DAYS, RENEW_BELOW_DAYS, check_validity_days, issue,
     wanted_sans,

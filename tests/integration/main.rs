@@ -34,3 +34,5 @@ mod connect;
 mod relay;
 // issue 12: hostile input to the vault, the PKI, the city description and the LAN addresses
 mod hostile;
+// phones: the name-constrained CA, `cityd onboard`, headless Chromium, the leaf following the LAN
+mod phones;
