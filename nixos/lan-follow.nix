@@ -3,10 +3,11 @@
 # `cityd pki ensure`, which re-issues the server certificate only when its names differ from the
 # wanted ones or fewer than 30 days remain (otherwise it writes nothing), and restarts the
 # Mattermost container only when server.pem changed. The CA is never touched.
-{ config
-, lib
-, pkgs
-, ...
+{
+  config,
+  lib,
+  pkgs,
+  ...
 }:
 let
   cfg = config.services.cityd;
@@ -17,7 +18,12 @@ let
   bin = "${pkgs.coreutils}/bin";
   ensure = lib.escapeShellArgs (
     [ (lib.getExe' cfg.package "cityd") ]
-    ++ cityLib.commandLine cityLib.paths.cityFile { args = [ "pki" "ensure" ]; }
+    ++ cityLib.commandLine cityLib.paths.cityFile {
+      args = [
+        "pki"
+        "ensure"
+      ];
+    }
   );
   follow = pkgs.writeShellScript "cityd-lan-follow" ''
     set -eu
@@ -41,13 +47,17 @@ in
       description = "cityd: re-issue the server certificate when the LAN address or its expiry asks";
       after = [ "cityd-pki.service" ];
       environment = cityLib.unitEnvironment;
-      serviceConfig = {
+      # The common sandbox; it writes only the PKI, lists interfaces (netlink) and asks systemd
+      # (its socket) to restart the container.
+      serviceConfig = cityLib.unitHardening // {
         Type = "oneshot";
         ExecStart = follow;
-        UMask = "0077";
-        PrivateTmp = true;
-        ProtectHome = true;
-        NoNewPrivileges = true;
+        ReadWritePaths = [ cityLib.paths.stateDir ];
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_NETLINK"
+        ];
+        CapabilityBoundingSet = [ "" ];
       };
     };
     systemd.timers.cityd-lan-follow = {
@@ -62,12 +72,21 @@ in
     systemd.services.cityd-lan-watch = {
       description = "cityd: start cityd-lan-follow when an address of this host changes";
       wantedBy = [ "multi-user.target" ];
-      after = [ "network.target" "cityd-pki.service" ];
-      serviceConfig = {
+      after = [
+        "network.target"
+        "cityd-pki.service"
+      ];
+      # Reads netlink address events and asks systemd to start a unit: nothing to write.
+      serviceConfig = cityLib.unitHardening // {
         ExecStart = watch;
         Restart = "always";
         RestartSec = "5s";
-        NoNewPrivileges = true;
+        ReadWritePaths = [ ];
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_NETLINK"
+        ];
+        CapabilityBoundingSet = [ "" ];
       };
     };
   };

@@ -585,10 +585,42 @@ rec {
   };
   relayStateDir = "/var/lib/cityd-relay";
 
+  # The sandbox every cityd unit runs in (`systemd-analyze security` targets: docs/nixos.md).
+  # Per unit below: the address families, the capabilities and the writable paths it needs.
+  unitHardening = {
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    ProtectProc = "invisible";
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    NoNewPrivileges = true;
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    RemoveIPC = true;
+    PrivateMounts = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged @resources"
+    ];
+    SystemCallErrorNumber = "EPERM";
+    UMask = "0077";
+  };
+
   # Upper bounds on `systemd-analyze security` exposure (0 = fully sandboxed, 10 = unprotected),
   # asserted per unit by scripts/nix-check.sh (systemd-analyze --offline on the unit files the
   # module renders) and by the VM test `hardening` (the running units). Measured with Debian's
-  # systemd 252 offline: secrets, pki and render 0.9, db 1.6, wire 1.8, relay 1.3; the bounds
+  # systemd 252 offline: secrets, pki and render 0.9, db 1.6, wire 1.8, relay 1.3, lan-follow and
+  # lan-watch 1.4; the bounds
   # leave 0.4-0.5 for other systemd versions, which weigh a few settings differently.
   exposureBounds = {
     "cityd-secrets.service" = 1.3;
@@ -597,6 +629,8 @@ rec {
     "cityd-db.service" = 2.1;
     "cityd-wire.service" = 2.3;
     "cityd-relay.service" = 1.8;
+    "cityd-lan-follow.service" = 1.9;
+    "cityd-lan-watch.service" = 1.9;
   };
 
   # The environment of every cityd unit: only variables cityd reads (the CI test checks each name

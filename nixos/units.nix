@@ -44,36 +44,8 @@ let
     SQL
   '';
 
-  # The sandbox every cityd unit runs in (`systemd-analyze security` targets: docs/nixos.md).
-  # Per unit below: the address families, the capabilities and the writable paths it needs.
-  hardening = {
-    ProtectSystem = "strict";
-    ProtectHome = true;
-    PrivateTmp = true;
-    PrivateDevices = true;
-    ProtectKernelTunables = true;
-    ProtectKernelModules = true;
-    ProtectKernelLogs = true;
-    ProtectControlGroups = true;
-    ProtectClock = true;
-    ProtectHostname = true;
-    ProtectProc = "invisible";
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    NoNewPrivileges = true;
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    RemoveIPC = true;
-    PrivateMounts = true;
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [
-      "@system-service"
-      "~@privileged @resources"
-    ];
-    SystemCallErrorNumber = "EPERM";
-    UMask = "0077";
-  };
+  # The sandbox every cityd unit runs in: lib.nix.
+  hardening = cityLib.unitHardening;
 
   # What each unit needs beyond the common sandbox. secrets, pki and render touch only files:
   # no network at all. db talks to PostgreSQL (socket and loopback TCP), wire to Mattermost (its

@@ -26,6 +26,9 @@ let
         postgresql_17 = fake "postgresql-17";
         cacert = fake "nss-cacert";
         coreutils = fake "coreutils";
+        iproute2 = fake "iproute2";
+        systemd = fake "systemd";
+        writeShellScript = name: _: fake name;
         formats.json = _: { type = lib.types.attrsOf lib.types.anything; };
       };
       modules = [
