@@ -73,6 +73,9 @@ pub enum Command {
     /// Mattermost's PostgreSQL tenant: role, database, schema ownership.
     #[command(subcommand)]
     Db(cmd::db::Command),
+    /// Hand the city to the engines that scale: Mattermost Operator manifests, rtcd, a TURN fleet.
+    #[command(subcommand)]
+    Export(cmd::export::Command),
 }
 
 /// Entry point of the binary.
@@ -94,6 +97,7 @@ pub fn main() -> ExitCode {
         Command::Relay(c) => cmd::relay::run(&ctx, c),
         Command::Down(args) => cmd::down::run(&ctx, args),
         Command::Db(c) => cmd::db::run(&ctx, c),
+        Command::Export(c) => cmd::export::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

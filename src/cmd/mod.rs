@@ -6,6 +6,7 @@ pub mod connect;
 pub mod db;
 pub mod doctor;
 pub mod down;
+pub mod export;
 pub mod pki;
 pub mod relay;
 pub mod render;

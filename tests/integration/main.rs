@@ -32,3 +32,5 @@ mod db;
 mod connect;
 // SonarQube -> Mattermost relay: payloads, HMAC, spool durability, exactly-once delivery
 mod relay;
+// `cityd export k8s|rtcd|turn-fleet`: manifests checked against their schemas, the TURN fleet for real
+mod export;
