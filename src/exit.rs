@@ -131,6 +131,9 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::integrations::jenkins::JenkinsError,
         crate::integrations::sonarqube::SonarError,
         crate::pki::probe::TlsInputError,
+        crate::turn::probe_setup::CredentialFileError,
+        crate::export::sizing::SizingError,
+        crate::export::turn_fleet::FleetError,
     );
     None
 }
