@@ -19,7 +19,9 @@ pub struct Turn {
     /// Lifetime of the credentials Calls hands to clients, in minutes.
     pub credential_ttl_minutes: u32,
     /// TURN servers sharing the static auth secret, `HOST` or `HOST:PORT` (port default `port`).
-    /// Empty: this host's coturn on every LAN address.
+    /// Empty: this host's coturn on every LAN address. Left out of `config show` when empty, so
+    /// a single-host city reads as before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<String>,
 }
 
