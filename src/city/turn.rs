@@ -137,8 +137,14 @@ mod tests {
             ["192.168.1.20:3478", "[fd00::5]:3478"]
         );
         assert_eq!(
-            turn(&["turn1.cicd.local", "turn2.cicd.local:5349", "10.0.0.7", "[fd00::7]:3479", "fd00::8"])
-                .endpoints(&lan),
+            turn(&[
+                "turn1.cicd.local",
+                "turn2.cicd.local:5349",
+                "10.0.0.7",
+                "[fd00::7]:3479",
+                "fd00::8"
+            ])
+            .endpoints(&lan),
             [
                 "turn1.cicd.local:3478",
                 "turn2.cicd.local:5349",

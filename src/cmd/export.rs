@@ -19,7 +19,7 @@ use crate::render::Inputs;
 pub enum Command {
     /// Manifests for a cluster with the Mattermost Operator: the Mattermost resource, the Secrets
     /// from the vault, coturn on the host network and rtcd (apply with `kubectl apply -n NS -f DIR`).
-    K8s(K8sArgs),
+    K8s(Box<K8sArgs>),
     /// The env file of a standalone rtcd next to the appliance, and the Calls setting that points
     /// Mattermost at it.
     Rtcd(RtcdArgs),
@@ -185,7 +185,11 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
         Command::K8s(args) => {
             let estimate = args.sizing.estimate()?;
             if args.size.as_ref().is_some_and(|s| {
-                !sizing::figures().operator.sizes.iter().any(|p| &p.name == s)
+                !sizing::figures()
+                    .operator
+                    .sizes
+                    .iter()
+                    .any(|p| &p.name == s)
             }) {
                 return Err(bad_input(
                     "--size must be one of 100users, 1000users, 5000users, 10000users, 25000users",
@@ -246,7 +250,9 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
                 args.output.out.display()
             )];
             let replicas = options.replicas.unwrap_or(1) > 1
-                || estimate.as_ref().is_some_and(|e| e.needs_enterprise_licence)
+                || estimate
+                    .as_ref()
+                    .is_some_and(|e| e.needs_enterprise_licence)
                 || options.size.is_some();
             if options.license_secret.is_none() {
                 next.push(format!(
@@ -321,10 +327,18 @@ fn print(
             "{:<13} {}{}",
             w.outcome.as_str(),
             w.path.display(),
-            if w.secret { "  (holds secrets, 0600)" } else { "" }
+            if w.secret {
+                "  (holds secrets, 0600)"
+            } else {
+                ""
+            }
         );
     }
-    if exported.files.iter().all(|w| !w.outcome.changes_something()) {
+    if exported
+        .files
+        .iter()
+        .all(|w| !w.outcome.changes_something())
+    {
         println!("no changes");
     }
     if let Some(warning) = &exported.warning {

@@ -51,7 +51,12 @@ pub struct CredsArgs {
     #[arg(long, default_value = "cityd", value_name = "NAME")]
     pub user: String,
     /// How long the credential stays valid: 90s, 30m, 24h, 7d, or seconds.
-    #[arg(long, default_value = "24h", value_name = "DURATION", conflicts_with = "expires_at")]
+    #[arg(
+        long,
+        default_value = "24h",
+        value_name = "DURATION",
+        conflicts_with = "expires_at"
+    )]
     pub ttl: String,
     /// Expire at this Unix time (seconds) instead of after --ttl. A time in the past gives a
     /// credential every TURN server refuses (to test that refusal).

@@ -13,13 +13,13 @@ use serde_json::{Map, Value, json};
 use std::path::Path;
 
 use super::{ExportFile, Exported, rtcd, yaml};
-use crate::pki::files as pki_files;
-use crate::secrets::{SecretName, Vault};
-use crate::state::StateDir;
 use crate::docker::spec::{COTURN_CONFIG, COTURN_UID};
 use crate::envfile;
+use crate::pki::files as pki_files;
 use crate::render::{Inputs, container, coturn, mattermost_env};
 use crate::secrets::Secret;
+use crate::secrets::{SecretName, Vault};
+use crate::state::StateDir;
 
 /// The resource names every manifest uses (`<name>-db`, `<name>-rtcd`, ...).
 pub const DEFAULT_NAME: &str = "cityd";
@@ -31,7 +31,10 @@ pub enum Tls {
     /// The city PKI's server certificate (leaf + chain) and key, as a `kubernetes.io/tls` Secret.
     CityPki { chain_pem: String, key_pem: Secret },
     /// cert-manager issues it into the Secret, from the named issuer.
-    CertManager { issuer: String, cluster_issuer: bool },
+    CertManager {
+        issuer: String,
+        cluster_issuer: bool,
+    },
 }
 
 /// Where Mattermost keeps files.
@@ -50,7 +53,10 @@ pub enum FileStore {
 pub enum TlsSource {
     /// `<state>/pki/server.pem` and `server.key` (`cityd pki ensure` writes them).
     CityPki,
-    CertManager { issuer: String, cluster_issuer: bool },
+    CertManager {
+        issuer: String,
+        cluster_issuer: bool,
+    },
 }
 
 /// Choices the city does not make: what the flags say.
@@ -532,7 +538,10 @@ pub fn files(
             name,
             "turn",
             "Opaque",
-            &[("static-auth-secret", secrets.turn_static_auth_secret.expose())],
+            &[(
+                "static-auth-secret",
+                secrets.turn_static_auth_secret.expose(),
+            )],
         )]),
     ));
     // coturn's configuration carries the secret inline, so it is a Secret too.
@@ -604,7 +613,11 @@ pub fn export(
     dir: &Path,
     dry_run: bool,
 ) -> anyhow::Result<Exported> {
-    let get = |n| vault.get(n).context("the manifests need the vault (`cityd secrets ensure`)");
+    let get = |n| {
+        vault
+            .get(n)
+            .context("the manifests need the vault (`cityd secrets ensure`)")
+    };
     let db = get(SecretName::MattermostDbPassword)?;
     let at = get(SecretName::MattermostAtRestEncryptKey)?;
     let salt = get(SecretName::MattermostPublicLinkSalt)?;
@@ -662,7 +675,9 @@ mod tests {
             replicas: None,
             license_secret: None,
             ingress_class: None,
-            file_store: FileStore::Local { size: "50Gi".into() },
+            file_store: FileStore::Local {
+                size: "50Gi".into(),
+            },
             rtcd_image: DEFAULT_RTCD_IMAGE.into(),
             rtcd_replicas: 1,
             ice_port: 8444,
@@ -685,7 +700,11 @@ mod tests {
         let mut city = crate::city::City::default_city();
         city.mattermost.rtcd_url = Some("http://rtcd:8045".into());
         let lan = [IpAddr::from([192, 168, 1, 20])];
-        let inputs = Inputs { city: &city, lan: &lan, origin: "t" };
+        let inputs = Inputs {
+            city: &city,
+            lan: &lan,
+            origin: "t",
+        };
         let [db, at, salt, turn] = vault();
         let text = mattermost_env::render(
             &inputs,
@@ -738,11 +757,18 @@ mod tests {
         for f in files.iter().filter(|f| !f.secret) {
             for s in [&db, &at, &salt, &turn] {
                 assert!(!f.text.contains(s.expose()), "{} holds a secret", f.name);
-                assert!(!f.text.contains(&b64(s.expose())), "{} holds a secret", f.name);
+                assert!(
+                    !f.text.contains(&b64(s.expose())),
+                    "{} holds a secret",
+                    f.name
+                );
             }
         }
         let mm = &files[4].text;
-        assert!(mm.contains("cert-manager.io/cluster-issuer: \"city-ca\""), "{mm}");
+        assert!(
+            mm.contains("cert-manager.io/cluster-issuer: \"city-ca\""),
+            "{mm}"
+        );
         assert!(mm.contains("value: \"http://cityd-rtcd:8045\""), "{mm}");
         assert!(!mm.contains("MM_SQLSETTINGS_DATASOURCE"), "{mm}");
         assert!(mm.contains("image: \"mattermost/mattermost-enterprise-edition\""));
@@ -753,7 +779,10 @@ mod tests {
     fn images_split_into_repository_and_version() {
         assert_eq!(
             split_image("mattermost/mattermost-enterprise-edition:11.8.5"),
-            ("mattermost/mattermost-enterprise-edition".into(), "11.8.5".into())
+            (
+                "mattermost/mattermost-enterprise-edition".into(),
+                "11.8.5".into()
+            )
         );
         assert_eq!(
             split_image("registry.local:5000/mm@sha256:abcd"),

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use super::{ExportFile, Exported};
 use crate::envfile;
-use crate::secrets::Vault;
 use crate::render::{Inputs, mattermost_env};
 use crate::secrets::Secret;
+use crate::secrets::Vault;
 
 /// rtcd's API port (its documented default `:8045`).
 pub const API_PORT: u16 = 8045;
@@ -31,7 +31,10 @@ pub fn settings(inputs: &Inputs, ice_port: u16) -> Vec<(&'static str, Value)> {
     let lit = |s: String| Value::Literal(s);
     vec![
         ("RTCD_API_HTTP_LISTENADDRESS", lit(format!(":{API_PORT}"))),
-        ("RTCD_API_SECURITY_ALLOWSELFREGISTRATION", lit("true".into())),
+        (
+            "RTCD_API_SECURITY_ALLOWSELFREGISTRATION",
+            lit("true".into()),
+        ),
         ("RTCD_API_SECURITY_ENABLEADMIN", lit("false".into())),
         ("RTCD_RTC_ICEPORTUDP", lit(ice_port.to_string())),
         ("RTCD_RTC_ICEPORTTCP", lit(ice_port.to_string())),
@@ -142,13 +145,23 @@ mod tests {
         let secret = Secret::new("t".repeat(64));
         let text = env_file(&inputs, &secret, 8445).unwrap();
         let entries = envfile::parse_docker(&text).unwrap();
-        let get = |k: &str| entries.iter().find(|e| e.key == k).map(|e| e.value.as_str());
+        let get = |k: &str| {
+            entries
+                .iter()
+                .find(|e| e.key == k)
+                .map(|e| e.value.as_str())
+        };
         assert_eq!(get("RTCD_RTC_ICEHOSTOVERRIDE"), Some("192.168.1.20"));
         assert_eq!(get("RTCD_RTC_ICEPORTUDP"), Some("8445"));
-        assert_eq!(get("RTCD_RTC_TURNCONFIG_STATICAUTHSECRET"), Some(secret.expose()));
+        assert_eq!(
+            get("RTCD_RTC_TURNCONFIG_STATICAUTHSECRET"),
+            Some(secret.expose())
+        );
         assert_eq!(
             get("RTCD_RTC_ICESERVERS"),
-            Some(r#"[{"urls":["turn:192.168.1.20:3478?transport=udp","turn:192.168.1.20:3478?transport=tcp"]}]"#)
+            Some(
+                r#"[{"urls":["turn:192.168.1.20:3478?transport=udp","turn:192.168.1.20:3478?transport=tcp"]}]"#
+            )
         );
         assert!(entries.iter().all(|e| e.key.starts_with("RTCD_")));
     }

@@ -210,8 +210,8 @@ pub fn estimate(users: u64, mix: CallMix) -> Result<Estimate, SizingError> {
         .clone();
     let audio = audio_streams(mix.calls, mix.participants, mix.unmuted);
     let screen = mix.screen_sharing * (mix.participants - 1);
-    let vcpus =
-        audio as f64 / rates.audio_streams_per_vcpu + screen as f64 / rates.screen_receivers_per_vcpu;
+    let vcpus = audio as f64 / rates.audio_streams_per_vcpu
+        + screen as f64 / rates.screen_receivers_per_vcpu;
     let per_instance = f64::from(mix.rtcd_vcpus) * TARGET_CPU_SHARE;
     let instances = ((vcpus / per_instance).ceil() as u32).max(1);
     let out_kbps =
@@ -253,10 +253,7 @@ pub fn estimate(users: u64, mix: CallMix) -> Result<Estimate, SizingError> {
         rtcd_required,
         udp_buffer_bytes: figures.rtcd.udp_buffer_bytes,
         rates,
-        sources: vec![
-            figures.operator.source.clone(),
-            figures.rtcd.source.clone(),
-        ],
+        sources: vec![figures.operator.source.clone(), figures.rtcd.source.clone()],
         notes,
     })
 }
@@ -325,12 +322,21 @@ mod tests {
     fn rates_come_from_the_published_runs() {
         let r = rates(figures());
         // 1000 calls x 2 on 78% of 8 vCPU: 2000 streams / 6.24 vCPU (the costlier audio run).
-        assert!((r.audio_streams_per_vcpu - 2000.0 / 6.24).abs() < 0.01, "{r:?}");
+        assert!(
+            (r.audio_streams_per_vcpu - 2000.0 / 6.24).abs() < 0.01,
+            "{r:?}"
+        );
         // 194 Mbps for 1000 participants hearing 2 speakers.
         assert!((r.audio_kbps_per_stream - 97.0).abs() < 0.01, "{r:?}");
         // 7.17 Gbps for 4 x 999 receivers.
-        assert!((r.screen_kbps_per_receiver - 7_170_000.0 / 3996.0).abs() < 0.01, "{r:?}");
-        assert!((r.screen_receivers_per_vcpu - 3996.0 / 13.28).abs() < 0.01, "{r:?}");
+        assert!(
+            (r.screen_kbps_per_receiver - 7_170_000.0 / 3996.0).abs() < 0.01,
+            "{r:?}"
+        );
+        assert!(
+            (r.screen_receivers_per_vcpu - 3996.0 / 13.28).abs() < 0.01,
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -352,7 +358,10 @@ mod tests {
         assert_eq!(small.operator_size.name, "100users");
         assert!(!small.needs_enterprise_licence && !small.rtcd_required);
         assert_eq!(small.rtcd_instances, 1);
-        assert_eq!(estimate(1001, mix(1, 5, 2, 0)).unwrap().operator_size.name, "5000users");
+        assert_eq!(
+            estimate(1001, mix(1, 5, 2, 0)).unwrap().operator_size.name,
+            "5000users"
+        );
         let huge = estimate(90_000, mix(100, 10, 2, 10)).unwrap();
         assert!(huge.beyond_presets);
         assert_eq!(huge.operator_size.name, "25000users");
@@ -369,10 +378,16 @@ mod tests {
 
     #[test]
     fn nonsense_mixes_are_bad_input() {
-        assert!(matches!(estimate(0, mix(1, 2, 1, 0)), Err(SizingError::NoUsers)));
+        assert!(matches!(
+            estimate(0, mix(1, 2, 1, 0)),
+            Err(SizingError::NoUsers)
+        ));
         assert!(matches!(
             estimate(10, mix(1, 1, 1, 0)),
-            Err(SizingError::TooSmall { flag: "participants", .. })
+            Err(SizingError::TooSmall {
+                flag: "participants",
+                ..
+            })
         ));
         assert!(matches!(
             estimate(10, mix(1, 2, 1, 2)),

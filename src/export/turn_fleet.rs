@@ -7,11 +7,11 @@ use thiserror::Error;
 use std::path::Path;
 
 use super::{ExportFile, Exported};
-use crate::secrets::Vault;
 use crate::city::City;
 use crate::exit::{BAD_INPUT, ExitCoded};
 use crate::render::{Inputs, coturn, mattermost_env};
 use crate::secrets::Secret;
+use crate::secrets::Vault;
 
 /// Largest fleet the command writes (a typo guard, not a limit of coturn).
 pub const MAX_SERVERS: usize = 64;
@@ -87,10 +87,14 @@ pub fn files(inputs: &Inputs, servers: &[String], secret: &Secret) -> Vec<Export
             endpoints.len(),
             coturn::render(&own_inputs, coturn::SecretSource::Inline(secret))
         );
-        out.push(ExportFile::secret(format!("turnserver-{}.conf", i + 1), text));
+        out.push(ExportFile::secret(
+            format!("turnserver-{}.conf", i + 1),
+            text,
+        ));
     }
-    let ice: serde_json::Value = serde_json::from_str(&mattermost_env::ice_servers_json(&fleet_inputs))
-        .expect("the renderer writes JSON");
+    let ice: serde_json::Value =
+        serde_json::from_str(&mattermost_env::ice_servers_json(&fleet_inputs))
+            .expect("the renderer writes JSON");
     let mut ice_text = serde_json::to_string_pretty(&ice).expect("JSON serializes");
     ice_text.push('\n');
     out.push(ExportFile::plain("ice-servers.json", ice_text));
@@ -122,7 +126,10 @@ mod tests {
         let inputs = city.inputs();
         let secret = Secret::new("f".repeat(64));
         let servers = servers(inputs.city, Some(3)).unwrap();
-        assert_eq!(servers, ["turn1.cicd.local", "turn2.cicd.local", "turn3.cicd.local"]);
+        assert_eq!(
+            servers,
+            ["turn1.cicd.local", "turn2.cicd.local", "turn3.cicd.local"]
+        );
         let files = files(&inputs, &servers, &secret);
         assert_eq!(files.len(), 4);
         for (i, f) in files[..3].iter().enumerate() {
@@ -130,7 +137,11 @@ mod tests {
             assert_eq!(f.name, format!("turnserver-{}.conf", i + 1));
             let line = format!("static-auth-secret={}", secret.expose());
             assert!(f.text.lines().any(|l| l == line));
-            assert!(f.text.lines().any(|l| l == "denied-peer-ip=10.0.0.0-10.255.255.255"));
+            assert!(
+                f.text
+                    .lines()
+                    .any(|l| l == "denied-peer-ip=10.0.0.0-10.255.255.255")
+            );
             assert!(f.text.lines().any(|l| l == "allowed-peer-ip=192.168.1.20"));
         }
         let ice: serde_json::Value = serde_json::from_str(&files[3].text).unwrap();
@@ -144,13 +155,26 @@ mod tests {
     fn a_listed_fleet_keeps_its_ports_and_a_mismatch_is_refused() {
         let mut city = City::default_city();
         city.turn.servers = vec!["10.0.0.1".into(), "10.0.0.2:3479".into()];
-        assert!(matches!(servers(&city, Some(3)), Err(FleetError::Mismatch { listed: 2, asked: 3 })));
+        assert!(matches!(
+            servers(&city, Some(3)),
+            Err(FleetError::Mismatch {
+                listed: 2,
+                asked: 3
+            })
+        ));
         let listed = servers(&city, None).unwrap();
         let lan = [std::net::IpAddr::from([192, 168, 1, 20])];
-        let inputs = Inputs { city: &city, lan: &lan, origin: "t" };
+        let inputs = Inputs {
+            city: &city,
+            lan: &lan,
+            origin: "t",
+        };
         let files = files(&inputs, &listed, &Secret::new("x".repeat(64)));
         assert!(files[0].text.lines().any(|l| l == "listening-port=3478"));
         assert!(files[1].text.lines().any(|l| l == "listening-port=3479"));
-        assert!(matches!(servers(&City::default_city(), None), Err(FleetError::Count)));
+        assert!(matches!(
+            servers(&City::default_city(), None),
+            Err(FleetError::Count)
+        ));
     }
 }

@@ -37,8 +37,7 @@ fn pad(indent: usize) -> String {
 fn key(k: &str) -> String {
     let plain = !k.is_empty()
         && k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
         && !matches!(
             k.to_ascii_lowercase().as_str(),
@@ -158,7 +157,13 @@ mod tests {
 
     #[test]
     fn text_a_literal_block_cannot_carry_exactly_is_quoted() {
-        for text in ["no newline", "two\n\n", " leading\n", "trailing \n", "tab\there\n"] {
+        for text in [
+            "no newline",
+            "two\n\n",
+            " leading\n",
+            "trailing \n",
+            "tab\there\n",
+        ] {
             let out = to_yaml(&json!({ "k": text }));
             assert_eq!(
                 out,

@@ -264,7 +264,11 @@ mod tests {
         let given = credential_from_file(&path).unwrap();
         assert_eq!(given.username, "1000:alice");
         assert_eq!(given.password.expose(), "cGFzc3dvcmQ=");
-        for bad in [r#"{"username":"u"}"#, "username=u password=hunter2", r#"{"username":"","password":"x"}"#] {
+        for bad in [
+            r#"{"username":"u"}"#,
+            "username=u password=hunter2",
+            r#"{"username":"","password":"x"}"#,
+        ] {
             std::fs::write(&path, bad).unwrap();
             let error = credential_from_file(&path).unwrap_err();
             assert!(matches!(error, CredentialFileError::Shape { .. }), "{bad}");

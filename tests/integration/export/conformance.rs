@@ -48,7 +48,11 @@ fn the_mattermost_resource_validates_against_the_operators_crd() {
     let upstream = schema::yaml_documents(&std::fs::read_to_string(example).unwrap());
     let upstream = upstream.iter().find(|d| d["kind"] == "Mattermost").unwrap();
     let errors = schema::validate(&schema, upstream);
-    assert!(errors.is_empty(), "upstream example:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "upstream example:\n{}",
+        errors.join("\n")
+    );
 
     let tls_db = crate::turn_harness::city_toml("10.99.0.1", 3478, 49152, 65535)
         .replace("tls = false", "tls = true");
@@ -58,14 +62,30 @@ fn the_mattermost_resource_validates_against_the_operators_crd() {
     resources.extend(mattermost_resources(
         &tls,
         &[
-            "--cert-manager-issuer", "lab-ca", "--s3-url", "minio.lab:9000", "--s3-bucket", "mm",
-            "--s3-secret", "minio-keys", "--license-secret", "mm-licence", "--sizing", "12000",
-            "--replicas", "3", "--ingress-class", "nginx",
+            "--cert-manager-issuer",
+            "lab-ca",
+            "--s3-url",
+            "minio.lab:9000",
+            "--s3-bucket",
+            "mm",
+            "--s3-secret",
+            "minio-keys",
+            "--license-secret",
+            "mm-licence",
+            "--sizing",
+            "12000",
+            "--replicas",
+            "3",
+            "--ingress-class",
+            "nginx",
         ],
     ));
     assert_eq!(resources.len(), 2);
     for resource in &resources {
-        assert_eq!(resource["apiVersion"], "installation.mattermost.com/v1beta1");
+        assert_eq!(
+            resource["apiVersion"],
+            "installation.mattermost.com/v1beta1"
+        );
         let errors = schema::validate(&schema, resource);
         assert!(errors.is_empty(), "{resource:#}\n{}", errors.join("\n"));
     }
@@ -77,10 +97,17 @@ fn the_mattermost_resource_validates_against_the_operators_crd() {
     // And the schema check can fail: a misspelt field, a wrong type, a missing required one.
     let mut bad = resources[0].clone();
     bad["spec"]["replicas"] = "two".into();
-    bad["spec"]["ingress"].as_object_mut().unwrap().remove("enabled");
+    bad["spec"]["ingress"]
+        .as_object_mut()
+        .unwrap()
+        .remove("enabled");
     bad["spec"]["fileStore"]["locl"] = serde_json::json!({});
     let errors = schema::validate(&schema, &bad).join("\n");
-    for needle in ["spec.replicas: must be integer", "required field enabled", "fileStore.locl: unknown field"] {
+    for needle in [
+        "spec.replicas: must be integer",
+        "required field enabled",
+        "fileStore.locl: unknown field",
+    ] {
         assert!(errors.contains(needle), "{needle}:\n{errors}");
     }
 }
@@ -134,6 +161,9 @@ fn every_rtcd_key_written_is_one_rtcd_documents() {
     }
     assert!(from_k8s >= 10);
     for key in &written {
-        assert!(documented.contains(key), "{key} is not in rtcd's env_config.md");
+        assert!(
+            documented.contains(key),
+            "{key} is not in rtcd's env_config.md"
+        );
     }
 }

@@ -48,11 +48,17 @@ fn one_credential_relays_through_every_server_of_the_fleet_until_it_expires() {
         "servers = []",
         &format!("servers = [\"{}\", \"{}\"]", SERVERS[0], SERVERS[1]),
     );
-    assert!(city.contains("servers = [\"10.98.1.2\""), "the default city changed shape");
+    assert!(
+        city.contains("servers = [\"10.98.1.2\""),
+        "the default city changed shape"
+    );
     std::fs::write(&lab.city, city).unwrap();
 
     let dir = lab.scratch.path().join("fleet");
-    run_ok(&mut lab.cityd(None, &["export", "turn-fleet", "--out", dir.to_str().unwrap()]));
+    run_ok(&mut lab.cityd(
+        None,
+        &["export", "turn-fleet", "--out", dir.to_str().unwrap()],
+    ));
     let ice: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("ice-servers.json")).unwrap())
             .unwrap();
@@ -68,8 +74,14 @@ fn one_credential_relays_through_every_server_of_the_fleet_until_it_expires() {
     let secret_line = format!("static-auth-secret={}", lab.secret());
     for i in 1..=2 {
         let conf = std::fs::read_to_string(dir.join(format!("turnserver-{i}.conf"))).unwrap();
-        assert!(conf.lines().any(|l| l == secret_line), "server {i} shares the secret");
-        assert!(conf.lines().any(|l| l == format!("allowed-peer-ip={MEDIA}")));
+        assert!(
+            conf.lines().any(|l| l == secret_line),
+            "server {i} shares the secret"
+        );
+        assert!(
+            conf.lines()
+                .any(|l| l == format!("allowed-peer-ip={MEDIA}"))
+        );
     }
 
     // The Mattermost host, with a veth to each TURN server's namespace.
@@ -95,8 +107,16 @@ fn one_credential_relays_through_every_server_of_the_fleet_until_it_expires() {
     assert!(username.ends_with(":fleet-tester"));
     for ((_, coturn), server) in fleet.iter().zip(SERVERS) {
         let (code, report) = probe(&lab, &mm, server, &peer, &valid);
-        assert_eq!(code, 0, "{server}: {report:#}\ncoturn log:\n{}", coturn.log_text());
-        assert_eq!(report["username"], username, "{server} used the minted credential");
+        assert_eq!(
+            code,
+            0,
+            "{server}: {report:#}\ncoturn log:\n{}",
+            coturn.log_text()
+        );
+        assert_eq!(
+            report["username"], username,
+            "{server} used the minted credential"
+        );
         assert_eq!(report["server"], format!("{server}:3478"));
         assert!(
             report["relayed"].as_str().unwrap().starts_with(server),
@@ -120,17 +140,29 @@ fn one_credential_relays_through_every_server_of_the_fleet_until_it_expires() {
 
     // The peers the city's policy denies, with the valid credential: 403 from both.
     for server in SERVERS {
-        for denied in ["127.0.0.1:7", "10.0.0.1:7", "192.168.0.1:7", "169.254.169.254:80"] {
+        for denied in [
+            "127.0.0.1:7",
+            "10.0.0.1:7",
+            "192.168.0.1:7",
+            "169.254.169.254:80",
+        ] {
             let (code, report) = probe(&lab, &mm, server, denied, &valid);
             assert_eq!(code, 12, "{server} -> {denied}: {report:#}");
             assert_eq!(report["verdict"], "peer-forbidden");
             let names: Vec<String> = steps(&report).into_iter().map(|(n, _)| n).collect();
-            assert!(names.contains(&"create-permission".to_string()), "{names:?}");
+            assert!(
+                names.contains(&"create-permission".to_string()),
+                "{names:?}"
+            );
         }
     }
     for (ns, coturn) in &fleet {
         let log = coturn.log_text();
-        assert!(log.contains("A peer IP 169.254.169.254 denied"), "{}: {log}", ns.name);
+        assert!(
+            log.contains("A peer IP 169.254.169.254 denied"),
+            "{}: {log}",
+            ns.name
+        );
     }
 }
 

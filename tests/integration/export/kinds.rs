@@ -194,46 +194,66 @@ fn selector() -> Value {
 /// The schema of `kind`, or `None` for a kind the export should not write.
 pub fn schema(kind: &str) -> Option<Value> {
     Some(match kind {
-        "Secret" => top("v1", "Secret", json!({
-            "type": {"type": "string", "enum": ["Opaque", "kubernetes.io/tls"]},
-            "data": {"type": "object", "additionalProperties": {"type": "string", "pattern": BASE64}},
-            "stringData": string_map(),
-            "immutable": {"type": "boolean"},
-        })),
-        "ConfigMap" => top("v1", "ConfigMap", json!({
-            "data": string_map(),
-            "immutable": {"type": "boolean"},
-        })),
-        "Service" => top("v1", "Service", json!({
-            "spec": {"type": "object", "required": ["ports"], "properties": {
-                "clusterIP": string(),
-                "type": {"type": "string", "enum": ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]},
-                "selector": labels(),
-                "ports": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["port"],
-                    "properties": {
-                        "name": {"type": "string", "pattern": DNS_LABEL},
-                        "port": port_number(),
-                        "targetPort": {"x-kubernetes-int-or-string": true},
-                        "protocol": protocol(),
-                    },
+        "Secret" => top(
+            "v1",
+            "Secret",
+            json!({
+                "type": {"type": "string", "enum": ["Opaque", "kubernetes.io/tls"]},
+                "data": {"type": "object", "additionalProperties": {"type": "string", "pattern": BASE64}},
+                "stringData": string_map(),
+                "immutable": {"type": "boolean"},
+            }),
+        ),
+        "ConfigMap" => top(
+            "v1",
+            "ConfigMap",
+            json!({
+                "data": string_map(),
+                "immutable": {"type": "boolean"},
+            }),
+        ),
+        "Service" => top(
+            "v1",
+            "Service",
+            json!({
+                "spec": {"type": "object", "required": ["ports"], "properties": {
+                    "clusterIP": string(),
+                    "type": {"type": "string", "enum": ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]},
+                    "selector": labels(),
+                    "ports": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["port"],
+                        "properties": {
+                            "name": {"type": "string", "pattern": DNS_LABEL},
+                            "port": port_number(),
+                            "targetPort": {"x-kubernetes-int-or-string": true},
+                            "protocol": protocol(),
+                        },
+                    }},
                 }},
-            }},
-        })),
-        "Deployment" => top("apps/v1", "Deployment", json!({
-            "spec": {"type": "object", "required": ["selector", "template"], "properties": {
-                "replicas": {"type": "integer", "format": "int32", "minimum": 0},
-                "selector": selector(),
-                "template": pod_template(),
-            }},
-        })),
-        "DaemonSet" => top("apps/v1", "DaemonSet", json!({
-            "spec": {"type": "object", "required": ["selector", "template"], "properties": {
-                "selector": selector(),
-                "template": pod_template(),
-            }},
-        })),
+            }),
+        ),
+        "Deployment" => top(
+            "apps/v1",
+            "Deployment",
+            json!({
+                "spec": {"type": "object", "required": ["selector", "template"], "properties": {
+                    "replicas": {"type": "integer", "format": "int32", "minimum": 0},
+                    "selector": selector(),
+                    "template": pod_template(),
+                }},
+            }),
+        ),
+        "DaemonSet" => top(
+            "apps/v1",
+            "DaemonSet",
+            json!({
+                "spec": {"type": "object", "required": ["selector", "template"], "properties": {
+                    "selector": selector(),
+                    "template": pod_template(),
+                }},
+            }),
+        ),
         _ => return None,
     })
 }

@@ -25,7 +25,12 @@ pub struct ExportLab {
 
 impl ExportLab {
     pub fn new() -> Self {
-        Self::with_city(&crate::turn_harness::city_toml("10.99.0.1", 3478, 49152, 65535))
+        Self::with_city(&crate::turn_harness::city_toml(
+            "10.99.0.1",
+            3478,
+            49152,
+            65535,
+        ))
     }
 
     pub fn with_city(toml: &str) -> Self {
@@ -63,7 +68,10 @@ impl ExportLab {
             if path.file_name().unwrap().to_string_lossy().starts_with('.') {
                 continue;
             }
-            let value = std::fs::read_to_string(&path).unwrap().trim_end().to_string();
+            let value = std::fs::read_to_string(&path)
+                .unwrap()
+                .trim_end()
+                .to_string();
             if value.len() >= 16 {
                 let b64 = base64::engine::general_purpose::STANDARD.encode(&value);
                 values.push((value, b64));
@@ -110,7 +118,10 @@ fn the_secret_values_appear_nowhere(lab: &ExportLab, texts: &[(&str, &str)]) {
     for (value, b64) in lab.vault_values() {
         for (what, text) in texts {
             assert!(!text.contains(&value), "a vault value appears in {what}");
-            assert!(!text.contains(&b64), "a vault value (base64) appears in {what}");
+            assert!(
+                !text.contains(&b64),
+                "a vault value (base64) appears in {what}"
+            );
         }
     }
 }
@@ -124,9 +135,16 @@ fn k8s_export_writes_secrets_0600_says_so_and_a_rerun_is_byte_identical() {
     let planned = lab.export(&["export", "k8s", "--out", d, "--dry-run"]);
     let text = String::from_utf8(planned.stdout).unwrap();
     assert!(!dir.exists(), "a dry run writes nothing");
-    for file in ["secret-db.yaml", "secret-tls.yaml", "mattermost.yaml", "coturn.yaml", "rtcd.yaml"] {
+    for file in [
+        "secret-db.yaml",
+        "secret-tls.yaml",
+        "mattermost.yaml",
+        "coturn.yaml",
+        "rtcd.yaml",
+    ] {
         assert!(
-            text.lines().any(|l| l.starts_with("would create") && l.contains(file)),
+            text.lines()
+                .any(|l| l.starts_with("would create") && l.contains(file)),
             "{file}:\n{text}"
         );
     }
@@ -149,15 +167,28 @@ fn k8s_export_writes_secrets_0600_says_so_and_a_rerun_is_byte_identical() {
     );
     assert_eq!(mode(&dir) & 0o077, 0, "the directory holds secrets");
     for name in files.keys() {
-        let want = if name.starts_with("secret-") { 0o600 } else { 0o644 };
+        let want = if name.starts_with("secret-") {
+            0o600
+        } else {
+            0o644
+        };
         assert_eq!(mode(&dir.join(name)), want, "{name}");
     }
     let stdout = String::from_utf8(first.stdout.clone()).unwrap();
     let stderr = String::from_utf8(first.stderr.clone()).unwrap();
-    assert!(stdout.contains("secret-db.yaml  (holds secrets, 0600)"), "{stdout}");
-    assert!(stderr.contains("warning: these files hold secrets"), "{stderr}");
+    assert!(
+        stdout.contains("secret-db.yaml  (holds secrets, 0600)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("warning: these files hold secrets"),
+        "{stderr}"
+    );
     assert!(stderr.contains("kubeseal"), "{stderr}");
-    let mut texts = vec![("stdout", stdout.as_str()), ("stderr and logs", stderr.as_str())];
+    let mut texts = vec![
+        ("stdout", stdout.as_str()),
+        ("stderr and logs", stderr.as_str()),
+    ];
     let plain: Vec<(String, String)> = files
         .iter()
         .filter(|(n, _)| !n.starts_with("secret-"))
@@ -172,18 +203,25 @@ fn k8s_export_writes_secrets_0600_says_so_and_a_rerun_is_byte_identical() {
     let dsn = base64::engine::general_purpose::STANDARD
         .decode(doc["data"]["DB_CONNECTION_STRING"].as_str().unwrap())
         .unwrap();
-    let password = std::fs::read_to_string(lab.scratch.state().join("secrets/mattermost-db-password")).unwrap();
-    assert!(
-        String::from_utf8(dsn).unwrap().starts_with(&format!(
-            "postgres://mattermost:{}@postgres:5432/mattermost?",
-            password.trim_end()
-        ))
-    );
+    let password =
+        std::fs::read_to_string(lab.scratch.state().join("secrets/mattermost-db-password"))
+            .unwrap();
+    assert!(String::from_utf8(dsn).unwrap().starts_with(&format!(
+        "postgres://mattermost:{}@postgres:5432/mattermost?",
+        password.trim_end()
+    )));
 
     let again = lab.export(&["export", "k8s", "--out", d]);
-    assert_eq!(snapshot(&dir), files, "a re-run on an unchanged city rewrites nothing");
+    assert_eq!(
+        snapshot(&dir),
+        files,
+        "a re-run on an unchanged city rewrites nothing"
+    );
     let again = String::from_utf8(again.stdout).unwrap();
-    assert!(again.lines().filter(|l| l.starts_with("unchanged")).count() == 8, "{again}");
+    assert!(
+        again.lines().filter(|l| l.starts_with("unchanged")).count() == 8,
+        "{again}"
+    );
     assert!(again.contains("no changes"), "{again}");
 }
 
@@ -213,9 +251,18 @@ fn k8s_json_report_names_files_and_secrets_and_the_tls_secret_is_the_city_certif
             .unwrap()
     };
     let pki = lab.scratch.state().join("pki");
-    assert_eq!(decode("tls.crt"), std::fs::read(pki.join("server.pem")).unwrap());
-    assert_eq!(decode("tls.key"), std::fs::read(pki.join("server.key")).unwrap());
-    let mm = docs.iter().find(|(_, d)| d["kind"] == "Mattermost").unwrap();
+    assert_eq!(
+        decode("tls.crt"),
+        std::fs::read(pki.join("server.pem")).unwrap()
+    );
+    assert_eq!(
+        decode("tls.key"),
+        std::fs::read(pki.join("server.key")).unwrap()
+    );
+    let mm = docs
+        .iter()
+        .find(|(_, d)| d["kind"] == "Mattermost")
+        .unwrap();
     assert_eq!(mm.1["spec"]["ingress"]["host"], "mattermost.cicd.local");
     assert_eq!(mm.1["spec"]["ingress"]["tlsSecret"], "cityd-tls");
     assert_eq!(mm.1["spec"]["replicas"], 1);
@@ -228,7 +275,10 @@ fn check_references(docs: &[(String, Value)]) {
     for (_, d) in docs {
         if matches!(d["kind"].as_str(), Some("Secret" | "ConfigMap")) {
             for k in d["data"].as_object().unwrap().keys() {
-                keys.push((d["metadata"]["name"].as_str().unwrap().to_string(), k.clone()));
+                keys.push((
+                    d["metadata"]["name"].as_str().unwrap().to_string(),
+                    k.clone(),
+                ));
             }
         }
     }
@@ -236,9 +286,15 @@ fn check_references(docs: &[(String, Value)]) {
     for (file, d) in docs {
         if matches!(d["kind"].as_str(), Some("Deployment" | "DaemonSet")) {
             let selector = d["spec"]["selector"]["matchLabels"].as_object().unwrap();
-            let labels = d["spec"]["template"]["metadata"]["labels"].as_object().unwrap();
+            let labels = d["spec"]["template"]["metadata"]["labels"]
+                .as_object()
+                .unwrap();
             for (k, v) in selector {
-                assert_eq!(labels.get(k), Some(v), "{file}: the selector misses its pods");
+                assert_eq!(
+                    labels.get(k),
+                    Some(v),
+                    "{file}: the selector misses its pods"
+                );
             }
             workload_labels.push(labels.clone());
         }
@@ -256,16 +312,26 @@ fn check_references(docs: &[(String, Value)]) {
                 assert!(keys.contains(&pair), "{file}: {pair:?} is not written");
             }
         }
-        for volume in d.pointer("/spec/template/spec/volumes").and_then(Value::as_array).into_iter().flatten() {
+        for volume in d
+            .pointer("/spec/template/spec/volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(secret) = volume.pointer("/secret/secretName").and_then(Value::as_str) {
-                assert!(keys.iter().any(|(n, _)| n == secret), "{file}: volume of {secret}");
+                assert!(
+                    keys.iter().any(|(n, _)| n == secret),
+                    "{file}: volume of {secret}"
+                );
             }
         }
     }
     for (file, d) in docs.iter().filter(|(_, d)| d["kind"] == "Service") {
         let selector = d["spec"]["selector"].as_object().unwrap();
         assert!(
-            workload_labels.iter().any(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))),
+            workload_labels
+                .iter()
+                .any(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))),
             "{file}: the Service selects no pods"
         );
     }
@@ -280,9 +346,23 @@ fn every_manifest_validates_against_its_kinds_schema() {
         (
             Some(tls_db),
             vec![
-                "--cert-manager-issuer", "lab-ca", "--namespaced-issuer", "--coturn-replicas", "2",
-                "--s3-url", "minio.lab:9000", "--s3-bucket", "mm", "--s3-secret", "minio-keys",
-                "--license-secret", "mm-licence", "--sizing", "3000", "--media-address", "10.0.0.5",
+                "--cert-manager-issuer",
+                "lab-ca",
+                "--namespaced-issuer",
+                "--coturn-replicas",
+                "2",
+                "--s3-url",
+                "minio.lab:9000",
+                "--s3-bucket",
+                "mm",
+                "--s3-secret",
+                "minio-keys",
+                "--license-secret",
+                "mm-licence",
+                "--sizing",
+                "3000",
+                "--media-address",
+                "10.0.0.5",
             ],
         ),
     ] {
@@ -302,28 +382,54 @@ fn every_manifest_validates_against_its_kinds_schema() {
             if kind == "Mattermost" {
                 continue; // the operator's CRD checks it (conformance)
             }
-            let schema = kinds::schema(kind).unwrap_or_else(|| panic!("{file}: unexpected kind {kind}"));
+            let schema =
+                kinds::schema(kind).unwrap_or_else(|| panic!("{file}: unexpected kind {kind}"));
             let errors = schema::validate(&schema, doc);
             assert!(errors.is_empty(), "{file} ({kind}):\n{}", errors.join("\n"));
         }
         check_references(&docs);
         kinds.sort();
         if city.is_some() {
-            assert!(kinds.contains(&"ConfigMap"), "database.tls needs the CA: {kinds:?}");
-            assert!(!docs.iter().any(|(f, _)| f == "secret-tls.yaml"), "cert-manager makes it");
+            assert!(
+                kinds.contains(&"ConfigMap"),
+                "database.tls needs the CA: {kinds:?}"
+            );
+            assert!(
+                !docs.iter().any(|(f, _)| f == "secret-tls.yaml"),
+                "cert-manager makes it"
+            );
             let coturn = docs.iter().find(|(f, _)| f == "coturn.yaml").unwrap();
             assert_eq!(coturn.1["kind"], "Deployment");
-            let conf = docs.iter().find(|(f, _)| f == "secret-coturn.yaml").unwrap();
+            let conf = docs
+                .iter()
+                .find(|(f, _)| f == "secret-coturn.yaml")
+                .unwrap();
             let text = base64::engine::general_purpose::STANDARD
                 .decode(conf.1["data"]["turnserver.conf"].as_str().unwrap())
                 .unwrap();
             let text = String::from_utf8(text).unwrap();
-            assert!(text.lines().any(|l| l == "allowed-peer-ip=10.0.0.5"), "{text}");
-            assert!(text.lines().any(|l| l == "denied-peer-ip=10.0.0.0-10.255.255.255"));
+            assert!(
+                text.lines().any(|l| l == "allowed-peer-ip=10.0.0.5"),
+                "{text}"
+            );
+            assert!(
+                text.lines()
+                    .any(|l| l == "denied-peer-ip=10.0.0.0-10.255.255.255")
+            );
         } else {
             assert_eq!(
                 kinds,
-                ["DaemonSet", "Deployment", "Mattermost", "Secret", "Secret", "Secret", "Secret", "Secret", "Service"]
+                [
+                    "DaemonSet",
+                    "Deployment",
+                    "Mattermost",
+                    "Secret",
+                    "Secret",
+                    "Secret",
+                    "Secret",
+                    "Secret",
+                    "Service"
+                ]
             );
         }
     }
@@ -335,14 +441,21 @@ fn a_tampered_manifest_fails_its_kinds_schema() {
     let dir = lab.out("k8s");
     lab.export(&["export", "k8s", "--out", dir.to_str().unwrap()]);
     let docs = documents(&dir);
-    let (_, rtcd) = docs.iter().find(|(f, d)| f == "rtcd.yaml" && d["kind"] == "Deployment").unwrap();
+    let (_, rtcd) = docs
+        .iter()
+        .find(|(f, d)| f == "rtcd.yaml" && d["kind"] == "Deployment")
+        .unwrap();
     let schema = kinds::schema("Deployment").unwrap();
     let mut bad = rtcd.clone();
     bad["spec"]["template"]["spec"]["containers"][0]["env"][0]["name"] = "RTCD-API".into();
     bad["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = 70000.into();
     bad["spec"]["template"]["spec"]["hostNetwrok"] = true.into();
     let errors = schema::validate(&schema, &bad).join("\n");
-    for needle in ["env[0].name", "containerPort: 70000 is above 65535", "hostNetwrok: unknown field"] {
+    for needle in [
+        "env[0].name",
+        "containerPort: 70000 is above 65535",
+        "hostNetwrok: unknown field",
+    ] {
         assert!(errors.contains(needle), "{needle}:\n{errors}");
     }
 }
@@ -353,17 +466,47 @@ fn sizing_says_it_is_an_estimate_and_sets_the_preset_and_rtcd_count() {
     let dir = lab.out("k8s");
     let d = dir.to_str().unwrap();
     let out = lab.export(&[
-        "export", "k8s", "--out", d, "--sizing", "3000", "--calls", "200", "--participants", "60",
-        "--unmuted", "3",
+        "export",
+        "k8s",
+        "--out",
+        d,
+        "--sizing",
+        "3000",
+        "--calls",
+        "200",
+        "--participants",
+        "60",
+        "--unmuted",
+        "3",
     ]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("ESTIMATE for 3000 users"), "{stdout}");
-    assert!(stdout.contains("operator size preset: 5000users"), "{stdout}");
-    assert!(stdout.contains("exceed the integrated SFU's recommended 50"), "{stdout}");
-    assert!(stdout.contains("source: mattermost/mattermost-operator"), "{stdout}");
+    assert!(
+        stdout.contains("operator size preset: 5000users"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("exceed the integrated SFU's recommended 50"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("source: mattermost/mattermost-operator"),
+        "{stdout}"
+    );
     let json = lab.export(&[
-        "export", "k8s", "--out", d, "--sizing", "3000", "--calls", "200", "--participants", "60",
-        "--unmuted", "3", "--json",
+        "export",
+        "k8s",
+        "--out",
+        d,
+        "--sizing",
+        "3000",
+        "--calls",
+        "200",
+        "--participants",
+        "60",
+        "--unmuted",
+        "3",
+        "--json",
     ]);
     let report: Value = serde_json::from_slice(&json.stdout).unwrap();
     let sizing = &report["sizing"];
@@ -372,9 +515,15 @@ fn sizing_says_it_is_an_estimate_and_sets_the_preset_and_rtcd_count() {
     let instances = sizing["rtcd_instances"].as_u64().unwrap();
     assert!(instances >= 2, "{sizing:#}");
     let docs = documents(&dir);
-    let mm = docs.iter().find(|(_, d)| d["kind"] == "Mattermost").unwrap();
+    let mm = docs
+        .iter()
+        .find(|(_, d)| d["kind"] == "Mattermost")
+        .unwrap();
     assert_eq!(mm.1["spec"]["size"], "5000users");
-    let rtcd = docs.iter().find(|(f, d)| f == "rtcd.yaml" && d["kind"] == "Deployment").unwrap();
+    let rtcd = docs
+        .iter()
+        .find(|(f, d)| f == "rtcd.yaml" && d["kind"] == "Deployment")
+        .unwrap();
     assert_eq!(rtcd.1["spec"]["replicas"].as_u64(), Some(instances));
 }
 
@@ -382,31 +531,63 @@ fn sizing_says_it_is_an_estimate_and_sets_the_preset_and_rtcd_count() {
 fn rtcd_export_writes_the_env_file_0600_and_the_calls_setting() {
     let lab = ExportLab::new();
     let dir = lab.out("rtcd");
-    let out = lab.export(&["export", "rtcd", "--out", dir.to_str().unwrap(), "--ice-port", "8445"]);
+    let out = lab.export(&[
+        "export",
+        "rtcd",
+        "--out",
+        dir.to_str().unwrap(),
+        "--ice-port",
+        "8445",
+    ]);
     let env = std::fs::read_to_string(dir.join("rtcd.env")).unwrap();
     assert_eq!(mode(&dir.join("rtcd.env")), 0o600);
     assert_eq!(mode(&dir.join("mattermost-calls.env")), 0o644);
-    assert!(env.lines().any(|l| l == "RTCD_RTC_ICEHOSTOVERRIDE=10.99.0.1"), "{env}");
-    assert!(env.lines().any(|l| l == "RTCD_RTC_ICEPORTUDP=8445"), "{env}");
-    let secret = std::fs::read_to_string(lab.scratch.state().join("secrets/turn-static-auth-secret")).unwrap();
-    assert!(env.lines().any(|l| l == format!("RTCD_RTC_TURNCONFIG_STATICAUTHSECRET={}", secret.trim_end())));
+    assert!(
+        env.lines()
+            .any(|l| l == "RTCD_RTC_ICEHOSTOVERRIDE=10.99.0.1"),
+        "{env}"
+    );
+    assert!(
+        env.lines().any(|l| l == "RTCD_RTC_ICEPORTUDP=8445"),
+        "{env}"
+    );
+    let secret =
+        std::fs::read_to_string(lab.scratch.state().join("secrets/turn-static-auth-secret"))
+            .unwrap();
+    assert!(
+        env.lines()
+            .any(|l| l == format!("RTCD_RTC_TURNCONFIG_STATICAUTHSECRET={}", secret.trim_end()))
+    );
     let calls = std::fs::read_to_string(dir.join("mattermost-calls.env")).unwrap();
-    assert!(calls.lines().any(|l| l == "MM_CALLS_RTCD_SERVICE_URL=http://10.99.0.1:8045"), "{calls}");
+    assert!(
+        calls
+            .lines()
+            .any(|l| l == "MM_CALLS_RTCD_SERVICE_URL=http://10.99.0.1:8045"),
+        "{calls}"
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     the_secret_values_appear_nowhere(&lab, &[("stdout", &stdout), ("stderr", &stderr)]);
-    assert!(stdout.contains("rtcd_url = \"http://10.99.0.1:8045\""), "{stdout}");
+    assert!(
+        stdout.contains("rtcd_url = \"http://10.99.0.1:8045\""),
+        "{stdout}"
+    );
 
     // The city's own rtcd_url reaches Mattermost's env file through `cityd render`.
     let with_rtcd = format!(
         "{}\n",
-        std::fs::read_to_string(&lab.city)
-            .unwrap()
-            .replace("local_socket_dir = \"/mattermost/run\"", "local_socket_dir = \"/mattermost/run\"\nrtcd_url = \"http://10.99.0.1:8045\"")
+        std::fs::read_to_string(&lab.city).unwrap().replace(
+            "local_socket_dir = \"/mattermost/run\"",
+            "local_socket_dir = \"/mattermost/run\"\nrtcd_url = \"http://10.99.0.1:8045\""
+        )
     );
     std::fs::write(&lab.city, with_rtcd).unwrap();
     let rendered = run_ok(&mut lab.cityd(&["render", "mattermost-env", "--out", "-"]));
-    assert!(rendered.lines().any(|l| l == "MM_CALLS_RTCD_SERVICE_URL=http://10.99.0.1:8045"));
+    assert!(
+        rendered
+            .lines()
+            .any(|l| l == "MM_CALLS_RTCD_SERVICE_URL=http://10.99.0.1:8045")
+    );
 }
 
 #[test]
@@ -415,11 +596,23 @@ fn bad_export_input_is_exit_2_and_names_the_flag() {
     let dir = lab.out("x");
     let d = dir.to_str().unwrap();
     for (args, needle) in [
-        (vec!["export", "turn-fleet", "--out", d, "--servers", "0"], "--servers"),
+        (
+            vec!["export", "turn-fleet", "--out", d, "--servers", "0"],
+            "--servers",
+        ),
         (vec!["export", "turn-fleet", "--out", d], "--servers"),
-        (vec!["export", "k8s", "--out", d, "--name", "Bad_Name"], "--name"),
-        (vec!["export", "k8s", "--out", d, "--size", "7users"], "--size"),
-        (vec!["export", "k8s", "--out", d, "--sizing", "0"], "--sizing"),
+        (
+            vec!["export", "k8s", "--out", d, "--name", "Bad_Name"],
+            "--name",
+        ),
+        (
+            vec!["export", "k8s", "--out", d, "--size", "7users"],
+            "--size",
+        ),
+        (
+            vec!["export", "k8s", "--out", d, "--sizing", "0"],
+            "--sizing",
+        ),
     ] {
         let out = lab.cityd(&args).output().unwrap();
         let stderr = stderr_of_exit(&out, 2);

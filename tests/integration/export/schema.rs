@@ -69,7 +69,10 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
     let mut err = |m: String| errors.push(format!("{path}: {m}"));
     if schema.get("x-kubernetes-int-or-string") == Some(&json!(true)) {
         if !matches!(type_name(value), "integer" | "string") {
-            err(format!("must be an integer or a string, is {}", type_name(value)));
+            err(format!(
+                "must be an integer or a string, is {}",
+                type_name(value)
+            ));
         }
         return;
     }
@@ -150,8 +153,7 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
             }
             let properties = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties");
-            let preserve =
-                schema.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+            let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
             for (k, v) in map {
                 let sub = format!("{path}.{k}");
                 if let Some(s) = properties.and_then(|p| p.get(k)) {
@@ -159,7 +161,9 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
                 } else if let Some(s) = additional.filter(|a| a.is_object()) {
                     check(s, v, &sub, errors);
                 } else if (properties.is_some() || additional == Some(&json!(false))) && !preserve {
-                    errors.push(format!("{sub}: unknown field (the API server would drop it)"));
+                    errors.push(format!(
+                        "{sub}: unknown field (the API server would drop it)"
+                    ));
                 }
             }
         }
@@ -181,7 +185,10 @@ fn the_validator_can_fail() {
         },
     });
     assert_eq!(
-        validate(&schema, &json!({"a": 3, "b": "x", "c": [true], "d": "1Gi", "m": {"k": "v"}})),
+        validate(
+            &schema,
+            &json!({"a": 3, "b": "x", "c": [true], "d": "1Gi", "m": {"k": "v"}})
+        ),
         Vec::<String>::new()
     );
     let errors = validate(
@@ -197,7 +204,10 @@ fn the_validator_can_fail() {
         "$.m.k: must be string",
         "$.e: unknown field",
     ] {
-        assert!(errors.iter().any(|e| e.contains(needle)), "{needle}: {errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains(needle)),
+            "{needle}: {errors:?}"
+        );
     }
     assert!(!validate(&schema, &json!({"a": 0})).is_empty());
     assert!(!validate(&schema, &json!({"a": 3_000_000_000_i64})).is_empty());
