@@ -7,6 +7,7 @@ mod conformance;
 mod fleet;
 mod kinds;
 mod schema;
+mod up;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
