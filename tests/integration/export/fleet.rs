@@ -55,10 +55,15 @@ fn one_credential_relays_through_every_server_of_the_fleet_until_it_expires() {
     std::fs::write(&lab.city, city).unwrap();
 
     let dir = lab.scratch.path().join("fleet");
-    run_ok(&mut lab.cityd(
+    let printed = run_ok(&mut lab.cityd(
         None,
         &["export", "turn-fleet", "--out", dir.to_str().unwrap()],
     ));
+    assert!(!printed.contains(&lab.secret()), "the secret is on stdout");
+    assert!(
+        printed.contains("turnserver-2.conf  (holds secrets, 0600)"),
+        "{printed}"
+    );
     let ice: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("ice-servers.json")).unwrap())
             .unwrap();
@@ -78,6 +83,11 @@ fn one_credential_relays_through_every_server_of_the_fleet_until_it_expires() {
             conf.lines().any(|l| l == secret_line),
             "server {i} shares the secret"
         );
+        let path = dir.join(format!("turnserver-{i}.conf"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
         assert!(
             conf.lines()
                 .any(|l| l == format!("allowed-peer-ip={MEDIA}"))
