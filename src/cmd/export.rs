@@ -35,6 +35,7 @@ pub struct OutputArgs {
     /// List the files that would be written or changed, and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the files written, their outcome, whether they hold secrets (and the estimate) as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -256,9 +257,20 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
                 || options.size.is_some();
             if options.license_secret.is_none() {
                 next.push(format!(
-                    "rtcd{} needs an Enterprise licence: create a Secret with it and re-export with --license-secret",
-                    if replicas { " and more than one replica" } else { "" }
+                    "{} an Enterprise licence: create a Secret with it and re-export with --license-secret",
+                    if replicas {
+                        "rtcd and more than one replica need"
+                    } else {
+                        "rtcd needs"
+                    }
                 ));
+            }
+            if inputs.city.turn.servers.is_empty() {
+                next.push(
+                    "Calls hands clients the city's TURN servers, now its LAN addresses: list the names \
+                     the cluster's coturn nodes answer on in turn.servers and export again"
+                        .to_string(),
+                );
             }
             print(&args.output, &exported, Vec::new(), estimate.as_ref(), next)
         }

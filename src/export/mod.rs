@@ -110,7 +110,12 @@ impl Exported {
     /// Writes `files` into `dir` and words the secrets warning.
     pub fn write(dir: &Path, files: &[ExportFile], dry_run: bool) -> anyhow::Result<Self> {
         let files = write(dir, files, dry_run)?;
-        let warning = secrets_warning(&files);
+        // A dry run writes nothing, so there is nothing to seal yet; its listing marks the secrets.
+        let warning = if dry_run {
+            None
+        } else {
+            secrets_warning(&files)
+        };
         Ok(Self { files, warning })
     }
 }
