@@ -21,6 +21,8 @@ have nix-instantiate || need_pkgs+=(nix-bin)
 have python3 || need_pkgs+=(python3)
 have pyflakes3 || need_pkgs+=(pyflakes3)
 have bwrap || need_pkgs+=(bubblewrap)
+# libfaketime: the TURN fleet test runs coturn with its clock moved past a credential's expiry.
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || need_pkgs+=(libfaketime)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root or: apt-get install ${need_pkgs[*]}" >&2

@@ -1,8 +1,10 @@
 //! A TURN fleet for real: two coturn servers in two network namespaces, each run with the
 //! configuration `cityd export turn-fleet` wrote for it, reached from a third namespace (the
 //! Mattermost host, where Calls media is published). One credential minted by `cityd turn creds`
-//! relays through both; the same user's credential past its expiry is refused by both; both refuse
-//! the peers the city's policy denies.
+//! relays through both; both refuse the peers the city's policy denies; and both refuse that same
+//! credential once its lifetime has passed on their clocks (restarted under libfaketime, 20 minutes
+//! on, so nothing sleeps), while still taking one that lives longer. A credential minted already
+//! expired (`--expires-at` in the past) is refused too.
 
 use std::path::Path;
 
@@ -134,20 +136,6 @@ fn one_credential_relays_through_every_server_of_the_fleet_until_it_expires() {
         );
     }
 
-    // The same user's credential once its lifetime has passed (an explicit expiry in the past:
-    // coturn compares the username's timestamp with its clock, so no waiting is needed).
-    let expired = lab.scratch.path().join("expired.json");
-    let past = unix_now() - 60;
-    let minted = mint(&lab, &expired, &["--expires-at", &past.to_string()]);
-    assert_eq!(minted["expires_at"], past);
-    for server in SERVERS {
-        let (code, report) = probe(&lab, &mm, server, &peer, &expired);
-        assert_eq!(code, 11, "{server}: {report:#}");
-        assert_eq!(report["verdict"], "unauthorized", "{server}: {report:#}");
-        let diagnosis = report["diagnosis"].as_str().unwrap();
-        assert!(diagnosis.contains("expired"), "{server}: {diagnosis}");
-    }
-
     // The peers the city's policy denies, with the valid credential: 403 from both.
     for server in SERVERS {
         for denied in [
@@ -174,6 +162,80 @@ fn one_credential_relays_through_every_server_of_the_fleet_until_it_expires() {
             ns.name
         );
     }
+
+    // The very same credential after its lifetime: both servers restarted with their clocks 20
+    // minutes on (libfaketime; the credential lives 10), so no test waits it out.
+    let faketime = faketime_library();
+    let moved_on = [
+        ("LD_PRELOAD", faketime.as_str()),
+        ("FAKETIME", "+20m"),
+        ("DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let namespaces: Vec<Netns> = fleet
+        .into_iter()
+        .map(|(ns, coturn)| {
+            drop(coturn); // stopped by its PID before the later one binds the port
+            ns
+        })
+        .collect();
+    let fleet: Vec<(&Netns, Coturn)> = namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let conf = dir.join(format!("turnserver-{}.conf", i + 1));
+            (ns, Coturn::in_netns_with_env(ns, &conf, 3478, &moved_on))
+        })
+        .collect();
+    for ((_, coturn), server) in fleet.iter().zip(SERVERS) {
+        let (code, report) = probe(&lab, &mm, server, &peer, &valid);
+        assert_eq!(
+            code,
+            11,
+            "{server}: {report:#}\ncoturn log:\n{}",
+            coturn.log_text()
+        );
+        assert_eq!(report["verdict"], "unauthorized", "{server}");
+        assert_eq!(report["username"], username);
+    }
+    // The moved-on servers still take a credential that lives past their clock: the refusal above
+    // is the expiry, nothing else.
+    let later = lab.scratch.path().join("later.json");
+    mint(
+        &lab,
+        &later,
+        &["--expires-at", &(unix_now() + 3600).to_string()],
+    );
+    for ((_, coturn), server) in fleet.iter().zip(SERVERS) {
+        let (code, report) = probe(&lab, &mm, server, &peer, &later);
+        assert_eq!(code, 0, "{server}: {report:#}\n{}", coturn.log_text());
+    }
+
+    // A credential minted already expired by the real clock (an explicit expiry in the past):
+    // refused as well, and the probe's diagnosis, which reads the expiry, says why.
+    let expired = lab.scratch.path().join("expired.json");
+    let past = unix_now() - 60;
+    let minted = mint(&lab, &expired, &["--expires-at", &past.to_string()]);
+    assert_eq!(minted["expires_at"], past);
+    for server in SERVERS {
+        let (code, report) = probe(&lab, &mm, server, &peer, &expired);
+        assert_eq!(code, 11, "{server}: {report:#}");
+        assert_eq!(report["verdict"], "unauthorized", "{server}: {report:#}");
+        let diagnosis = report["diagnosis"].as_str().unwrap();
+        assert!(diagnosis.contains("expired"), "{server}: {diagnosis}");
+    }
+}
+
+/// libfaketime's preload library; a missing one fails the test with the package to install.
+fn faketime_library() -> String {
+    for arch in ["x86_64-linux-gnu", "aarch64-linux-gnu"] {
+        let path = format!("/usr/lib/{arch}/faketime/libfaketime.so.1");
+        if Path::new(&path).exists() {
+            return path;
+        }
+    }
+    panic!(
+        "libfaketime is required by this test; run scripts/test.sh (it installs libfaketime) or `apt-get install libfaketime`"
+    );
 }
 
 pub fn unix_now() -> u64 {
