@@ -573,6 +573,21 @@ fn rtcd_export_writes_the_env_file_0600_and_the_calls_setting() {
         stdout.contains("rtcd_url = \"http://10.99.0.1:8045\""),
         "{stdout}"
     );
+    let files = snapshot(&dir);
+    let again = lab.export(&[
+        "export",
+        "rtcd",
+        "--out",
+        dir.to_str().unwrap(),
+        "--ice-port",
+        "8445",
+    ]);
+    assert!(
+        String::from_utf8(again.stdout)
+            .unwrap()
+            .contains("no changes")
+    );
+    assert_eq!(snapshot(&dir), files);
 
     // The city's own rtcd_url reaches Mattermost's env file through `cityd render`.
     let with_rtcd = format!(
