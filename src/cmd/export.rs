@@ -185,13 +185,7 @@ pub fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::K8s(args) => {
             let estimate = args.sizing.estimate()?;
-            if args.size.as_ref().is_some_and(|s| {
-                !sizing::figures()
-                    .operator
-                    .sizes
-                    .iter()
-                    .any(|p| &p.name == s)
-            }) {
+            if args.size.as_deref().is_some_and(|s| !sizing::is_preset(s)) {
                 return Err(bad_input(
                     "--size must be one of 100users, 1000users, 5000users, 10000users, 25000users",
                 ));

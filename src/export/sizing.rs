@@ -77,6 +77,11 @@ pub fn figures() -> &'static Figures {
     FIGURES.get_or_init(|| toml::from_str(FIGURES_TOML).expect("sizing_figures.toml is valid"))
 }
 
+/// Whether `name` is one of the operator's size presets (`5000users`).
+pub fn is_preset(name: &str) -> bool {
+    figures().operator.sizes.iter().any(|p| p.name == name)
+}
+
 /// Audio streams an SFU forwards for a call mix: each participant receives every unmuted
 /// speaker but itself.
 fn audio_streams(calls: u64, participants: u64, unmuted: u64) -> u64 {
