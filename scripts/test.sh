@@ -24,6 +24,8 @@ have bwrap || need_pkgs+=(bubblewrap)
 have systemd-analyze || need_pkgs+=(systemd)
 have chromium || need_pkgs+=(chromium)
 have certutil || need_pkgs+=(libnss3-tools)
+# libfaketime: the TURN fleet test runs coturn with its clock moved past a credential's expiry.
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || need_pkgs+=(libfaketime)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root or: apt-get install ${need_pkgs[*]}" >&2

@@ -74,6 +74,9 @@ pub enum Command {
     #[command(subcommand)]
     Db(cmd::db::Command),
     Onboard(cmd::onboard::Args),
+    /// Hand the city to the engines that scale: Mattermost Operator manifests, rtcd, a TURN fleet.
+    #[command(subcommand)]
+    Export(cmd::export::Command),
 }
 
 /// Entry point of the binary.
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Down(args) => cmd::down::run(&ctx, args),
         Command::Db(c) => cmd::db::run(&ctx, c),
         Command::Onboard(args) => cmd::onboard::run(&ctx, args),
+        Command::Export(c) => cmd::export::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

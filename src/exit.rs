@@ -147,6 +147,9 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::integrations::sonarqube::SonarError,
         crate::pki::probe::TlsInputError,
         crate::onboard::OnboardError,
+        crate::turn::probe_setup::CredentialFileError,
+        crate::export::sizing::SizingError,
+        crate::export::turn_fleet::FleetError,
     );
     None
 }

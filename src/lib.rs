@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod duration;
 pub mod envfile;
 pub mod exit;
+pub mod export;
 pub mod flags;
 pub mod fsx;
 pub mod integrations;

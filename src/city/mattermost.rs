@@ -23,6 +23,10 @@ pub struct Mattermost {
     pub allow_cors_from: Vec<String>,
     /// Directory inside the container that holds the local-mode socket (bind-mounted from the host).
     pub local_socket_dir: String,
+    /// An rtcd service that carries Calls media instead of the Mattermost nodes (Enterprise), e.g.
+    /// `http://rtcd.cicd.local:8045`. Unset: Calls' integrated SFU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtcd_url: Option<String>,
 }
 
 impl Mattermost {
@@ -62,6 +66,15 @@ impl Mattermost {
                     "must be an origin like https://host:port, or \"*\"",
                 );
             }
+        }
+        if let Some(url) = &self.rtcd_url
+            && !is_http_url(url)
+        {
+            out.bad(
+                "mattermost.rtcd_url",
+                url,
+                "must be an http(s) URL of the rtcd API, e.g. http://rtcd.cicd.local:8045",
+            );
         }
         if !self.local_socket_dir.starts_with('/') {
             out.bad(

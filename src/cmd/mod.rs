@@ -7,6 +7,7 @@ pub mod db;
 pub mod doctor;
 pub mod down;
 pub mod onboard;
+pub mod export;
 pub mod pki;
 pub mod relay;
 pub mod render;

@@ -13,10 +13,10 @@ use crate::cli::Context;
 use crate::exit::{self, Coded, Failure};
 use crate::secrets::Secret;
 use crate::turn::creds;
-use crate::turn::ice::{self, IssuedCredentials};
+use crate::turn::ice::{self, IssuedCredentials, Lifetime};
 use crate::turn::link::Transport;
 use crate::turn::probe::{self, ProbeReport, StepStatus};
-use crate::turn::probe_setup::{self, ProbeRequest};
+use crate::turn::probe_setup::{self, Credential, ProbeRequest};
 use crate::turn::secret;
 
 #[derive(Debug, clap::Subcommand)]
@@ -51,8 +51,17 @@ pub struct CredsArgs {
     #[arg(long, default_value = "cityd", value_name = "NAME")]
     pub user: String,
     /// How long the credential stays valid: 90s, 30m, 24h, 7d, or seconds.
-    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    #[arg(
+        long,
+        default_value = "24h",
+        value_name = "DURATION",
+        conflicts_with = "expires_at"
+    )]
     pub ttl: String,
+    /// Expire at this Unix time (seconds) instead of after --ttl. A time in the past gives a
+    /// credential every TURN server refuses (to test that refusal).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub expires_at: Option<u64>,
     /// Read the static auth secret from FILE instead of the vault.
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
@@ -77,6 +86,10 @@ pub struct ProbeArgs {
     /// User id for the probe's own short-lived REST credential.
     #[arg(long, default_value = "cityd-probe", value_name = "NAME")]
     pub user: String,
+    /// Use this credential instead of minting one: the JSON `cityd turn creds --json` prints
+    /// (its `username` and `password`), so one credential can be tried on several servers.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["secret_file", "expired"])]
+    pub credential: Option<PathBuf>,
     /// Read the static auth secret from FILE instead of the vault (e.g. to test coturn's copy).
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
@@ -126,18 +139,31 @@ fn static_secret(ctx: &Context, file: Option<&Path>) -> anyhow::Result<Secret> {
 }
 
 fn creds_cmd(ctx: &Context, args: CredsArgs) -> anyhow::Result<ExitCode> {
-    let ttl = parse_duration(&args.ttl, "--ttl")?;
-    // The credential's expiry is counted in whole seconds: anything under one is already expired.
-    if ttl.as_secs() == 0 {
-        return Err(bad_input(
-            "--ttl under one second gives a credential that is already expired; give e.g. 24h",
-        ));
-    }
+    let lifetime = match args.expires_at {
+        Some(at) => {
+            if at <= creds::unix_now() {
+                eprintln!(
+                    "warning: --expires-at {at} is not in the future: TURN servers refuse this credential"
+                );
+            }
+            Lifetime::Until(at)
+        }
+        None => {
+            let ttl = parse_duration(&args.ttl, "--ttl")?;
+            // The credential's expiry is counted in whole seconds: anything under one is already expired.
+            if ttl.as_secs() == 0 {
+                return Err(bad_input(
+                    "--ttl under one second gives a credential that is already expired; give e.g. 24h",
+                ));
+            }
+            Lifetime::Ttl(ttl)
+        }
+    };
     creds::validate_user(&args.user).map_err(|e| bad_flag("--user", e))?;
     let city = ctx.city()?;
     let secret = static_secret(ctx, args.secret_file.as_deref())?;
     let lan = ctx.lan_addresses().context("resolving lan.addresses")?;
-    let creds = ice::issue(city, &lan, &secret, &args.user, ttl)?;
+    let creds = ice::issue(city, &lan, &secret, &args.user, lifetime)?;
     if args.json {
         crate::report::print_json(&creds)?;
         return Ok(ExitCode::SUCCESS);
@@ -197,7 +223,10 @@ fn probe_cmd(ctx: &Context, args: ProbeArgs) -> anyhow::Result<ExitCode> {
         return Err(bad_input("--rto and --timeout must be above zero"));
     }
     creds::validate_user(&args.user).map_err(|e| bad_flag("--user", e))?;
-    let secret = static_secret(ctx, args.secret_file.as_deref())?;
+    let credential = match args.credential.as_deref() {
+        Some(path) => Credential::Given(probe_setup::credential_from_file(path)?),
+        None => Credential::Minted(static_secret(ctx, args.secret_file.as_deref())?),
+    };
     let request = ProbeRequest {
         server,
         transport: args.transport,
@@ -207,7 +236,7 @@ fn probe_cmd(ctx: &Context, args: ProbeArgs) -> anyhow::Result<ExitCode> {
         deadline,
         expired: args.expired,
     };
-    let config = probe_setup::config(&request, &secret)?;
+    let config = probe_setup::config(&request, &credential)?;
     let progress: probe::Progress = Arc::new(|line: &str| eprintln!("cityd turn probe: {line}"));
     let report = ctx.block_on(probe::run(&config, progress))?;
     if args.json {

@@ -3,7 +3,7 @@
 //! no PluginStates pin, exact CORS origins, outgoing TLS verified, secrets from the vault.
 
 use crate::envfile::{self, EnvFileError};
-use crate::render::{Inputs, container, url_host};
+use crate::render::{Inputs, container};
 use crate::secrets::Secret;
 
 /// The vault values the env file needs.
@@ -33,18 +33,19 @@ pub fn database_dsn(inputs: &Inputs, password: &Secret) -> String {
     )
 }
 
-/// ICE servers for Calls: TURN over UDP and TCP on every LAN address, deliberately WITHOUT
+/// ICE servers for Calls: TURN over UDP and TCP on every TURN endpoint of the city (its
+/// `turn.servers`, else this host's coturn on every LAN address), deliberately WITHOUT
 /// username/credential so Calls mints time-limited credentials from the static auth secret.
 pub fn ice_servers_json(inputs: &Inputs) -> String {
-    let port = inputs.city.turn.port;
     let urls: Vec<String> = inputs
-        .lan
+        .city
+        .turn
+        .endpoints(inputs.lan)
         .iter()
-        .flat_map(|ip| {
-            let host = url_host(ip);
+        .flat_map(|endpoint| {
             [
-                format!("turn:{host}:{port}?transport=udp"),
-                format!("turn:{host}:{port}?transport=tcp"),
+                format!("turn:{endpoint}?transport=udp"),
+                format!("turn:{endpoint}?transport=tcp"),
             ]
         })
         .collect();
@@ -93,7 +94,7 @@ pub fn render(inputs: &Inputs, secrets: &MattermostSecrets) -> Result<String, En
     let untrusted = allowed_untrusted(inputs);
     let site_url = city.site_url();
 
-    let entries: Vec<(&str, &str)> = vec![
+    let mut entries: Vec<(&str, &str)> = vec![
         ("MM_SQLSETTINGS_DRIVERNAME", "postgres"),
         ("MM_SQLSETTINGS_DATASOURCE", &dsn),
         (
@@ -144,6 +145,9 @@ pub fn render(inputs: &Inputs, secrets: &MattermostSecrets) -> Result<String, En
         ("MM_CALLS_SERVER_SIDE_TURN", "false"),
         ("MM_CALLS_DEFAULT_ENABLED", "true"),
     ];
+    if let Some(rtcd) = &city.mattermost.rtcd_url {
+        entries.push(("MM_CALLS_RTCD_SERVICE_URL", rtcd));
+    }
     let header = format!(
         "Rendered by cityd from {}. Do not edit: `cityd render mattermost-env` rewrites it.\n\
          docker --env-file dialect: every value is literal, so nothing is quoted.\n\

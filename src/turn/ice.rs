@@ -1,5 +1,5 @@
-//! TURN credentials as a WebRTC test page takes them: the REST credential, the city's TURN URLs on
-//! every LAN address (UDP and TCP) and the same as one `RTCIceServer`.
+//! TURN credentials as a WebRTC test page takes them: the REST credential, the city's TURN URLs (its
+//! `turn.servers`, else every LAN address; UDP and TCP) and the same as one `RTCIceServer`.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -31,16 +31,30 @@ pub struct IssuedCredentials {
     pub ice_server: IceServer,
 }
 
-/// A credential for `user` valid for `ttl`, with the URLs that reach the city's coturn.
+/// When an issued credential stops being valid.
+#[derive(Debug, Clone, Copy)]
+pub enum Lifetime {
+    /// This long from now.
+    Ttl(Duration),
+    /// At this Unix time (seconds), which may be in the past: a test of refusals needs one.
+    Until(u64),
+}
+
+/// A credential for `user` with `lifetime`, with the URLs that reach the city's TURN servers.
 pub fn issue(
     city: &City,
     lan: &[IpAddr],
     secret: &Secret,
     user: &str,
-    ttl: Duration,
+    lifetime: Lifetime,
 ) -> Result<IssuedCredentials, CredentialError> {
-    let cred = RestCredential::for_ttl(secret.expose(), user, ttl)?;
-    let urls = turn_urls(city.turn.port, lan);
+    let expires_at = match lifetime {
+        Lifetime::Ttl(ttl) => creds::unix_now() + ttl.as_secs(),
+        Lifetime::Until(at) => at,
+    };
+    let cred = RestCredential::derive(secret.expose(), user, expires_at)?;
+    let ttl = Duration::from_secs(expires_at.saturating_sub(creds::unix_now()));
+    let urls = turn_urls(&city.turn.endpoints(lan));
     Ok(IssuedCredentials {
         username: cred.username.clone(),
         password: cred.password.clone(),
@@ -57,16 +71,12 @@ pub fn issue(
     })
 }
 
-/// `turn:HOST:PORT?transport=udp|tcp` for every address, IPv6 in brackets.
-fn turn_urls(port: u16, lan: &[IpAddr]) -> Vec<String> {
+/// `turn:HOST:PORT?transport=udp|tcp` for every endpoint (`host:port`, IPv6 in brackets).
+fn turn_urls(endpoints: &[String]) -> Vec<String> {
     let mut urls = Vec::new();
-    for address in lan {
-        let host = match address {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => format!("[{v6}]"),
-        };
+    for endpoint in endpoints {
         for transport in ["udp", "tcp"] {
-            urls.push(format!("turn:{host}:{port}?transport={transport}"));
+            urls.push(format!("turn:{endpoint}?transport={transport}"));
         }
     }
     urls
@@ -80,7 +90,7 @@ mod tests {
     fn every_address_gets_a_udp_and_a_tcp_url() {
         let lan: Vec<IpAddr> = vec!["192.168.1.5".parse().unwrap(), "fd00::5".parse().unwrap()];
         assert_eq!(
-            turn_urls(3478, &lan),
+            turn_urls(&City::default_city().turn.endpoints(&lan)),
             [
                 "turn:192.168.1.5:3478?transport=udp",
                 "turn:192.168.1.5:3478?transport=tcp",
@@ -95,8 +105,15 @@ mod tests {
         let city = City::default_city();
         let lan: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap()];
         let secret = Secret::new("s".repeat(64));
-        let issued = issue(&city, &lan, &secret, "tester", Duration::from_secs(3600)).unwrap();
-        assert_eq!(issued.ttl_seconds, 3600);
+        let issued = issue(
+            &city,
+            &lan,
+            &secret,
+            "tester",
+            Lifetime::Ttl(Duration::from_secs(3600)),
+        )
+        .unwrap();
+        assert!((3599..=3600).contains(&issued.ttl_seconds));
         assert!(issued.username.ends_with(":tester"));
         assert_eq!(
             issued.password,
@@ -106,5 +123,15 @@ mod tests {
         assert_eq!(issued.ice_server.username, issued.username);
         assert_eq!(issued.ice_server.credential, issued.password);
         assert_eq!(issued.realm, city.turn_realm());
+    }
+
+    #[test]
+    fn an_explicit_expiry_is_kept_even_in_the_past() {
+        let city = City::default_city();
+        let secret = Secret::new("s".repeat(64));
+        let issued = issue(&city, &[], &secret, "t", Lifetime::Until(1_000)).unwrap();
+        assert_eq!(issued.expires_at, 1_000);
+        assert_eq!(issued.ttl_seconds, 0);
+        assert_eq!(issued.username, "1000:t");
     }
 }

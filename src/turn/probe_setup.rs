@@ -2,6 +2,7 @@
 //! address) and the [`ProbeConfig`] with the probe's own short-lived credential.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -107,19 +108,94 @@ pub struct ProbeRequest {
     pub expired: bool,
 }
 
-/// The probe's configuration, with a credential derived from the static secret for this run.
-pub fn config(request: &ProbeRequest, secret: &Secret) -> Result<ProbeConfig, CredentialError> {
-    let credential = if request.expired {
-        RestCredential::derive(secret.expose(), &request.user, creds::unix_now() - 60)
-    } else {
-        RestCredential::for_ttl(secret.expose(), &request.user, PROBE_CREDENTIAL_TTL)
-    }?;
+/// Where the probe's credential comes from.
+pub enum Credential {
+    /// Derived for this run from the static auth secret.
+    Minted(Secret),
+    /// Given whole (`--credential`): a username and its password, as `cityd turn creds` issued them.
+    Given(GivenCredential),
+}
+
+/// A REST credential read from a file; the password is kept as a secret so no log shows it.
+#[derive(Debug)]
+pub struct GivenCredential {
+    pub username: String,
+    pub password: Secret,
+}
+
+/// A credential file that cannot be used.
+#[derive(Debug, Error)]
+pub enum CredentialFileError {
+    #[error(
+        "cannot read the credential file {}; give the JSON `cityd turn creds --json` printed",
+        path.display()
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "credential file {} is not the JSON of `cityd turn creds --json` (it needs string fields \
+         \"username\" and \"password\")",
+        path.display()
+    )]
+    Shape { path: PathBuf },
+}
+
+/// The file is the input: exit 2.
+impl ExitCoded for CredentialFileError {
+    fn exit_code(&self) -> u8 {
+        BAD_INPUT
+    }
+}
+
+/// Reads `username` and `password` from the JSON `cityd turn creds --json` prints.
+pub fn credential_from_file(path: &Path) -> Result<GivenCredential, CredentialFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CredentialFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let shape = || CredentialFileError::Shape {
+        path: path.to_path_buf(),
+    };
+    // Parse errors are not shown: serde_json's messages can quote the input, which holds the password.
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| shape())?;
+    let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_string);
+    match (field("username"), field("password")) {
+        (Some(username), Some(password)) if !username.is_empty() && !password.is_empty() => {
+            Ok(GivenCredential {
+                username,
+                password: Secret::new(password),
+            })
+        }
+        _ => Err(shape()),
+    }
+}
+
+/// The probe's configuration, with a credential derived from the static secret for this run, or
+/// the one given.
+pub fn config(
+    request: &ProbeRequest,
+    credential: &Credential,
+) -> Result<ProbeConfig, CredentialError> {
+    let (username, password) = match credential {
+        Credential::Given(given) => (given.username.clone(), given.password.clone()),
+        Credential::Minted(secret) => {
+            let minted = if request.expired {
+                RestCredential::derive(secret.expose(), &request.user, creds::unix_now() - 60)
+            } else {
+                RestCredential::for_ttl(secret.expose(), &request.user, PROBE_CREDENTIAL_TTL)
+            }?;
+            (minted.username, Secret::new(minted.password))
+        }
+    };
     Ok(ProbeConfig {
         server: request.server,
         transport: request.transport,
         peer: request.peer.map_or(PeerSpec::Own, PeerSpec::Given),
-        username: credential.username,
-        password: Secret::new(credential.password),
+        username,
+        password,
         timing: Timing {
             rto: request.rto,
             deadline: request.deadline,
@@ -188,7 +264,8 @@ mod tests {
             deadline: Duration::from_secs(5),
             expired: false,
         };
-        let fresh = config(&request, &secret).unwrap();
+        let minted = Credential::Minted(secret);
+        let fresh = config(&request, &minted).unwrap();
         let expiry = creds::username_expiry(&fresh.username).unwrap();
         assert!(expiry > creds::unix_now() && expiry <= creds::unix_now() + 600);
         assert_eq!(fresh.peer, PeerSpec::Own);
@@ -199,9 +276,34 @@ mod tests {
                 expired: true,
                 ..request
             },
-            &secret,
+            &minted,
         )
         .unwrap();
         assert!(creds::username_expiry(&expired.username).unwrap() < creds::unix_now());
+    }
+
+    #[test]
+    fn a_given_credential_is_used_as_is_and_a_bad_file_hides_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cred.json");
+        std::fs::write(
+            &path,
+            r#"{"username":"1000:alice","password":"cGFzc3dvcmQ=","expires_at":1000}"#,
+        )
+        .unwrap();
+        let given = credential_from_file(&path).unwrap();
+        assert_eq!(given.username, "1000:alice");
+        assert_eq!(given.password.expose(), "cGFzc3dvcmQ=");
+        for bad in [
+            r#"{"username":"u"}"#,
+            "username=u password=hunter2",
+            r#"{"username":"","password":"x"}"#,
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let error = credential_from_file(&path).unwrap_err();
+            assert!(matches!(error, CredentialFileError::Shape { .. }), "{bad}");
+            assert!(!error.to_string().contains("hunter2"));
+            assert_eq!(error.exit_code(), BAD_INPUT);
+        }
     }
 }

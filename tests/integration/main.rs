@@ -36,3 +36,5 @@ mod relay;
 mod hostile;
 // phones: the name-constrained CA, `cityd onboard`, headless Chromium, the leaf following the LAN
 mod phones;
+// `cityd export k8s|rtcd|turn-fleet`: manifests checked against their schemas, the TURN fleet for real
+mod export;

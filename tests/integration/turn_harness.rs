@@ -127,9 +127,16 @@ impl Coturn {
 
     /// coturn inside a namespace, configured by `config` (`-c`), listening on `port`.
     pub fn in_netns(ns: &Netns, config: &Path, port: u16) -> Self {
+        Self::in_netns_with_env(ns, config, port, &[])
+    }
+
+    /// `in_netns` with extra environment variables for coturn (e.g. libfaketime's, to run it with
+    /// its clock moved on).
+    pub fn in_netns_with_env(ns: &Netns, config: &Path, port: u16, env: &[(&str, &str)]) -> Self {
         let bin = require_tool("turnserver", "coturn");
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = ns.command(&bin);
+        cmd.envs(env.iter().copied());
         cmd.arg("-c")
             .arg(config)
             .arg(format!(
