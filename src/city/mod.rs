@@ -158,6 +158,7 @@ fn describe(source: Source<'_>) -> Result<Described, CityError> {
         })?;
         origins.from_file = merge::overlay(&mut table, file);
         origins.file = Some(origin.clone());
+        database::unmanaged_when_a_server_is_named(&mut table, &origins.from_file);
     }
     let city = deserialize(table, &origin)?;
     let mut problems = city.problems();

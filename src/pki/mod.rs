@@ -18,6 +18,7 @@ mod inspect;
 mod pem;
 pub mod probe;
 mod server;
+mod service;
 mod show;
 mod trust;
 
@@ -33,6 +34,7 @@ pub use server::{
     DEFAULT_VALIDITY_DAYS, Leaf, MAX_VALIDITY_DAYS, RENEW_BELOW_DAYS, check_validity_days, issue,
     wanted_sans,
 };
+pub use service::{ServiceLeaf, ensure_service_leaf, leaf_covers, service_paths};
 pub use show::{ShowReport, show_report};
 pub use trust::{explain, verify_leaf};
 

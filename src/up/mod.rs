@@ -1,8 +1,11 @@
 //! `cityd up` as one library call: the whole city on a Docker host, in order: the vault, the PKI,
-//! the rendered files, the PostgreSQL tenant, the containers, Mattermost's readiness, then the
-//! wiring. Every step is reported into one `report::Report` as it completes; the run stops at the
+//! the rendered files, the network, volumes and images, the managed PostgreSQL (when
+//! `[database] managed`) and its health, the PostgreSQL tenant, coturn and Mattermost, their
+//! health and Mattermost's readiness, then the wiring. Images that cannot be had stop the run only
+//! after every step that needs no image. Every step is reported into one `report::Report` as it completes; the run stops at the
 //! first step that fails.
 
+mod database;
 mod ready;
 mod wire;
 
@@ -159,7 +162,21 @@ pub async fn converge(
         texts.push(rendered.text);
     }
 
-    // 4. The PostgreSQL tenant.
+    // 4. The Docker objects that need no image, then the images (missing ones remembered).
+    let engine = docker::connect().await?;
+    let managed = city.database.managed;
+    if managed {
+        docker::city::refuse_foreign_postgres(&engine, city).await?;
+    }
+    let images = docker::city::prepare(&engine, city, dry, report).await?;
+
+    // 5. The PostgreSQL tenant: on the managed server (after it is healthy), or on the server
+    //    the admin flags name.
+    let managed_admin = if managed {
+        database::converge(&engine, city, state, vault, &images, dry, report).await?
+    } else {
+        None
+    };
     match options.database {
         None => report.add(
             Step::new("postgres", options.database_subject, Outcome::Skipped).detail("--skip-db"),
@@ -168,7 +185,15 @@ pub async fn converge(
             Step::new("postgres", options.database_subject, Outcome::WouldCreate)
                 .detail("after the vault exists"),
         ),
+        Some(_) if managed && managed_admin.is_none() => report.add(
+            Step::new("postgres", "managed", Outcome::Skipped)
+                .detail("after the managed PostgreSQL runs"),
+        ),
         Some((admin, mode)) => {
+            let (admin, mode) = match &managed_admin {
+                Some(own) => (own, TlsMode::Require),
+                None => (admin, mode),
+            };
             let tenant = postgres::ensure_tenant(city, state, vault, admin, mode, dry)
                 .await
                 .context("the PostgreSQL tenant step")?;
@@ -177,8 +202,7 @@ pub async fn converge(
         }
     }
 
-    // 5. The containers, then 6. Mattermost's readiness.
-    let engine = docker::connect().await?;
+    // 6. coturn and Mattermost, then their health and Mattermost's readiness.
     let rendered = match texts.as_slice() {
         [mattermost_env, coturn_config] => Some(Rendered {
             mattermost_env,
@@ -186,8 +210,12 @@ pub async fn converge(
         }),
         _ => None,
     };
-    let mattermost =
-        docker::city::converge(&engine, city, lan, state, rendered, dry, report).await?;
+    let specs =
+        docker::city::converge(&engine, city, lan, state, rendered, &images, dry, report).await?;
+    if let Some(missing) = images.unavailable() {
+        return Err(missing.into());
+    }
+    let mattermost = specs.into_iter().find(|s| s.role == docker::spec::Role::Mattermost);
     let mattermost_running = match mattermost {
         None => false,
         // What a dry run of `wire` needs: Mattermost running with its current spec.
@@ -198,6 +226,16 @@ pub async fn converge(
                 Step::new("ready", spec.name, Outcome::Unchanged)
                     .detail(format!("answered after {:.1}s", waited.as_secs_f64())),
             );
+            let names = docker::spec::Names::new(city);
+            let waited = docker::health::wait_healthy(
+                &engine,
+                &[names.coturn(), names.mattermost()],
+                options.ready_timeout,
+            )
+            .await?;
+            for w in &waited {
+                report.add(database::health_step(w));
+            }
             true
         }
     };
