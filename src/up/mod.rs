@@ -93,6 +93,20 @@ pub async fn converge(
     found: &mut Found,
 ) -> anyhow::Result<()> {
     let dry = options.dry_run;
+    // Before anything is written: a container under the managed PostgreSQL's name that this
+    // city's cityd did not create is the user's, and the run stops with nothing touched.
+    let engine = docker::connect().await?;
+    let managed = city.database.managed;
+    if managed {
+        docker::city::refuse_foreign_postgres(&engine, city)
+            .await
+            .map_err(|e| match e {
+                e @ docker::DockerError::ForeignContainer { .. } => {
+                    anyhow::Error::new(crate::exit::Coded::new(crate::exit::BAD_INPUT, e))
+                }
+                e => e.into(),
+            })?;
+    }
     if !dry {
         StateDir::create_private_dir(state.root())?;
     }
@@ -163,11 +177,6 @@ pub async fn converge(
     }
 
     // 4. The Docker objects that need no image, then the images (missing ones remembered).
-    let engine = docker::connect().await?;
-    let managed = city.database.managed;
-    if managed {
-        docker::city::refuse_foreign_postgres(&engine, city).await?;
-    }
     let images = docker::city::prepare(&engine, city, dry, report).await?;
 
     // 5. The PostgreSQL tenant: on the managed server (after it is healthy), or on the server

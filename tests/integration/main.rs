@@ -32,3 +32,6 @@ mod db;
 mod connect;
 // SonarQube -> Mattermost relay: payloads, HMAC, spool durability, exactly-once delivery
 mod relay;
+
+// `[database] managed = true` and `cityd status` on the Docker engine.
+mod managed;

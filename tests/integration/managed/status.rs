@@ -1,0 +1,1 @@
+//! `cityd status` against a managed city (filled in below).
