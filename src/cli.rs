@@ -73,6 +73,9 @@ pub enum Command {
     /// Mattermost's PostgreSQL tenant: role, database, schema ownership.
     #[command(subcommand)]
     Db(cmd::db::Command),
+    /// The whole city at a glance: containers, Mattermost, PostgreSQL, TURN, certificate, vault,
+    /// relay, backups; green/yellow/red with the fix; exit 1 when anything is red.
+    Status(cmd::status::Args),
 }
 
 /// Entry point of the binary.
@@ -94,6 +97,7 @@ pub fn main() -> ExitCode {
         Command::Relay(c) => cmd::relay::run(&ctx, c),
         Command::Down(args) => cmd::down::run(&ctx, args),
         Command::Db(c) => cmd::db::run(&ctx, c),
+        Command::Status(args) => cmd::status::run(&ctx, args),
     };
     match result {
         Ok(code) => code,
