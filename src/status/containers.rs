@@ -1,6 +1,10 @@
 //! One line per container of the city: image, up since, health, restarts.
 
 use super::Line;
+
+/// A container that restarted this recently is in trouble now (a crash loop shows this way
+/// between its restarts); later, its restart count alone is a yellow.
+const RECENT: u64 = 120;
 use crate::city::City;
 use crate::docker::spec::Names;
 use crate::docker::{DockerError, Engine, health};
@@ -44,15 +48,12 @@ fn line(name: String, c: &bollard::models::ContainerInspectResponse) -> Line {
         .unwrap_or_default();
     let restarts = c.restart_count.unwrap_or(0);
     let health = health::status_of(c);
-    let since = state
+    let up_for = state
         .started_at
         .as_deref()
         .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-        .map(|t| {
-            let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0) as u64;
-            super::age(std::time::Duration::from_secs(secs))
-        })
-        .unwrap_or_else(|| "?".into());
+        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0) as u64);
+    let since = up_for.map_or_else(|| "?".into(), |s| super::age(std::time::Duration::from_secs(s)));
     let logs = format!("`docker logs --tail 50 {name}` shows why");
     if state.restarting == Some(true) {
         return Line::red(
@@ -72,6 +73,14 @@ fn line(name: String, c: &bollard::models::ContainerInspectResponse) -> Line {
         );
     }
     let text = format!("{image}, up {since}, {health}, {restarts} restarts");
+    if restarts > 0 && up_for.is_some_and(|s| s < RECENT) {
+        return Line::red(
+            "container",
+            &name,
+            format!("{text}: it restarted {since} ago"),
+            format!("{logs} (it died and the engine restarted it); fix the cause, then `cityd up`"),
+        );
+    }
     match health.as_str() {
         "unhealthy" => Line::red(
             "container",
