@@ -98,7 +98,8 @@ mod tests {
         assert!(!own.database.managed && !own.database.uses_tls());
         let port = City::from_toml("[database]\nport = 6432\n", "t.toml").unwrap();
         assert!(!port.database.managed);
-        let said = City::from_toml("[database]\nhost = \"pg\"\nmanaged = true\n", "t.toml").unwrap();
+        let said =
+            City::from_toml("[database]\nhost = \"pg\"\nmanaged = true\n", "t.toml").unwrap();
         assert!(said.database.managed && said.database.uses_tls());
         let other = City::from_toml("[database]\nname = \"mm\"\n", "t.toml").unwrap();
         assert!(other.database.managed);
@@ -106,9 +107,15 @@ mod tests {
 
     #[test]
     fn a_managed_server_needs_a_hostname_and_a_pinned_image() {
-        let err = City::from_toml("[database]\nmanaged = true\nhost = \"10.0.0.5\"\nimage = \"postgres\"\n", "t.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("database.host") && err.contains("database.image"), "{err}");
+        let err = City::from_toml(
+            "[database]\nmanaged = true\nhost = \"10.0.0.5\"\nimage = \"postgres\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("database.host") && err.contains("database.image"),
+            "{err}"
+        );
     }
 }

@@ -9,13 +9,15 @@ use crate::cli::Context;
 use crate::status::{self, Inputs};
 
 #[derive(Debug, clap::Args)]
-#[command(long_about = "One screen that says how the city is doing: each container (image, up \
+#[command(
+    long_about = "One screen that says how the city is doing: each container (image, up \
 since, health, restarts); Mattermost (ping with database and file store, version, the Calls \
 plugin, plugins running); PostgreSQL (version, database size, connections); coturn (a real TURN \
 allocation and relayed round trip, timed); the server certificate (SANs, days left, whether the \
 current LAN address is still in it); the vault; the relay (listening, backlog, oldest undelivered \
 event); the last backup's age. Every line is green, yellow or red, and names the fix when it is \
-not green. Exit 1 when any line is red. Reads only.")]
+not green. Exit 1 when any line is red. Reads only."
+)]
 pub struct Args {
     /// Machine-readable: {"level", "lines": [{"area", "subject", "level", "text", "fix"}], "seconds"}.
     #[arg(long)]

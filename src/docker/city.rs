@@ -22,6 +22,15 @@ pub struct Rendered<'a> {
     pub coturn_config: &'a str,
 }
 
+/// What `converge` builds the coturn and Mattermost containers from.
+pub struct Inputs<'a> {
+    pub city: &'a City,
+    pub lan: &'a [IpAddr],
+    pub state: &'a StateDir,
+    pub rendered: Option<Rendered<'a>>,
+    pub images: &'a Images,
+}
+
 /// The images the city runs, by ID when on this host, and the ones that are not and could not
 /// be pulled (image, reason).
 #[derive(Debug, Default)]
@@ -112,14 +121,17 @@ pub async fn prepare(
 /// Mattermost.
 pub async fn converge(
     engine: &Engine,
-    city: &City,
-    lan: &[IpAddr],
-    state: &StateDir,
-    rendered: Option<Rendered<'_>>,
-    images: &Images,
+    inputs: Inputs<'_>,
     dry_run: bool,
     report: &mut Report,
 ) -> Result<Vec<ContainerSpec>, DockerError> {
+    let Inputs {
+        city,
+        lan,
+        state,
+        rendered,
+        images,
+    } = inputs;
     let names = Names::new(city);
     let prefix = names.prefix.clone();
     let later = |report: &mut Report, why: &str| {

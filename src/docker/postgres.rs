@@ -59,7 +59,11 @@ pub fn host_files(state: &StateDir, cert_pem: &[u8], key_pem: &[u8], password: &
             },
             file("server.pem", cert_pem, 0o644),
             file("server.key", key_pem, 0o600),
-            file("superuser-password", format!("{password}\n").as_bytes(), 0o400),
+            file(
+                "superuser-password",
+                format!("{password}\n").as_bytes(),
+                0o400,
+            ),
         ],
     }
 }
@@ -155,13 +159,25 @@ mod tests {
         let bindings = body.host_config.unwrap().port_bindings.unwrap();
         let binding = &bindings["5432/tcp"].as_ref().unwrap()[0];
         assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
-        assert_eq!(binding.host_port.as_deref(), Some(""), "the engine picks the port");
+        assert_eq!(
+            binding.host_port.as_deref(),
+            Some(""),
+            "the engine picks the port"
+        );
         let test = body.healthcheck.unwrap().test.unwrap();
         assert_eq!(test[0], "CMD", "exec form: no shell");
         assert_eq!(test[1], "pg_isready");
         let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
-        assert_eq!(endpoints["cicd-net"].aliases.as_deref(), Some(&["postgres".to_string()][..]));
-        assert!(spec.env.0.iter().all(|e| !e.starts_with("POSTGRES_PASSWORD=")));
+        assert_eq!(
+            endpoints["cicd-net"].aliases.as_deref(),
+            Some(&["postgres".to_string()][..])
+        );
+        assert!(
+            spec.env
+                .0
+                .iter()
+                .all(|e| !e.starts_with("POSTGRES_PASSWORD="))
+        );
     }
 
     #[test]

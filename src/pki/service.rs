@@ -37,7 +37,10 @@ impl std::fmt::Debug for ServiceLeaf {
 
 pub fn service_paths(state: &StateDir, name: &str) -> (PathBuf, PathBuf) {
     let dir = state.pki_dir();
-    (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")))
+    (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    )
 }
 
 /// Makes sure `<state>/pki/<name>.pem` is a current leaf of the city CA for exactly `sans`. The
@@ -92,7 +95,13 @@ pub fn ensure_service_leaf(
 }
 
 /// Why the leaf on disk must be replaced, or `None` when it is current.
-fn stale(path: &Path, ca_pem: &[u8], cert_pem: &[u8], sans: &SanSet, now: OffsetDateTime) -> Option<String> {
+fn stale(
+    path: &Path,
+    ca_pem: &[u8],
+    cert_pem: &[u8],
+    sans: &SanSet,
+    now: OffsetDateTime,
+) -> Option<String> {
     let Ok(ca) = pem::certificates(path, ca_pem) else {
         return Some("the city CA does not parse".into());
     };
@@ -105,7 +114,10 @@ fn stale(path: &Path, ca_pem: &[u8], cert_pem: &[u8], sans: &SanSet, now: Offset
     }
     let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
     if sans_of(&cert) != *sans {
-        return Some(format!("its names differ from {}", sans.entries().join(", ")));
+        return Some(format!(
+            "its names differ from {}",
+            sans.entries().join(", ")
+        ));
     }
     let days_left = (cert.validity().not_after.to_datetime() - now).whole_days();
     (days_left < RENEW_BELOW_DAYS).then(|| format!("{days_left} days left"))

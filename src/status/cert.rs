@@ -26,13 +26,23 @@ pub fn lines(inputs: &Inputs<'_>) -> Vec<Line> {
         }
     };
     let Some(leaf) = summary.server else {
-        return vec![Line::red("certificate", "server", "no server certificate", fix_reissue)];
+        return vec![Line::red(
+            "certificate",
+            "server",
+            "no server certificate",
+            fix_reissue,
+        )];
     };
     let mut lines = Vec::new();
     let days = leaf.days_left;
     let text = format!("{} days left, SANs {}", days, leaf.sans.entries().join(" "));
     lines.push(if days < 0 {
-        Line::red("certificate", "server", format!("expired; {text}"), fix_reissue)
+        Line::red(
+            "certificate",
+            "server",
+            format!("expired; {text}"),
+            fix_reissue,
+        )
     } else if days < crate::pki::RENEW_BELOW_DAYS {
         Line::yellow("certificate", "server", text, fix_reissue)
     } else {

@@ -51,24 +51,37 @@ fn line(name: String, c: &bollard::models::ContainerInspectResponse) -> Line {
     let up_for = state
         .started_at
         .as_deref()
-        .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
         .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0) as u64);
-    let since = up_for.map_or_else(|| "?".into(), |s| super::age(std::time::Duration::from_secs(s)));
+    let since = up_for.map_or_else(
+        || "?".into(),
+        |s| super::age(std::time::Duration::from_secs(s)),
+    );
     let logs = format!("`docker logs --tail 50 {name}` shows why");
     if state.restarting == Some(true) {
         return Line::red(
             "container",
             &name,
-            format!("{image}: restarting (exit code {}, {restarts} restarts)", state.exit_code.unwrap_or(-1)),
+            format!(
+                "{image}: restarting (exit code {}, {restarts} restarts)",
+                state.exit_code.unwrap_or(-1)
+            ),
             format!("{logs}; fix the cause, then `cityd up`"),
         );
     }
     if state.running != Some(true) {
-        let status = state.status.map_or_else(|| "not running".to_string(), |s| s.to_string());
+        let status = state
+            .status
+            .map_or_else(|| "not running".to_string(), |s| s.to_string());
         return Line::red(
             "container",
             &name,
-            format!("{image}: {status} (exit code {})", state.exit_code.unwrap_or(-1)),
+            format!(
+                "{image}: {status} (exit code {})",
+                state.exit_code.unwrap_or(-1)
+            ),
             format!("`cityd up` starts it; if it stops again, {logs}"),
         );
     }
@@ -85,10 +98,19 @@ fn line(name: String, c: &bollard::models::ContainerInspectResponse) -> Line {
         "unhealthy" => Line::red(
             "container",
             &name,
-            format!("{text}: `{}` fails: {}", health::command_of(c), health::last_output(c)),
+            format!(
+                "{text}: `{}` fails: {}",
+                health::command_of(c),
+                health::last_output(c)
+            ),
             logs,
         ),
-        "starting" => Line::yellow("container", &name, text, "wait: its health check has not passed yet"),
+        "starting" => Line::yellow(
+            "container",
+            &name,
+            text,
+            "wait: its health check has not passed yet",
+        ),
         _ if restarts > 0 => Line::yellow(
             "container",
             &name,

@@ -208,7 +208,10 @@ mod tests {
         let text = status.text(false);
         assert!(text.contains("FAIL  coturn"), "{text}");
         assert!(text.contains("fix: cityd up"), "{text}");
-        assert!(text.ends_with("1 green, 0 yellow, 1 red in 12 ms\n"), "{text}");
+        assert!(
+            text.ends_with("1 green, 0 yellow, 1 red in 12 ms\n"),
+            "{text}"
+        );
         assert_eq!(age(Duration::from_secs(90_000)), "1d 1h");
     }
 }

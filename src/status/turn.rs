@@ -14,11 +14,21 @@ use crate::turn::probe::{self, ProbeConfig, Timing};
 pub async fn lines(inputs: &Inputs<'_>) -> Vec<Line> {
     let port = inputs.city.turn.port;
     let Some(ip) = inputs.lan.first() else {
-        return vec![Line::red("coturn", "turn", "no LAN address to probe", "set [lan] addresses")];
+        return vec![Line::red(
+            "coturn",
+            "turn",
+            "no LAN address to probe",
+            "set [lan] addresses",
+        )];
     };
     let server = std::net::SocketAddr::new(*ip, port);
     let Ok(secret) = inputs.vault.get(SecretName::TurnStaticAuthSecret) else {
-        return vec![Line::red("coturn", "turn", "no TURN secret in the vault", "`cityd secrets ensure`, then `cityd up`")];
+        return vec![Line::red(
+            "coturn",
+            "turn",
+            "no TURN secret in the vault",
+            "`cityd secrets ensure`, then `cityd up`",
+        )];
     };
     let request = crate::turn::probe_setup::ProbeRequest {
         server,
@@ -31,7 +41,14 @@ pub async fn lines(inputs: &Inputs<'_>) -> Vec<Line> {
     };
     let mut cfg: ProbeConfig = match crate::turn::probe_setup::config(&request, &secret) {
         Ok(c) => c,
-        Err(e) => return vec![Line::red("coturn", "turn", e.to_string(), "`cityd secrets ensure`")],
+        Err(e) => {
+            return vec![Line::red(
+                "coturn",
+                "turn",
+                e.to_string(),
+                "`cityd secrets ensure`",
+            )];
+        }
     };
     cfg.timing = Timing {
         rto: Duration::from_millis(100),
@@ -47,14 +64,20 @@ pub async fn lines(inputs: &Inputs<'_>) -> Vec<Line> {
         vec![Line::green(
             "coturn",
             format!("turn {server}"),
-            format!("listening; allocation and relayed round trip in {:.0} ms", report.total_ms),
+            format!(
+                "listening; allocation and relayed round trip in {:.0} ms",
+                report.total_ms
+            ),
         )]
     } else {
         vec![Line::red(
             "coturn",
             format!("turn {server}"),
             format!("{} after {:.0} ms", report.summary, report.total_ms),
-            format!("{} (`cityd up` starts coturn; `cityd turn probe` shows every step)", report.diagnosis.trim()),
+            format!(
+                "{} (`cityd up` starts coturn; `cityd turn probe` shows every step)",
+                report.diagnosis.trim()
+            ),
         )]
     }
 }

@@ -47,8 +47,7 @@ pub async fn converge(
         Ok(p) => p,
         Err(_) if dry_run => {
             report.add(
-                Step::new("container", name, Outcome::WouldCreate)
-                    .detail("after the vault exists"),
+                Step::new("container", name, Outcome::WouldCreate).detail("after the vault exists"),
             );
             return Ok(None);
         }
@@ -65,7 +64,10 @@ pub async fn converge(
         files.container,
         Outcome::updated_if(!changed.is_empty(), dry_run),
     ));
-    let Some(image_id) = images.postgres.clone().or_else(|| dry_run.then(|| "absent".into()))
+    let Some(image_id) = images
+        .postgres
+        .clone()
+        .or_else(|| dry_run.then(|| "absent".into()))
     else {
         report.add(
             Step::new("container", name, Outcome::Skipped)
@@ -76,17 +78,26 @@ pub async fn converge(
     let mut inputs = files.digests();
     inputs.insert("image".into(), image_id);
     let spec = pg::spec(city, state, inputs);
-    report.add(engine.ensure_container(&spec, &names.prefix, dry_run).await?);
+    report.add(
+        engine
+            .ensure_container(&spec, &names.prefix, dry_run)
+            .await?,
+    );
     if dry_run && !engine.has_spec(&spec).await? {
         return Ok(None);
     }
     if !dry_run {
-        for waited in health::wait_healthy(engine, std::slice::from_ref(&name), HEALTH_TIMEOUT).await? {
+        for waited in
+            health::wait_healthy(engine, std::slice::from_ref(&name), HEALTH_TIMEOUT).await?
+        {
             report.add(health_step(&waited));
         }
     }
     let container = engine.inspect(&name).await?;
-    let Some(port) = container.as_ref().and_then(|c| health::published_port(c, pg::PORT)) else {
+    let Some(port) = container
+        .as_ref()
+        .and_then(|c| health::published_port(c, pg::PORT))
+    else {
         anyhow::bail!(
             "the managed PostgreSQL container {name} publishes no port on 127.0.0.1; remove it \
 (`docker rm -f {name}`; its data volume stays) and run `cityd up` again"

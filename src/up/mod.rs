@@ -219,12 +219,20 @@ pub async fn converge(
         }),
         _ => None,
     };
-    let specs =
-        docker::city::converge(&engine, city, lan, state, rendered, &images, dry, report).await?;
+    let inputs = docker::city::Inputs {
+        city,
+        lan,
+        state,
+        rendered,
+        images: &images,
+    };
+    let specs = docker::city::converge(&engine, inputs, dry, report).await?;
     if let Some(missing) = images.unavailable() {
         return Err(missing.into());
     }
-    let mattermost = specs.into_iter().find(|s| s.role == docker::spec::Role::Mattermost);
+    let mattermost = specs
+        .into_iter()
+        .find(|s| s.role == docker::spec::Role::Mattermost);
     let mattermost_running = match mattermost {
         None => false,
         // What a dry run of `wire` needs: Mattermost running with its current spec.

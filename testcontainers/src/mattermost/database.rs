@@ -40,7 +40,9 @@ impl Dsn {
         let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (auth, hostpath) = main.rsplit_once('@').context("the DSN has no user")?;
         let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
-        let (hostport, dbname) = hostpath.split_once('/').context("the DSN has no database")?;
+        let (hostport, dbname) = hostpath
+            .split_once('/')
+            .context("the DSN has no database")?;
         let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
         let params: Vec<(String, String)> = serde_urlencoded::from_str(query)?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -71,7 +73,10 @@ pub async fn open_from_env() -> anyhow::Result<()> {
         match open(&dsn).await {
             Ok(client) => {
                 let _ = CLIENT.set(client);
-                eprintln!("database: connected to {}:{} over TLS (verify-full)", dsn.host, dsn.port);
+                eprintln!(
+                    "database: connected to {}:{} over TLS (verify-full)",
+                    dsn.host, dsn.port
+                );
                 return Ok(());
             }
             Err(e) => {
@@ -89,8 +94,8 @@ async fn open(dsn: &Dsn) -> anyhow::Result<tokio_postgres::Client> {
         bail!("sslmode=verify-full without sslrootcert");
     };
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_path)
-        .with_context(|| format!("reading {ca_path}"))?
+    for cert in
+        CertificateDer::pem_file_iter(ca_path).with_context(|| format!("reading {ca_path}"))?
     {
         roots.add(cert?)?;
     }
@@ -122,7 +127,8 @@ async fn open(dsn: &Dsn) -> anyhow::Result<tokio_postgres::Client> {
 /// `None` when no database was opened; otherwise whether it answers now.
 pub async fn healthy() -> Option<bool> {
     let client = CLIENT.get()?;
-    let answer = tokio::time::timeout(Duration::from_secs(5), client.simple_query("SELECT 1")).await;
+    let answer =
+        tokio::time::timeout(Duration::from_secs(5), client.simple_query("SELECT 1")).await;
     Some(matches!(answer, Ok(Ok(_))))
 }
 
@@ -136,6 +142,14 @@ mod tests {
         assert_eq!(d.host, "postgres");
         assert_eq!(d.sslmode, "verify-full");
         assert_eq!(d.sslrootcert.as_deref(), Some("/mattermost/certs/ca.pem"));
-        assert_eq!((d.user.as_str(), d.password.as_str(), d.dbname.as_str(), d.port), ("mattermost", "abc123", "mattermost", 5432));
+        assert_eq!(
+            (
+                d.user.as_str(),
+                d.password.as_str(),
+                d.dbname.as_str(),
+                d.port
+            ),
+            ("mattermost", "abc123", "mattermost", 5432)
+        );
     }
 }

@@ -21,7 +21,12 @@ pub async fn run(args: &[String]) -> anyhow::Result<i32> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--local" => local = true,
-            "--local-socket-path" => socket = it.next().context("--local-socket-path needs a path")?.into(),
+            "--local-socket-path" => {
+                socket = it
+                    .next()
+                    .context("--local-socket-path needs a path")?
+                    .into()
+            }
             other => words.push(other),
         }
     }
@@ -55,7 +60,9 @@ fn dechunk(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || after.len() < n {
             break;
         }

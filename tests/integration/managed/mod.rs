@@ -143,7 +143,11 @@ fn up_runs_its_own_postgres_with_tls_and_a_second_up_and_down_up_keep_everything
         "CREATE TABLE keep (n int); INSERT INTO keep VALUES (1), (2), (3)",
     );
     let out = lab.cityd().arg("down").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!lab.exists("container", &lab.postgres()));
     assert!(lab.exists("volume", &format!("{}postgres-data", lab.prefix)));
     lab.up(&[]);
@@ -170,6 +174,9 @@ fn a_container_of_that_name_cityd_did_not_create_is_refused_with_nothing_touched
     assert!(err.contains("managed = false"), "{err}");
     assert!(err.contains("docker rename"), "{err}");
     assert_eq!(lab.identity(&lab.postgres()), before);
-    assert!(!lab.scratch.state().exists(), "the state directory was created");
+    assert!(
+        !lab.scratch.state().exists(),
+        "the state directory was created"
+    );
     assert!(!lab.exists("network", &lab.network()));
 }

@@ -61,7 +61,10 @@ fn docker(args: &[&str]) {
 fn until(lab: &Lab, name: &str, what: &str, ready: impl Fn(&Value) -> bool) {
     let started = Instant::now();
     while !ready(&lab.inspect(name)) {
-        assert!(started.elapsed() < Duration::from_secs(120), "{name} never became {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{name} never became {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -90,11 +93,30 @@ fn status_is_free_of_red_on_a_healthy_city_and_each_fault_turns_its_line_red() {
         ("certificate", "lan address"),
         ("vault", ""),
     ] {
-        assert_eq!(line(&report, area, subject)["level"], "green", "{area} {subject}: {report:#}");
+        assert_eq!(
+            line(&report, area, subject)["level"],
+            "green",
+            "{area} {subject}: {report:#}"
+        );
     }
-    assert!(line(&report, "mattermost", "version")["text"].as_str().unwrap().starts_with("11.8.5"));
-    assert!(line(&report, "postgres", "server")["text"].as_str().unwrap().contains("PostgreSQL 17"));
-    assert!(line(&report, "coturn", "turn")["text"].as_str().unwrap().contains("round trip in"));
+    assert!(
+        line(&report, "mattermost", "version")["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("11.8.5")
+    );
+    assert!(
+        line(&report, "postgres", "server")["text"]
+            .as_str()
+            .unwrap()
+            .contains("PostgreSQL 17")
+    );
+    assert!(
+        line(&report, "coturn", "turn")["text"]
+            .as_str()
+            .unwrap()
+            .contains("round trip in")
+    );
     assert_eq!(line(&report, "backup", "last")["text"], "no backups yet");
 
     // The LAN address moved: a city file with another address.
@@ -110,15 +132,29 @@ fn status_is_free_of_red_on_a_healthy_city_and_each_fault_turns_its_line_red() {
     assert_eq!(code, 1);
     let cert = line(&report, "certificate", "lan address");
     assert_eq!(cert["level"], "red");
-    assert!(cert["text"].as_str().unwrap().contains(&other.ip.to_string()));
+    assert!(
+        cert["text"]
+            .as_str()
+            .unwrap()
+            .contains(&other.ip.to_string())
+    );
     assert!(cert["fix"].as_str().unwrap().contains("cityd up"));
 
     // coturn stopped.
     docker(&["stop", &lab.coturn()]);
     let (code, report) = status(&lab, None);
     assert_eq!(code, 1);
-    assert_eq!(line(&report, "coturn", "turn")["level"], "red", "{report:#}");
-    assert!(line(&report, "coturn", "turn")["fix"].as_str().unwrap().contains("cityd up"));
+    assert_eq!(
+        line(&report, "coturn", "turn")["level"],
+        "red",
+        "{report:#}"
+    );
+    assert!(
+        line(&report, "coturn", "turn")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("cityd up")
+    );
     assert_eq!(line(&report, "container", &lab.coturn())["level"], "red");
     docker(&["start", &lab.coturn()]);
     until(&lab, &lab.coturn(), "healthy", healthy);
@@ -134,7 +170,9 @@ fn status_is_free_of_red_on_a_healthy_city_and_each_fault_turns_its_line_red() {
     until(&lab, &lab.postgres(), "healthy", healthy);
 
     // A container restarting: Mattermost's process dies and the engine restarts it.
-    let pid = lab.inspect(&lab.mattermost())["State"]["Pid"].as_i64().unwrap();
+    let pid = lab.inspect(&lab.mattermost())["State"]["Pid"]
+        .as_i64()
+        .unwrap();
     run_ok(Command::new("kill").args(["-9", &pid.to_string()]));
     until(&lab, &lab.mattermost(), "restarted", |c| {
         c["RestartCount"].as_i64().unwrap_or(0) >= 1

@@ -32,7 +32,9 @@ pub async fn ping(RawQuery(raw): RawQuery) -> Response {
     // Every real response carries the build: `<version>.<build>.<config hash>.<licensed>`.
     headers.insert(
         "X-Version-ID",
-        format!("{VERSION}.0.double.true").parse().expect("static header"),
+        format!("{VERSION}.0.double.true")
+            .parse()
+            .expect("static header"),
     );
     let mut status = axum::http::StatusCode::OK;
     if q.get_server_status {
