@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn a_managed_server_needs_a_hostname_and_a_pinned_image() {
         let err = City::from_toml(
-            "[database]\nmanaged = true\nhost = \"10.0.0.5\"\nimage = \"postgres\"\n",
+            "[database]\nmanaged = true\nhost = \"fd00::5\"\nimage = \"postgres\"\n",
             "t.toml",
         )
         .unwrap_err()
