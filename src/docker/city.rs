@@ -190,11 +190,13 @@ pub async fn converge(
             )
             .detail(shown.join(", ")),
         );
-        if image.is_none() && !dry_run {
-            report.add(
-                Step::new("container", spec.name.clone(), Outcome::Skipped)
-                    .detail(format!("its image {} is missing", spec.image)),
-            );
+        // Half a city is no use: with any image missing, no container starts.
+        if !images.missing.is_empty() && !dry_run {
+            let why = match image {
+                None => format!("its image {} is missing", spec.image),
+                Some(_) => "another image of the city is missing".to_string(),
+            };
+            report.add(Step::new("container", spec.name.clone(), Outcome::Skipped).detail(why));
             continue;
         }
         report.add(engine.ensure_container(&spec, &prefix, dry_run).await?);

@@ -64,17 +64,16 @@ pub async fn converge(
         files.container,
         Outcome::updated_if(!changed.is_empty(), dry_run),
     ));
-    let Some(image_id) = images
-        .postgres
-        .clone()
-        .or_else(|| dry_run.then(|| "absent".into()))
-    else {
-        report.add(
-            Step::new("container", name, Outcome::Skipped)
-                .detail(format!("its image {} is missing", city.database.image)),
-        );
+    let image_id = images.postgres.clone();
+    if !images.missing.is_empty() && !dry_run {
+        let why = match image_id {
+            None => format!("its image {} is missing", city.database.image),
+            Some(_) => "another image of the city is missing".to_string(),
+        };
+        report.add(Step::new("container", name, Outcome::Skipped).detail(why));
         return Ok(None);
-    };
+    }
+    let image_id = image_id.unwrap_or_else(|| "absent".into());
     let mut inputs = files.digests();
     inputs.insert("image".into(), image_id);
     let spec = pg::spec(city, state, inputs);

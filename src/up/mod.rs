@@ -94,11 +94,13 @@ pub async fn converge(
 ) -> anyhow::Result<()> {
     let dry = options.dry_run;
     // Before anything is written: a container under the managed PostgreSQL's name that this
-    // city's cityd did not create is the user's, and the run stops with nothing touched.
-    let engine = docker::connect().await?;
+    // city's cityd did not create is the user's, and the run stops with nothing touched. An
+    // unreachable engine is reported where the engine is first needed, after the steps that
+    // need none.
+    let engine = docker::connect().await;
     let managed = city.database.managed;
-    if managed {
-        docker::city::refuse_foreign_postgres(&engine, city)
+    if let (true, Ok(engine)) = (managed, &engine) {
+        docker::city::refuse_foreign_postgres(engine, city)
             .await
             .map_err(|e| match e {
                 e @ docker::DockerError::ForeignContainer { .. } => {
@@ -176,39 +178,27 @@ pub async fn converge(
         texts.push(rendered.text);
     }
 
-    // 4. The Docker objects that need no image, then the images (missing ones remembered).
-    let images = docker::city::prepare(&engine, city, dry, report).await?;
-
-    // 5. The PostgreSQL tenant: on the managed server (after it is healthy), or on the server
-    //    the admin flags name.
-    let managed_admin = if managed {
-        database::converge(&engine, city, state, vault, &images, dry, report).await?
-    } else {
-        None
+    // 4. The tenant on a server the admin flags name (an existing one) needs no Docker at all;
+    //    on the managed server it comes after the server is healthy (step 5).
+    let tenant = Tenant {
+        city,
+        state,
+        vault,
+        options,
+        vault_ready,
+        dry,
     };
-    match options.database {
-        None => report.add(
-            Step::new("postgres", options.database_subject, Outcome::Skipped).detail("--skip-db"),
-        ),
-        Some(_) if !vault_ready => report.add(
-            Step::new("postgres", options.database_subject, Outcome::WouldCreate)
-                .detail("after the vault exists"),
-        ),
-        Some(_) if managed && managed_admin.is_none() => report.add(
-            Step::new("postgres", "managed", Outcome::Skipped)
-                .detail("after the managed PostgreSQL runs"),
-        ),
-        Some((admin, mode)) => {
-            let (admin, mode) = match &managed_admin {
-                Some(own) => (own, TlsMode::Require),
-                None => (admin, mode),
-            };
-            let tenant = postgres::ensure_tenant(city, state, vault, admin, mode, dry)
-                .await
-                .context("the PostgreSQL tenant step")?;
-            report.add(tenant.step());
-            found.database = Some(tenant);
-        }
+    if !managed {
+        tenant.ensure(None, report, found).await?;
+    }
+
+    // 5. The Docker objects that need no image, then the images (missing ones remembered), then
+    //    the managed PostgreSQL and its tenant.
+    let engine = engine?;
+    let images = docker::city::prepare(&engine, city, dry, report).await?;
+    if managed {
+        let admin = database::converge(&engine, city, state, vault, &images, dry, report).await?;
+        tenant.ensure(Some(admin), report, found).await?;
     }
 
     // 6. coturn and Mattermost, then their health and Mattermost's readiness.
@@ -269,6 +259,58 @@ pub async fn converge(
         wire::wire(city, state, vault, report.json(), dry, &mut found.wire).await?;
     }
     Ok(())
+}
+
+/// The tenant step with what it needs from `converge`.
+struct Tenant<'a> {
+    city: &'a City,
+    state: &'a StateDir,
+    vault: &'a Vault,
+    options: &'a Options<'a>,
+    vault_ready: bool,
+    dry: bool,
+}
+
+impl Tenant<'_> {
+    /// `managed`: `None` for a server the admin flags name; `Some(admin)` for the managed server
+    /// (`Some(None)` when it is not running yet).
+    async fn ensure(
+        &self,
+        managed: Option<Option<Admin>>,
+        report: &mut Report,
+        found: &mut Found,
+    ) -> anyhow::Result<()> {
+        let subject = self.options.database_subject;
+        let (admin, mode) = match (self.options.database, &managed) {
+            (None, _) => {
+                report.add(Step::new("postgres", subject, Outcome::Skipped).detail("--skip-db"));
+                return Ok(());
+            }
+            (Some(_), _) if !self.vault_ready => {
+                report.add(
+                    Step::new("postgres", subject, Outcome::WouldCreate)
+                        .detail("after the vault exists"),
+                );
+                return Ok(());
+            }
+            (Some(_), Some(None)) => {
+                report.add(
+                    Step::new("postgres", "managed", Outcome::Skipped)
+                        .detail("after the managed PostgreSQL runs"),
+                );
+                return Ok(());
+            }
+            (Some(_), Some(Some(own))) => (own, TlsMode::Require),
+            (Some((admin, mode)), None) => (admin, mode),
+        };
+        let tenant =
+            postgres::ensure_tenant(self.city, self.state, self.vault, admin, mode, self.dry)
+                .await
+                .context("the PostgreSQL tenant step")?;
+        report.add(tenant.step());
+        found.database = Some(tenant);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

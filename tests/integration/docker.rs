@@ -1072,7 +1072,7 @@ fn a_missing_image_that_cannot_be_pulled_says_how_to_load_it() {
     );
     let out = lab.cityd().args(["up", "--skip-db"]).output().unwrap();
     let err = stderr_of_exit(&out, 1);
-    assert!(err.contains("image cityd-test/not-built:0.0.1"), "{err}");
+    assert!(err.contains("cityd-test/not-built:0.0.1"), "{err}");
     assert!(err.contains("docker load -i"), "{err}");
     assert!(lab.labelled_containers().is_empty());
 }

@@ -234,7 +234,7 @@ fn dry_run_writes_nothing() {
         .map(|e| (e["name"].as_str().unwrap(), e["action"].as_str().unwrap()))
         .collect();
     assert!(actions.contains(&("sonarqube-webhook-secret", "would_create")));
-    assert_eq!(actions.iter().filter(|(_, a)| *a == "kept").count(), 7);
+    assert_eq!(actions.iter().filter(|(_, a)| *a == "kept").count(), 8);
     assert_eq!(snapshot(&secrets_dir(&s)).unwrap(), before);
 }
 
@@ -689,7 +689,7 @@ fn import_env_adopts_the_blog_file_and_reimport_changes_nothing() {
     assert_eq!(report["changed"], true);
     assert_eq!(
         report["still_missing"],
-        serde_json::json!(["sonarqube-webhook-secret"])
+        serde_json::json!(["sonarqube-webhook-secret", "postgres-superuser-password"])
     );
     let dir = secrets_dir(&s);
     for (variable, file_name) in VARIABLE_TO_FILE {
@@ -733,7 +733,9 @@ fn import_env_adopts_the_blog_file_and_reimport_changes_nothing() {
     let ensure = ok(&s, &["secrets", "ensure", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&ensure.stdout).unwrap();
     for e in report["secrets"].as_array().unwrap() {
-        let expected = if e["name"] == "sonarqube-webhook-secret" {
+        let expected = if e["name"] == "sonarqube-webhook-secret"
+            || e["name"] == "postgres-superuser-password"
+        {
             "created"
         } else {
             "kept"

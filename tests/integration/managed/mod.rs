@@ -180,3 +180,43 @@ fn a_container_of_that_name_cityd_did_not_create_is_refused_with_nothing_touched
     );
     assert!(!lab.exists("network", &lab.network()));
 }
+
+#[test]
+fn without_the_postgres_image_up_does_every_step_that_needs_none_then_names_it() {
+    let mut lab = Lab::managed();
+    lab.edit_city(
+        &format!(
+            "image = \"{}:{}\"",
+            crate::docker::POSTGRES_IMAGE.0,
+            crate::docker::POSTGRES_IMAGE.1
+        ),
+        "image = \"cityd-test/not-built-postgres:17.0\"",
+    );
+    let out = lab.cityd().args(["up", "--json"]).output().unwrap();
+    stderr_of_exit(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("cityd-test/not-built-postgres:17.0"),
+        "{error}"
+    );
+    assert!(error.contains("docker load -i"), "{error}");
+    // Everything that needs no image is there; no container started.
+    let state = lab.scratch.state();
+    for path in [
+        "secrets/postgres-superuser-password",
+        "pki/postgres.pem",
+        "render/mattermost.env",
+        "postgres/server.key",
+        "coturn/turnserver.conf",
+    ] {
+        assert!(state.join(path).exists(), "{path}");
+    }
+    assert!(lab.exists("network", &lab.network()));
+    assert!(lab.exists("volume", &format!("{}postgres-data", lab.prefix)));
+    assert_eq!(lab.labelled_containers(), Vec::<String>::new());
+    assert_eq!(
+        outcome_of(&report, "image", "cityd-test/not-built-postgres:17.0"),
+        "skipped"
+    );
+}
