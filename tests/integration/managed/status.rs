@@ -1,7 +1,7 @@
 //! `cityd status` against a managed city on the Docker engine: all lines free of red (green
 //! where this machine allows), then each fault turns its own line red with its fix and exit 1:
 //! the LAN address moved (a city file with another address), coturn stopped, PostgreSQL stopped,
-//! a container restarting.
+//! a container restarting, the relay's target down with a backlog.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -71,7 +71,16 @@ fn until(lab: &Lab, name: &str, what: &str, ready: impl Fn(&Value) -> bool) {
 
 #[test]
 fn status_is_free_of_red_on_a_healthy_city_and_each_fault_turns_its_line_red() {
-    let lab = Lab::managed();
+    let mut lab = Lab::managed();
+    let (intake, metrics) = (free_port(), free_port());
+    lab.edit_city(
+        "listen = \"0.0.0.0:9180\"",
+        &format!("listen = \"127.0.0.1:{intake}\""),
+    );
+    lab.edit_city(
+        "metrics = \"127.0.0.1:9181\"",
+        &format!("metrics = \"127.0.0.1:{metrics}\""),
+    );
     lab.up(&[]);
     let healthy = |r: &Value| r["State"]["Health"]["Status"] == "healthy";
 
@@ -182,4 +191,99 @@ fn status_is_free_of_red_on_a_healthy_city_and_each_fault_turns_its_line_red() {
     let mm = line(&report, "container", &lab.mattermost());
     assert_eq!(mm["level"], "red", "{report:#}");
     assert!(mm["fix"].as_str().unwrap().contains("docker logs"), "{mm}");
+
+    // The relay's target down with a backlog: the relay runs, Mattermost stops, an alert comes in.
+    until(&lab, &lab.mattermost(), "healthy", healthy);
+    let relay = Relay::start(&lab);
+    let (_, report) = status(&lab, None);
+    assert_eq!(
+        line(&report, "relay", "127.0.0.1")["level"],
+        "green",
+        "{report:#}"
+    );
+    docker(&["stop", &lab.mattermost()]);
+    relay.post_alert(&lab, intake);
+    let started = Instant::now();
+    let report = loop {
+        let (code, report) = status(&lab, None);
+        if line(&report, "relay", "127.0.0.1")["level"] == "red" {
+            assert_eq!(code, 1);
+            break report;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the relay line never turned red: {report:#}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let relay_line = line(&report, "relay", "127.0.0.1");
+    assert!(
+        relay_line["text"].as_str().unwrap().contains("backlog 1"),
+        "{relay_line}"
+    );
+    assert!(
+        relay_line["fix"].as_str().unwrap().contains("Mattermost"),
+        "{relay_line}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `cityd relay serve` for the lab's city, killed on drop.
+struct Relay(std::process::Child);
+
+impl Relay {
+    fn start(lab: &Lab) -> Self {
+        use std::io::BufRead as _;
+        let mut child = lab
+            .std_cityd()
+            .args(["relay", "serve"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next().unwrap().unwrap();
+        assert!(ready.starts_with("relay ready"), "{ready}");
+        Self(child)
+    }
+
+    /// A signed SonarQube quality-gate failure, as SonarQube posts it.
+    fn post_alert(&self, lab: &Lab, port: u16) {
+        use std::io::{Read as _, Write as _};
+        let body =
+            std::fs::read(crate::common::fixture("sonarqube/webhook-gate-failed.json")).unwrap();
+        let secret = run_ok(
+            lab.cityd()
+                .args(["secrets", "get", "sonarqube-webhook-secret"]),
+        );
+        let signature = cityd::relay::signature::Verifier::new(&cityd::secrets::Secret::new(
+            secret.trim().to_string(),
+        ))
+        .sign(&body);
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "POST /sonarqube HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nX-Sonar-Webhook-HMAC-SHA256: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(&body).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
