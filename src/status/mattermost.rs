@@ -9,10 +9,11 @@ use crate::state::StateDir;
 
 const CALLS: &str = "com.mattermost.calls";
 
-pub async fn lines(state: &StateDir) -> Vec<Line> {
+pub async fn lines(state: &StateDir, container: &str) -> Vec<Line> {
     let socket = state.mattermost_socket();
-    let fix_down =
-        "`cityd up` starts Mattermost; `docker logs mattermost` shows why it is not answering";
+    let fix_down = format!(
+        "`cityd up` starts Mattermost; `docker logs {container}` shows why it is not answering"
+    );
     let client =
         match ApiClient::with_timeout(Target::Socket(socket.clone()), Duration::from_secs(3)) {
             Ok(c) => c,
@@ -52,7 +53,7 @@ pub async fn lines(state: &StateDir) -> Vec<Line> {
                     "mattermost",
                     "ping",
                     format!("{text} but {}", bad.join(", ")),
-                    "check the PostgreSQL line and `docker logs mattermost`",
+                    format!("check the postgres lines and `docker logs {container}`"),
                 )
             });
             let version = s.version.split('.').take(3).collect::<Vec<_>>().join(".");
@@ -77,12 +78,18 @@ pub async fn lines(state: &StateDir) -> Vec<Line> {
         )),
         Ok(p) => {
             lines.push(match p.active.iter().find(|m| m.id == CALLS) {
-                Some(calls) => Line::green("mattermost", "calls", format!("Calls {} running", calls.version)),
+                Some(calls) => Line::green(
+                    "mattermost",
+                    "calls",
+                    format!("Calls {} running", calls.version),
+                ),
                 None => Line::yellow(
                     "mattermost",
                     "calls",
                     "the Calls plugin is not running",
-                    "enable it: `docker exec mattermost mmctl --local plugin enable com.mattermost.calls`",
+                    format!(
+                        "enable it: `docker exec {container} mmctl --local plugin enable {CALLS}`"
+                    ),
                 ),
             });
             let running: Vec<String> = p

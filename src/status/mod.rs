@@ -156,9 +156,10 @@ pub struct Inputs<'a> {
 pub async fn collect(inputs: &Inputs<'_>) -> Status {
     let started = Instant::now();
     let engine = crate::docker::connect().await;
+    let mattermost_name = crate::docker::spec::Names::new(inputs.city).mattermost();
     let (containers, mattermost, database, turn, relay) = tokio::join!(
         containers::lines(engine.as_ref(), inputs.city),
-        mattermost::lines(inputs.state),
+        mattermost::lines(inputs.state, &mattermost_name),
         database::lines(engine.as_ref().ok(), inputs),
         turn::lines(inputs),
         relay::lines(inputs.city),
