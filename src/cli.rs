@@ -77,6 +77,9 @@ pub enum Command {
     /// Hand the city to the engines that scale: Mattermost Operator manifests, rtcd, a TURN fleet.
     #[command(subcommand)]
     Export(cmd::export::Command),
+    /// The whole city at a glance: containers, Mattermost, PostgreSQL, TURN, certificate, vault,
+    /// relay, backups; green/yellow/red with the fix; exit 1 when anything is red.
+    Status(cmd::status::Args),
 }
 
 /// Entry point of the binary.
@@ -100,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Db(c) => cmd::db::run(&ctx, c),
         Command::Onboard(args) => cmd::onboard::run(&ctx, args),
         Command::Export(c) => cmd::export::run(&ctx, c),
+        Command::Status(args) => cmd::status::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

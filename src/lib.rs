@@ -26,6 +26,7 @@ pub mod render;
 pub mod report;
 pub mod secrets;
 pub mod state;
+pub mod status;
 pub mod tls;
 pub mod turn;
 pub mod up;

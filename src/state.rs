@@ -109,6 +109,10 @@ impl StateDir {
     pub fn coturn_config(&self) -> PathBuf {
         self.coturn_dir().join(RENDERED_TURNSERVER_CONF)
     }
+    /// `postgres/`: what the managed PostgreSQL container mounts (its leaf, key, superuser password).
+    pub fn postgres_dir(&self) -> PathBuf {
+        self.root.join("postgres")
+    }
     /// `integrations/`: `cityd connect`'s records of what it pushed (fingerprints, pending reloads).
     pub fn integrations_dir(&self) -> PathBuf {
         self.root.join("integrations")

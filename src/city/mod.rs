@@ -166,6 +166,7 @@ fn describe(source: Source<'_>) -> Result<Described, CityError> {
         })?;
         origins.from_file = merge::overlay(&mut table, file);
         origins.file = Some(origin.clone());
+        database::unmanaged_when_a_server_is_named(&mut table, &origins.from_file);
     }
     let mut text_problems = Problems::default();
     rules::control_characters(&table, &mut text_problems);

@@ -12,6 +12,7 @@ pub mod pki;
 pub mod relay;
 pub mod render;
 pub mod secrets;
+pub mod status;
 pub mod turn;
 pub mod up;
 pub mod verify;

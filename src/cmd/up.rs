@@ -21,7 +21,10 @@ Each container carries the SHA-256 of its spec (image and its ID, env, ports, mo
 mounted files) in the label org.cityd.spec. A container whose label matches is left running untouched; \
 one whose spec changed is replaced. Every step reports created / updated / unchanged; --dry-run reports \
 what it would do and changes nothing. The Docker engine is the one DOCKER_HOST names (default: the local \
-socket)."
+socket).\n\n\
+With [database] managed = true (the default city) cityd runs PostgreSQL 17 itself and reaches it as its \
+superuser through a port published on 127.0.0.1 only; --admin-url, --admin-password-file and --db-tls \
+then do not apply. Each container's health check (exec form) must pass before the run goes on."
 )]
 pub struct Args {
     /// Print what each step would change, and change nothing.

@@ -1,7 +1,8 @@
-//! The city's containers as a whole on one engine: `converge` brings up the network, the volumes,
-//! the images, the containers' host files and both containers, in that order, each a reported
-//! step; `teardown` removes the containers (and with `purge` the volumes, the network and the
-//! host files), never the vault, the PKI or the rendered files.
+//! The city's containers as a whole on one engine: `prepare` brings up the network, the volumes
+//! and the images (remembering the ones that cannot be had), `converge` the containers' host
+//! files and the coturn and Mattermost containers, each a reported step; `teardown` removes the
+//! containers, the managed PostgreSQL's included (and with `purge` the volumes, its data volume
+//! too, the network and the host files), never the vault, the PKI or the rendered files.
 
 use std::net::IpAddr;
 
@@ -21,36 +22,118 @@ pub struct Rendered<'a> {
     pub coturn_config: &'a str,
 }
 
-/// Converges the city's Docker objects. `rendered` is `None` when the files cannot be rendered yet
-/// (a dry run before the vault exists): the containers are then reported as to be created. Returns
-/// Mattermost's spec when the containers were converged (or compared, in a dry run).
-pub async fn converge(
+/// What `converge` builds the coturn and Mattermost containers from.
+pub struct Inputs<'a> {
+    pub city: &'a City,
+    pub lan: &'a [IpAddr],
+    pub state: &'a StateDir,
+    pub rendered: Option<Rendered<'a>>,
+    pub images: &'a Images,
+}
+
+/// The images the city runs, by ID when on this host, and the ones that are not and could not
+/// be pulled (image, reason).
+#[derive(Debug, Default)]
+pub struct Images {
+    pub coturn: Option<String>,
+    pub mattermost: Option<String>,
+    pub postgres: Option<String>,
+    pub missing: Vec<(String, String)>,
+}
+
+impl Images {
+    /// The error naming every missing image and how to `docker load` it, if any is missing.
+    pub fn unavailable(&self) -> Option<DockerError> {
+        (!self.missing.is_empty()).then(|| DockerError::ImagesUnavailable {
+            images: self
+                .missing
+                .iter()
+                .map(|(i, _)| i.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            reasons: self
+                .missing
+                .iter()
+                .map(|(i, r)| format!("{i}: {r}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+}
+
+/// The objects that need no image first (the network, the volumes), then the images, each pulled
+/// when missing; an image that cannot be had is reported and remembered, not fatal yet, so `up`
+/// can still do every step that needs no image.
+pub async fn prepare(
     engine: &Engine,
     city: &City,
-    lan: &[IpAddr],
-    state: &StateDir,
-    rendered: Option<Rendered<'_>>,
     dry_run: bool,
     report: &mut Report,
-) -> Result<Option<ContainerSpec>, DockerError> {
+) -> Result<Images, DockerError> {
     let names = Names::new(city);
     let prefix = names.prefix.clone();
-
     report.add(
         engine
             .ensure_network(&names.network(), &prefix, dry_run)
             .await?,
     );
-    for volume in names.volumes() {
+    let mut volumes = names.volumes();
+    if city.database.managed {
+        volumes.push(names.postgres_volume());
+    }
+    for volume in volumes {
         report.add(engine.ensure_volume(&volume, &prefix, dry_run).await?);
     }
-    let (coturn_image, step) = engine
-        .ensure_image(&city.docker.coturn_image, dry_run)
-        .await?;
-    report.add(step);
-    let (mattermost_image, step) = engine.ensure_image(&city.mattermost.image, dry_run).await?;
-    report.add(step);
+    let mut images = Images::default();
+    let mut wanted = vec![&city.docker.coturn_image, &city.mattermost.image];
+    if city.database.managed {
+        wanted.push(&city.database.image);
+    }
+    for (i, image) in wanted.into_iter().enumerate() {
+        let id = match engine.ensure_image(image, dry_run).await {
+            Ok((id, step)) => {
+                report.add(step);
+                id
+            }
+            Err(DockerError::ImageUnavailable { image, reason }) => {
+                report.add(
+                    Step::new("image", image.clone(), Outcome::Skipped)
+                        .detail("missing, and it cannot be pulled"),
+                );
+                images.missing.push((image, reason));
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        match i {
+            0 => images.coturn = id,
+            1 => images.mattermost = id,
+            _ => images.postgres = id,
+        }
+    }
+    Ok(images)
+}
 
+/// Converges coturn and Mattermost: their host files, then the containers (skipped, with the
+/// reason, when an image is missing). `rendered` is `None` when the files cannot be rendered yet
+/// (a dry run before the vault exists): the containers are then reported as to be created. Returns
+/// the specs of the containers that were converged (or compared, in a dry run): coturn, then
+/// Mattermost.
+pub async fn converge(
+    engine: &Engine,
+    inputs: Inputs<'_>,
+    dry_run: bool,
+    report: &mut Report,
+) -> Result<Vec<ContainerSpec>, DockerError> {
+    let Inputs {
+        city,
+        lan,
+        state,
+        rendered,
+        images,
+    } = inputs;
+    let names = Names::new(city);
+    let prefix = names.prefix.clone();
     let later = |report: &mut Report, why: &str| {
         for name in names.containers() {
             report.add(Step::new("container", name, Outcome::WouldCreate).detail(why));
@@ -58,7 +141,7 @@ pub async fn converge(
     };
     let Some(rendered) = rendered else {
         later(report, "after the vault and the rendered files exist");
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let sources = Sources {
         city,
@@ -66,14 +149,14 @@ pub async fn converge(
         state,
         mattermost_env: rendered.mattermost_env,
         coturn_config: rendered.coturn_config,
-        coturn_image_id: coturn_image,
-        mattermost_image_id: mattermost_image,
+        coturn_image_id: images.coturn.clone(),
+        mattermost_image_id: images.mattermost.clone(),
     };
     let desired = match desired::desired(&sources) {
         Ok(d) => d,
         Err(DockerError::MissingInput { .. }) if dry_run => {
             later(report, "after the PKI exists");
-            return Ok(None);
+            return Ok(Vec::new());
         }
         Err(e) => return Err(e),
     };
@@ -85,7 +168,11 @@ pub async fn converge(
         ..
     } = desired;
 
-    for (files, spec) in [(&coturn_files, &coturn), (&mattermost_files, &mattermost)] {
+    let mut converged = Vec::new();
+    for (files, spec, image) in [
+        (&coturn_files, coturn, &images.coturn),
+        (&mattermost_files, mattermost, &images.mattermost),
+    ] {
         let changed = if dry_run {
             files.pending()
         } else {
@@ -103,9 +190,39 @@ pub async fn converge(
             )
             .detail(shown.join(", ")),
         );
-        report.add(engine.ensure_container(spec, &prefix, dry_run).await?);
+        // Half a city is no use: with any image missing, no container starts.
+        if !images.missing.is_empty() && !dry_run {
+            let why = match image {
+                None => format!("its image {} is missing", spec.image),
+                Some(_) => "another image of the city is missing".to_string(),
+            };
+            report.add(Step::new("container", spec.name.clone(), Outcome::Skipped).detail(why));
+            continue;
+        }
+        report.add(engine.ensure_container(&spec, &prefix, dry_run).await?);
+        converged.push(spec);
     }
-    Ok(Some(mattermost))
+    Ok(converged)
+}
+
+/// Refuses a container named like the managed PostgreSQL that this city's cityd did not create
+/// (a PostgreSQL the user runs under that name, say): nothing may touch it.
+pub async fn refuse_foreign_postgres(engine: &Engine, city: &City) -> Result<(), DockerError> {
+    let names = Names::new(city);
+    let name = names.postgres();
+    let Some(current) = engine.inspect(&name).await? else {
+        return Ok(());
+    };
+    let labels = current.config.as_ref().and_then(|c| c.labels.as_ref());
+    let ours = labels.is_some_and(|l| {
+        l.get(super::spec::LABEL_CITY) == Some(&names.prefix)
+            && l.get(super::spec::LABEL_ROLE).map(String::as_str) == Some("postgres")
+    });
+    if ours {
+        Ok(())
+    } else {
+        Err(DockerError::ForeignContainer { name })
+    }
 }
 
 /// Removes the city's containers, Mattermost first (it is the one that talks to coturn's clients).
@@ -120,7 +237,12 @@ pub async fn teardown(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let names = Names::new(city);
-    for name in [names.mattermost(), names.coturn()] {
+    // PostgreSQL last: Mattermost holds connections to it until it stops.
+    let mut containers = vec![names.mattermost(), names.coturn()];
+    if city.database.managed {
+        containers.push(names.postgres());
+    }
+    for name in containers {
         report.add(
             engine
                 .remove_container(&name, &names.prefix, dry_run)
@@ -130,11 +252,19 @@ pub async fn teardown(
     if !purge {
         return Ok(());
     }
-    for volume in names.volumes() {
+    let mut volumes = names.volumes();
+    if city.database.managed {
+        volumes.push(names.postgres_volume());
+    }
+    for volume in volumes {
         report.add(engine.remove_volume(&volume, dry_run).await?);
     }
     report.add(engine.remove_network(&names.network(), dry_run).await?);
-    for dir in [state.mattermost_dir(), state.coturn_dir()] {
+    for dir in [
+        state.mattermost_dir(),
+        state.coturn_dir(),
+        state.postgres_dir(),
+    ] {
         let outcome = if !dir.exists() {
             Outcome::Unchanged
         } else {

@@ -8,7 +8,9 @@ pub mod audit;
 pub mod city;
 pub mod converge;
 pub mod desired;
+pub mod health;
 pub mod host;
+pub mod postgres;
 pub mod spec;
 
 use bollard::Docker;
@@ -52,6 +54,35 @@ its last log lines:\n{logs}\nfix the cause, then run `cityd up` again"
         exit_code: i64,
         logs: String,
     },
+    #[error(
+        "container {name} is unhealthy: its health check `{command}` fails ({output}); see \
+`docker logs {name}`, fix the cause, then run `cityd up` again"
+    )]
+    Unhealthy {
+        name: String,
+        command: String,
+        output: String,
+    },
+    #[error(
+        "{names} did not turn healthy within {seconds}s; see `docker inspect --format \
+'{{{{json .State.Health}}}}' <name>` and `docker logs <name>`, then run `cityd up` again"
+    )]
+    HealthTimeout { names: String, seconds: u64 },
+    #[error(
+        "a container named {name} already exists and cityd did not create it (it carries no \
+org.cityd.city label for this city); with [database] managed = true cityd runs its own PostgreSQL \
+under that name. Either point the city at that server (set [database] managed = false and its \
+host), or remove or rename that container (`docker rename {name} {name}-old`), then run `cityd up` \
+again. Nothing was changed"
+    )]
+    ForeignContainer { name: String },
+    #[error(
+        "missing images, and they cannot be pulled here: {images}. Every step that needs no image \
+is done. Without registry access, on a machine that has them run `docker pull <image> && \
+docker save <image> -o image.tar`, copy each image.tar here and run `docker load -i image.tar`, \
+then `cityd up` again ({reasons})"
+    )]
+    ImagesUnavailable { images: String, reasons: String },
     #[error(
         "there is no container {name} on the Docker engine at {endpoint} (`docker ps -a` lists \
 the containers there)"

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
+    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -20,7 +20,7 @@ use crate::render::container;
 pub const LABEL_SPEC: &str = "org.cityd.spec";
 /// Label naming the city's prefix (empty for the default names), so `down` never touches others.
 pub const LABEL_CITY: &str = "org.cityd.city";
-/// Label naming the container's role (`mattermost`, `coturn`).
+/// Label naming the container's role (`mattermost`, `coturn`, `postgres`).
 pub const LABEL_ROLE: &str = "org.cityd.role";
 
 /// Where coturn reads its configuration (the coturn/coturn image's documented path).
@@ -61,6 +61,14 @@ impl Names {
     pub fn coturn(&self) -> String {
         format!("{}coturn", self.prefix)
     }
+    /// The managed PostgreSQL's container (`[database] managed = true`).
+    pub fn postgres(&self) -> String {
+        format!("{}postgres", self.prefix)
+    }
+    /// The managed PostgreSQL's data volume; `down` keeps it unless `--purge`.
+    pub fn postgres_volume(&self) -> String {
+        format!("{}postgres-data", self.prefix)
+    }
     pub fn network(&self) -> String {
         format!("{}{}", self.prefix, self.network)
     }
@@ -80,6 +88,7 @@ impl Names {
 pub enum Role {
     Coturn,
     Mattermost,
+    Postgres,
 }
 
 impl Role {
@@ -87,6 +96,35 @@ impl Role {
         match self {
             Role::Coturn => "coturn",
             Role::Mattermost => "mattermost",
+            Role::Postgres => "postgres",
+        }
+    }
+}
+
+/// A container's health check: a command that exists in the image, run in exec form (no shell:
+/// the Mattermost image has none since 10.12), with its timing in seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub command: Vec<String>,
+    pub interval_s: u32,
+    pub timeout_s: u32,
+    pub retries: u32,
+    /// Failures during this time after start do not count (a first migration can be slow).
+    pub start_period_s: u32,
+}
+
+impl Health {
+    fn config(&self) -> HealthConfig {
+        let ns = |s: u32| i64::from(s) * 1_000_000_000;
+        let mut test = vec!["CMD".to_string()];
+        test.extend(self.command.iter().cloned());
+        HealthConfig {
+            test: Some(test),
+            interval: Some(ns(self.interval_s)),
+            timeout: Some(ns(self.timeout_s)),
+            retries: Some(i64::from(self.retries)),
+            start_period: Some(ns(self.start_period_s)),
+            ..Default::default()
         }
     }
 }
@@ -188,6 +226,9 @@ pub struct ContainerSpec {
     /// SHA-256 of each mounted file and of the image, by name: new contents mean a new container
     /// (a file bind mount keeps showing the old inode after an atomic replace).
     pub inputs: BTreeMap<String, String>,
+    pub health: Option<Health>,
+    /// Extra names on its bridge network (the managed PostgreSQL answers to `[database] host`).
+    pub aliases: Vec<String>,
 }
 
 impl ContainerSpec {
@@ -215,7 +256,12 @@ impl ContainerSpec {
                 .get_or_insert_with(Vec::new)
                 .push(PortBinding {
                     host_ip: Some(p.host_ip.to_string()),
-                    host_port: Some(p.host_port.to_string()),
+                    // 0: the engine picks a free port (the managed PostgreSQL's loopback publish).
+                    host_port: Some(if p.host_port == 0 {
+                        String::new()
+                    } else {
+                        p.host_port.to_string()
+                    }),
                 });
         }
         let mut exposed: Vec<String> = self.ports.iter().map(Publish::key).collect();
@@ -238,7 +284,21 @@ impl ContainerSpec {
             Network::Host => "host".to_string(),
             Network::Bridge(name) => name.clone(),
         };
+        let networking_config = match &self.network {
+            Network::Bridge(name) if !self.aliases.is_empty() => Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    name.clone(),
+                    EndpointSettings {
+                        aliases: Some(self.aliases.clone()),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            _ => None,
+        };
         ContainerCreateBody {
+            healthcheck: self.health.as_ref().map(Health::config),
+            networking_config,
             hostname: self.hostname.clone(),
             user: self.user.clone(),
             env: Some(self.env.0.clone()),
@@ -322,6 +382,8 @@ pub fn coturn(
         restart: "unless-stopped",
         init: true,
         inputs,
+        health: Some(coturn_health(city)),
+        aliases: Vec::new(),
     }
 }
 
@@ -393,8 +455,56 @@ pub fn mattermost(
         restart: "unless-stopped",
         init: false,
         inputs,
+        health: Some(mattermost_health(city)),
+        aliases: Vec::new(),
     }
 }
+
+/// coturn's health: a STUN binding request to itself with `turnutils_stunclient`, which the
+/// coturn images ship (Debian's coturn package and coturn/coturn both install the turnutils).
+pub fn coturn_health(city: &City) -> Health {
+    Health {
+        command: vec![
+            "turnutils_stunclient".into(),
+            "-p".into(),
+            city.turn.port.to_string(),
+            "127.0.0.1".into(),
+        ],
+        interval_s: 5,
+        timeout_s: 5,
+        retries: 3,
+        start_period_s: 30,
+    }
+}
+
+/// Mattermost's health, as the image's own HEALTHCHECK since 10.12 (distroless, no shell, no
+/// curl): `mmctl system status --local`, pointed at the city's socket path. It fails unless the
+/// server, its database and its file store all report OK (../shared/reference/lifecycle.md §2.5
+/// and §3, from mattermost/mattermost `server/build/Dockerfile`).
+pub fn mattermost_health(city: &City) -> Health {
+    let socket = format!(
+        "{}/{}",
+        city.mattermost.local_socket_dir.trim_end_matches('/'),
+        container::LOCAL_SOCKET_NAME
+    );
+    Health {
+        command: vec![
+            MMCTL.into(),
+            "system".into(),
+            "status".into(),
+            "--local".into(),
+            "--local-socket-path".into(),
+            socket,
+        ],
+        interval_s: 5,
+        timeout_s: 10,
+        retries: 3,
+        start_period_s: 300,
+    }
+}
+
+/// mmctl in the Mattermost image (`server/build/release.mk` puts both binaries in /mattermost/bin).
+pub const MMCTL: &str = "/mattermost/bin/mmctl";
 
 #[cfg(test)]
 mod tests {

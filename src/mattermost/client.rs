@@ -70,6 +70,43 @@ impl ApiClient {
         self.json(Method::GET, "/system/ping", Body::Empty).await
     }
 
+    /// GET /system/ping with the server status (database write, file store) in REST semantics,
+    /// and the build from `X-Version-ID`, timed: what `cityd status` shows.
+    pub async fn server_status(&self) -> Result<ServerStatus, ApiError> {
+        let endpoint = "GET /system/ping?get_server_status";
+        let started = std::time::Instant::now();
+        let url = format!(
+            "{}/api/v4/system/ping?get_server_status=true&use_rest_semantics=true",
+            self.target.base_url()
+        );
+        let mut request = self.http.get(url);
+        if let Some(token) = self.target.token() {
+            request = request.bearer_auth(token.expose());
+        }
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let socket = match &self.target {
+            Target::Socket(p) => Some(p.as_path()),
+            Target::Url { .. } => None,
+        };
+        let connect = |e: &reqwest::Error| ApiError::Connect {
+            target: self.target.to_string(),
+            endpoint: endpoint.into(),
+            problem: ConnectProblem::from_reqwest(e, socket),
+        };
+        let response = request.send().await.map_err(|e| connect(&e))?;
+        let version = response
+            .headers()
+            .get("X-Version-ID")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = response.bytes().await.map_err(|e| connect(&e))?;
+        let mut status: ServerStatus = self.decode(&bytes, endpoint)?;
+        status.version = version;
+        status.millis = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(status)
+    }
+
     // ---- teams --------------------------------------------------------------------------------
 
     /// GET /teams/name/{name}; `None` when there is no such team.

@@ -16,6 +16,22 @@ pub struct Ping {
     pub status: String,
 }
 
+/// The ping's server status (`cityd status`), plus what the client adds: the build from
+/// `X-Version-ID` and how long the answer took.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ServerStatus {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub database_status: String,
+    #[serde(default)]
+    pub filestore_status: String,
+    #[serde(skip)]
+    pub version: String,
+    #[serde(skip)]
+    pub millis: f64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct StatusOk {
     #[serde(default)]

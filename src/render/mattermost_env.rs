@@ -18,7 +18,7 @@ pub struct MattermostSecrets<'a> {
 /// needs no URL escaping.
 pub fn database_dsn(inputs: &Inputs, password: &Secret) -> String {
     let db = &inputs.city.database;
-    let tls = if db.tls {
+    let tls = if db.uses_tls() {
         format!("sslmode=verify-full&sslrootcert={}", container::CA_FILE)
     } else {
         "sslmode=disable".to_string()

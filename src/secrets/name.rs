@@ -14,10 +14,11 @@ pub enum SecretName {
     GitlabPluginWebhookSecret,
     SonarqubeWebhookSecret,
     MattermostDbPassword,
+    PostgresSuperuserPassword,
 }
 
 impl SecretName {
-    pub const ALL: [SecretName; 8] = [
+    pub const ALL: [SecretName; 9] = [
         SecretName::TurnStaticAuthSecret,
         SecretName::MattermostAtRestEncryptKey,
         SecretName::MattermostPublicLinkSalt,
@@ -26,6 +27,7 @@ impl SecretName {
         SecretName::GitlabPluginWebhookSecret,
         SecretName::SonarqubeWebhookSecret,
         SecretName::MattermostDbPassword,
+        SecretName::PostgresSuperuserPassword,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -38,6 +40,7 @@ impl SecretName {
             SecretName::GitlabPluginWebhookSecret => "gitlab-plugin-webhook-secret",
             SecretName::SonarqubeWebhookSecret => "sonarqube-webhook-secret",
             SecretName::MattermostDbPassword => "mattermost-db-password",
+            SecretName::PostgresSuperuserPassword => "postgres-superuser-password",
         }
     }
 
@@ -53,7 +56,8 @@ impl SecretName {
             | SecretName::SonarqubeWebhookSecret => Shape::Hex(64),
             SecretName::MattermostAtRestEncryptKey
             | SecretName::MattermostPublicLinkSalt
-            | SecretName::MattermostDbPassword => Shape::AtLeast(32),
+            | SecretName::MattermostDbPassword
+            | SecretName::PostgresSuperuserPassword => Shape::AtLeast(32),
             SecretName::GitlabPluginEncryptionKey | SecretName::JenkinsPluginEncryptionKey => {
                 Shape::Exactly(32)
             }
@@ -75,6 +79,9 @@ impl SecretName {
             }
             SecretName::MattermostDbPassword => {
                 "it goes into the database URL, where other characters would need escaping"
+            }
+            SecretName::PostgresSuperuserPassword => {
+                "the managed PostgreSQL's superuser, set when its volume is first initialised"
             }
         };
         format!("{} ({why})", self.shape().rule())

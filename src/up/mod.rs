@@ -1,8 +1,11 @@
 //! `cityd up` as one library call: the whole city on a Docker host, in order: the vault, the PKI,
-//! the rendered files, the PostgreSQL tenant, the containers, Mattermost's readiness, then the
-//! wiring. Every step is reported into one `report::Report` as it completes; the run stops at the
+//! the rendered files, the network, volumes and images, the managed PostgreSQL (when
+//! `[database] managed`) and its health, the PostgreSQL tenant, coturn and Mattermost, their
+//! health and Mattermost's readiness, then the wiring. Images that cannot be had stop the run only
+//! after every step that needs no image. Every step is reported into one `report::Report` as it completes; the run stops at the
 //! first step that fails.
 
+mod database;
 mod ready;
 mod wire;
 
@@ -90,6 +93,22 @@ pub async fn converge(
     found: &mut Found,
 ) -> anyhow::Result<()> {
     let dry = options.dry_run;
+    // Before anything is written: a container under the managed PostgreSQL's name that this
+    // city's cityd did not create is the user's, and the run stops with nothing touched. An
+    // unreachable engine is reported where the engine is first needed, after the steps that
+    // need none.
+    let engine = docker::connect().await;
+    let managed = city.database.managed;
+    if let (true, Ok(engine)) = (managed, &engine) {
+        docker::city::refuse_foreign_postgres(engine, city)
+            .await
+            .map_err(|e| match e {
+                e @ docker::DockerError::ForeignContainer { .. } => {
+                    anyhow::Error::new(crate::exit::Coded::new(crate::exit::BAD_INPUT, e))
+                }
+                e => e.into(),
+            })?;
+    }
     if !dry {
         StateDir::create_private_dir(state.root())?;
     }
@@ -159,26 +178,30 @@ pub async fn converge(
         texts.push(rendered.text);
     }
 
-    // 4. The PostgreSQL tenant.
-    match options.database {
-        None => report.add(
-            Step::new("postgres", options.database_subject, Outcome::Skipped).detail("--skip-db"),
-        ),
-        Some(_) if !vault_ready => report.add(
-            Step::new("postgres", options.database_subject, Outcome::WouldCreate)
-                .detail("after the vault exists"),
-        ),
-        Some((admin, mode)) => {
-            let tenant = postgres::ensure_tenant(city, state, vault, admin, mode, dry)
-                .await
-                .context("the PostgreSQL tenant step")?;
-            report.add(tenant.step());
-            found.database = Some(tenant);
-        }
+    // 4. The tenant on a server the admin flags name (an existing one) needs no Docker at all;
+    //    on the managed server it comes after the server is healthy (step 5).
+    let tenant = Tenant {
+        city,
+        state,
+        vault,
+        options,
+        vault_ready,
+        dry,
+    };
+    if !managed {
+        tenant.ensure(None, report, found).await?;
     }
 
-    // 5. The containers, then 6. Mattermost's readiness.
-    let engine = docker::connect().await?;
+    // 5. The Docker objects that need no image, then the images (missing ones remembered), then
+    //    the managed PostgreSQL and its tenant.
+    let engine = engine?;
+    let images = docker::city::prepare(&engine, city, dry, report).await?;
+    if managed {
+        let admin = database::converge(&engine, city, state, vault, &images, dry, report).await?;
+        tenant.ensure(Some(admin), report, found).await?;
+    }
+
+    // 6. coturn and Mattermost, then their health and Mattermost's readiness.
     let rendered = match texts.as_slice() {
         [mattermost_env, coturn_config] => Some(Rendered {
             mattermost_env,
@@ -186,8 +209,20 @@ pub async fn converge(
         }),
         _ => None,
     };
-    let mattermost =
-        docker::city::converge(&engine, city, lan, state, rendered, dry, report).await?;
+    let inputs = docker::city::Inputs {
+        city,
+        lan,
+        state,
+        rendered,
+        images: &images,
+    };
+    let specs = docker::city::converge(&engine, inputs, dry, report).await?;
+    if let Some(missing) = images.unavailable() {
+        return Err(missing.into());
+    }
+    let mattermost = specs
+        .into_iter()
+        .find(|s| s.role == docker::spec::Role::Mattermost);
     let mattermost_running = match mattermost {
         None => false,
         // What a dry run of `wire` needs: Mattermost running with its current spec.
@@ -198,6 +233,16 @@ pub async fn converge(
                 Step::new("ready", spec.name, Outcome::Unchanged)
                     .detail(format!("answered after {:.1}s", waited.as_secs_f64())),
             );
+            let names = docker::spec::Names::new(city);
+            let waited = docker::health::wait_healthy(
+                &engine,
+                &[names.coturn(), names.mattermost()],
+                options.ready_timeout,
+            )
+            .await?;
+            for w in &waited {
+                report.add(database::health_step(w));
+            }
             true
         }
     };
@@ -214,6 +259,58 @@ pub async fn converge(
         wire::wire(city, state, vault, report.json(), dry, &mut found.wire).await?;
     }
     Ok(())
+}
+
+/// The tenant step with what it needs from `converge`.
+struct Tenant<'a> {
+    city: &'a City,
+    state: &'a StateDir,
+    vault: &'a Vault,
+    options: &'a Options<'a>,
+    vault_ready: bool,
+    dry: bool,
+}
+
+impl Tenant<'_> {
+    /// `managed`: `None` for a server the admin flags name; `Some(admin)` for the managed server
+    /// (`Some(None)` when it is not running yet).
+    async fn ensure(
+        &self,
+        managed: Option<Option<Admin>>,
+        report: &mut Report,
+        found: &mut Found,
+    ) -> anyhow::Result<()> {
+        let subject = self.options.database_subject;
+        let (admin, mode) = match (self.options.database, &managed) {
+            (None, _) => {
+                report.add(Step::new("postgres", subject, Outcome::Skipped).detail("--skip-db"));
+                return Ok(());
+            }
+            (Some(_), _) if !self.vault_ready => {
+                report.add(
+                    Step::new("postgres", subject, Outcome::WouldCreate)
+                        .detail("after the vault exists"),
+                );
+                return Ok(());
+            }
+            (Some(_), Some(None)) => {
+                report.add(
+                    Step::new("postgres", "managed", Outcome::Skipped)
+                        .detail("after the managed PostgreSQL runs"),
+                );
+                return Ok(());
+            }
+            (Some(_), Some(Some(own))) => (own, TlsMode::Require),
+            (Some((admin, mode)), None) => (admin, mode),
+        };
+        let tenant =
+            postgres::ensure_tenant(self.city, self.state, self.vault, admin, mode, self.dry)
+                .await
+                .context("the PostgreSQL tenant step")?;
+        report.add(tenant.step());
+        found.database = Some(tenant);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

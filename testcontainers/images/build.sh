@@ -144,6 +144,10 @@ image_mattermost_double() {
   cp "$here/mattermost-double/Dockerfile" "$context/"
   mkdir -p "$context/rootfs/usr/local/bin" "$context/rootfs/tmp"
   cp "$bin" "$context/rootfs/usr/local/bin/mattermost-double"
+  # The health check the real image ships (/mattermost/bin/mmctl system status --local): the
+  # double answers it when called by that name.
+  mkdir -p "$context/rootfs/mattermost/bin"
+  ln -s /usr/local/bin/mattermost-double "$context/rootfs/mattermost/bin/mmctl"
   for lib in $(ldd "$bin" | grep -Eo '/[^ ]+'); do
     mkdir -p "$context/rootfs$(dirname "$lib")"
     cp -L "$lib" "$context/rootfs$lib"

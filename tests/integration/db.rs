@@ -318,7 +318,8 @@ fn db_ensure_creates_a_fresh_tenant_after_a_dry_run_that_changes_nothing() {
     assert!(shown.contains("<SCRAM verifier of the vault password>"));
     assert_eq!(
         dry["dsn"],
-        "postgres://mattermost:<vault:mattermost-db-password>@postgres:5432/mattermost?sslmode=disable&connect_timeout=10"
+        // The default city's server is managed, so Mattermost verifies it against the city CA.
+        "postgres://mattermost:<vault:mattermost-db-password>@postgres:5432/mattermost?sslmode=verify-full&sslrootcert=/mattermost/certs/ca.pem&connect_timeout=10"
     );
 
     let first = ensure(&s, &server, &[]);

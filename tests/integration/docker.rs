@@ -238,7 +238,13 @@ impl Lab {
                 "metrics = \"127.0.0.1:8067\"",
                 &format!("metrics = \"127.0.0.1:{metrics_port}\""),
             )
-            .replace("\nport = 3478", &format!("\nport = {turn_port}"));
+            .replace("\nport = 3478", &format!("\nport = {turn_port}"))
+            // These cities bring their own PostgreSQL (Pg, --admin-url); Lab::managed() does not.
+            .replace("\nmanaged = true\n", "\nmanaged = false\n")
+            .replace(
+                "image = \"docker.io/library/postgres:17.6\"",
+                &format!("image = \"{}:{}\"", POSTGRES_IMAGE.0, POSTGRES_IMAGE.1),
+            );
         assert!(city_text.contains(&prefix) && city_text.contains(&double_image()));
         let city = scratch.write("city.toml", &city_text);
         Self {
@@ -250,6 +256,18 @@ impl Lab {
             city,
             city_text,
         }
+    }
+
+    /// A city whose PostgreSQL cityd runs itself (`[database] managed = true`, the local image).
+    pub fn managed() -> Self {
+        require_image(&format!("{}:{}", POSTGRES_IMAGE.0, POSTGRES_IMAGE.1));
+        let mut lab = Self::new();
+        lab.edit_city("\nmanaged = false\n", "\nmanaged = true\n");
+        lab
+    }
+
+    pub fn postgres(&self) -> String {
+        format!("{}postgres", self.prefix)
     }
 
     /// Rewrites the city file with one textual replacement.
@@ -365,10 +383,14 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for c in [self.mattermost(), self.coturn()] {
+        for c in [self.mattermost(), self.coturn(), self.postgres()] {
             let _ = Command::new("docker").args(["rm", "-f", "-v", &c]).output();
         }
-        for v in self.volumes() {
+        for v in self
+            .volumes()
+            .into_iter()
+            .chain([format!("{}postgres-data", self.prefix)])
+        {
             let _ = Command::new("docker")
                 .args(["volume", "rm", "-f", &v])
                 .output();
@@ -379,7 +401,7 @@ impl Drop for Lab {
     }
 }
 
-fn steps(report: &Value) -> Vec<(String, String, String)> {
+pub fn steps(report: &Value) -> Vec<(String, String, String)> {
     report["steps"]
         .as_array()
         .unwrap()
@@ -394,7 +416,7 @@ fn steps(report: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn outcome_of(report: &Value, step: &str, subject: &str) -> String {
+pub fn outcome_of(report: &Value, step: &str, subject: &str) -> String {
     steps(report)
         .into_iter()
         .find(|(s, subj, _)| s == step && subj == subject)
@@ -402,7 +424,7 @@ fn outcome_of(report: &Value, step: &str, subject: &str) -> String {
         .unwrap_or_else(|| panic!("no step {step} {subject} in {report:#}"))
 }
 
-fn port_bindings(c: &Value) -> Vec<String> {
+pub fn port_bindings(c: &Value) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(map) = c["HostConfig"]["PortBindings"].as_object() {
         for (key, list) in map {
@@ -1050,7 +1072,7 @@ fn a_missing_image_that_cannot_be_pulled_says_how_to_load_it() {
     );
     let out = lab.cityd().args(["up", "--skip-db"]).output().unwrap();
     let err = stderr_of_exit(&out, 1);
-    assert!(err.contains("image cityd-test/not-built:0.0.1"), "{err}");
+    assert!(err.contains("cityd-test/not-built:0.0.1"), "{err}");
     assert!(err.contains("docker load -i"), "{err}");
     assert!(lab.labelled_containers().is_empty());
 }

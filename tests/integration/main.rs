@@ -38,3 +38,6 @@ mod hostile;
 mod phones;
 // `cityd export k8s|rtcd|turn-fleet`: manifests checked against their schemas, the TURN fleet for real
 mod export;
+
+// `[database] managed = true` and `cityd status` on the Docker engine.
+mod managed;

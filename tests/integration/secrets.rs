@@ -14,8 +14,8 @@ use rand::{RngExt, SeedableRng};
 
 use crate::common::{Scratch, described, require_tool, stderr_of_exit, stdout_of_success};
 
-/// The eight generated secrets and their rules, stated here independently of the library.
-const SECRETS: [(&str, Rule); 8] = [
+/// The nine generated secrets and their rules, stated here independently of the library.
+const SECRETS: [(&str, Rule); 9] = [
     ("turn-static-auth-secret", Rule::Hex64),
     ("mattermost-at-rest-encrypt-key", Rule::AtLeast32),
     ("mattermost-public-link-salt", Rule::AtLeast32),
@@ -24,6 +24,7 @@ const SECRETS: [(&str, Rule); 8] = [
     ("gitlab-plugin-webhook-secret", Rule::Hex64),
     ("sonarqube-webhook-secret", Rule::Hex64),
     ("mattermost-db-password", Rule::AtLeast32),
+    ("postgres-superuser-password", Rule::AtLeast32),
 ];
 
 #[derive(Clone, Copy, Debug)]
@@ -148,7 +149,7 @@ fn ensure_creates_every_secret_with_its_shape_and_mode() {
         "vault directory mode"
     );
     let values = read_values(&dir);
-    assert_eq!(values.len(), 8, "{:?}", values.keys());
+    assert_eq!(values.len(), 9, "{:?}", values.keys());
     for (name, value) in &values {
         let mode = std::fs::metadata(dir.join(name)).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o600, "{name}");
@@ -161,10 +162,10 @@ fn ensure_creates_every_secret_with_its_shape_and_mode() {
         assert_eq!(value.len(), expected, "{name}");
         assert!(text(&out.stdout).contains(&format!("created      {name}")));
     }
-    // Eight independent draws from the OS source: no two alike.
+    // Nine independent draws from the OS source: no two alike.
     let mut distinct: Vec<&String> = values.values().collect();
     distinct.dedup();
-    assert_eq!(distinct.len(), 8);
+    assert_eq!(distinct.len(), 9);
     let vals: Vec<&str> = values.values().map(String::as_str).collect();
     assert_no_values(&out, &vals, "ensure");
     // Nothing but the secrets and the lock file.
@@ -191,7 +192,7 @@ fn rerunning_ensure_changes_no_file() {
         "{}",
         text(&out.stdout)
     );
-    assert_eq!(text(&out.stdout).matches("kept").count(), 8);
+    assert_eq!(text(&out.stdout).matches("kept").count(), 9);
     let json = ok(&s, &["secrets", "ensure", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["changed"], false);
@@ -216,7 +217,7 @@ fn dry_run_writes_nothing() {
     let s = Scratch::new();
     let out = ok(&s, &["secrets", "ensure", "--dry-run"]);
     assert!(!s.state().exists(), "dry run created the state directory");
-    assert_eq!(text(&out.stdout).matches("would create").count(), 8);
+    assert_eq!(text(&out.stdout).matches("would create").count(), 9);
     assert!(text(&out.stdout).contains("dry run: nothing was written"));
 
     ok(&s, &["secrets", "ensure"]);
@@ -233,7 +234,7 @@ fn dry_run_writes_nothing() {
         .map(|e| (e["name"].as_str().unwrap(), e["action"].as_str().unwrap()))
         .collect();
     assert!(actions.contains(&("sonarqube-webhook-secret", "would_create")));
-    assert_eq!(actions.iter().filter(|(_, a)| *a == "kept").count(), 7);
+    assert_eq!(actions.iter().filter(|(_, a)| *a == "kept").count(), 8);
     assert_eq!(snapshot(&secrets_dir(&s)).unwrap(), before);
 }
 
@@ -550,7 +551,7 @@ fn list_json_shows_names_lengths_paths_and_ages_never_values() {
     assert_no_values(&out, &vals, "list --json");
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 8);
+    assert_eq!(list.len(), 9);
     for e in list {
         let name = e["name"].as_str().unwrap();
         assert_eq!(e["path"], dir.join(name).display().to_string());
@@ -688,7 +689,7 @@ fn import_env_adopts_the_blog_file_and_reimport_changes_nothing() {
     assert_eq!(report["changed"], true);
     assert_eq!(
         report["still_missing"],
-        serde_json::json!(["sonarqube-webhook-secret"])
+        serde_json::json!(["sonarqube-webhook-secret", "postgres-superuser-password"])
     );
     let dir = secrets_dir(&s);
     for (variable, file_name) in VARIABLE_TO_FILE {
@@ -732,7 +733,9 @@ fn import_env_adopts_the_blog_file_and_reimport_changes_nothing() {
     let ensure = ok(&s, &["secrets", "ensure", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&ensure.stdout).unwrap();
     for e in report["secrets"].as_array().unwrap() {
-        let expected = if e["name"] == "sonarqube-webhook-secret" {
+        let expected = if e["name"] == "sonarqube-webhook-secret"
+            || e["name"] == "postgres-superuser-password"
+        {
             "created"
         } else {
             "kept"

@@ -3,7 +3,9 @@
 # `postgres` whose password comes from POSTGRES_PASSWORD_FILE (preferred) or POSTGRES_PASSWORD,
 # local connections by peer-free trust inside the container, and SCRAM passwords over TCP from
 # anywhere. When /certs/server.pem and /certs/server.key are mounted (readable by postgres), TLS
-# is on and clients may verify it against the CA that signed them. Extra arguments go to postgres.
+# is on and clients may verify it against the CA that signed them. Extra arguments go to postgres
+# and win over these (cityd's managed server passes `-c ssl=on -c ssl_cert_file=... -c
+# ssl_key_file=...`, as it does to the official image, whose entrypoint also hands `-...` to postgres).
 set -eu
 : "${PGDATA:=/var/lib/postgresql/data}"
 

@@ -29,7 +29,18 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Installed as /mattermost/bin/mmctl too (a link), for the image's health check.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv
+        .first()
+        .is_some_and(|a| std::path::Path::new(a).file_name() == Some("mmctl".as_ref()))
+    {
+        let code = cityd_testcontainers::mattermost::mmctl::run(&argv[1..]).await?;
+        std::process::exit(code);
+    }
     let args = Args::parse();
+    // As the real server: the database first (migrations), then the listeners.
+    cityd_testcontainers::mattermost::database::open_from_env().await?;
     if args.listen.is_none() && args.socket.is_none() {
         anyhow::bail!("nothing to serve: give --listen ADDR and/or --socket PATH");
     }

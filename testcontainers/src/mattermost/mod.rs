@@ -14,8 +14,10 @@
 
 mod bundle;
 mod config;
+pub mod database;
 mod errors;
 mod ids;
+pub mod mmctl;
 mod model;
 mod outage;
 mod plugin_runtime;
