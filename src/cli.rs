@@ -73,6 +73,8 @@ pub enum Command {
     /// Mattermost's PostgreSQL tenant: role, database, schema ownership.
     #[command(subcommand)]
     Db(cmd::db::Command),
+    Backup(cmd::backup::Args),
+    Restore(cmd::restore::Args),
 }
 
 /// Entry point of the binary.
@@ -94,6 +96,8 @@ pub fn main() -> ExitCode {
         Command::Relay(c) => cmd::relay::run(&ctx, c),
         Command::Down(args) => cmd::down::run(&ctx, args),
         Command::Db(c) => cmd::db::run(&ctx, c),
+        Command::Backup(args) => cmd::backup::run(&ctx, args),
+        Command::Restore(args) => cmd::restore::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -131,6 +131,7 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::integrations::jenkins::JenkinsError,
         crate::integrations::sonarqube::SonarError,
         crate::pki::probe::TlsInputError,
+        crate::backup::BackupError,
     );
     None
 }

@@ -27,7 +27,9 @@ pub use ca::{CA_VALIDITY_DAYS, Ca, common_name, random_serial};
 pub use ensure::{Action, AdoptCa, EnsureOptions, EnsureReport, FileChange, ensure, ensure_in};
 pub use error::PkiError;
 pub use export::{CaExport, CaFormat, ExportError, ca_export, write_export};
-pub use inspect::{CertSummary, FileStatus, PkiSummary, SanSet, fingerprint, inspect, summarize};
+pub use inspect::{
+    CertSummary, FileStatus, PkiSummary, SanSet, fingerprint, inspect, rfc3339, summarize,
+};
 pub use pem::{Passphrase, encode as pem_encode, read_passphrase};
 pub use server::{
     DEFAULT_VALIDITY_DAYS, Leaf, MAX_VALIDITY_DAYS, RENEW_BELOW_DAYS, check_validity_days, issue,

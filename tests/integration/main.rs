@@ -32,3 +32,5 @@ mod db;
 mod connect;
 // SonarQube -> Mattermost relay: payloads, HMAC, spool durability, exactly-once delivery
 mod relay;
+// cityd backup / verify / restore / restore --drill, with faults (SIGKILL, full disk, bit flips)
+mod backup;
