@@ -235,14 +235,17 @@ INSERT INTO db_migrations SELECT i, 'migration '||i FROM generate_series(1, 142)
         a
     }
 
-    pub fn backup_cmd(&self, extra: &[&str]) -> assert_cmd::Command {
-        let mut c = self.lab.cityd();
+    pub fn backup_cmd(&self, extra: &[&str]) -> Command {
+        self.backup_cmd_in(&self.dir, extra)
+    }
+
+    pub fn backup_cmd_in(&self, dir: &Path, extra: &[&str]) -> Command {
+        let mut c = self.lab.std_cityd();
         c.arg("backup")
             .arg("--to")
-            .arg(&self.dir)
+            .arg(dir)
             .args(self.db_args())
-            .args(extra)
-            .timeout(std::time::Duration::from_secs(300));
+            .args(extra);
         if !extra.iter().any(|e| e.ends_with("-file") || *e == "--unencrypted") {
             c.arg("--identity-file").arg(&self.key);
         }
@@ -266,13 +269,20 @@ INSERT INTO db_migrations SELECT i, 'migration '||i FROM generate_series(1, 142)
         serde_json::from_str(&stdout_of_success(&out)).unwrap()
     }
 
-    pub fn restore_cmd(&self, file: &Path, extra: &[&str]) -> assert_cmd::Command {
-        let mut c = self.lab.cityd();
-        c.arg("restore")
-            .arg(file)
-            .args(self.db_args())
-            .args(extra)
-            .timeout(std::time::Duration::from_secs(300));
+    pub fn restore_cmd(&self, file: &Path, extra: &[&str]) -> Command {
+        self.restore_cmd_for(&self.lab.city, file, extra)
+    }
+
+    /// `cityd restore` with another city description.
+    pub fn restore_cmd_for(&self, city: &Path, file: &Path, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cityd"));
+        c.env_remove("CITYD_CITY")
+            .env_remove("CITYD_STATE_DIR")
+            .arg("--state-dir")
+            .arg(self.lab.scratch.state())
+            .arg("--city")
+            .arg(city);
+        c.arg("restore").arg(file).args(self.db_args()).args(extra);
         if !extra.iter().any(|e| e.ends_with("-file")) {
             c.arg("--identity-file").arg(&self.key);
         }

@@ -44,11 +44,11 @@ fn round_trip_restores_the_same_data_files_vault_and_ca_after_everything_is_dest
     assert!(verified["age_seconds"].as_i64().unwrap() < 600);
 
     // The drill restores into scratch places, proves them and removes them; production untouched.
-    let volumes_before = fixture::docker_volumes();
+    let volumes_before = city.volumes();
     let drill = city.restore(&file, &["--drill"]);
     assert_eq!(drill["drill"], true);
     assert_eq!(drill["proof"]["rows"], taken["database"]["rows"], "{drill:#}");
-    assert_eq!(fixture::docker_volumes(), volumes_before, "the drill's volumes are removed");
+    assert_eq!(city.volumes(), volumes_before, "the drill's volumes are removed");
     assert!(!city.databases().contains("drill"), "{}", city.databases());
     assert_eq!(city.data_dump_hash(), data_before);
 
