@@ -94,7 +94,14 @@ fn damaged_files_wrong_keys_old_dump_tools_and_newer_mattermost_are_refused_and_
     // pg_dump 15 against PostgreSQL 17: a clear error naming both; no file left behind.
     let before = city.dir_listing();
     let out = city
-        .backup_cmd(&[])
+        .lab
+        .std_cityd()
+        .arg("backup")
+        .arg("--to")
+        .arg(&city.dir)
+        .args(city.pg.args())
+        .arg("--identity-file")
+        .arg(&city.key)
         .args(["--pg-bin", "/usr/lib/postgresql/15/bin"])
         .output()
         .unwrap();
