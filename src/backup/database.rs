@@ -467,15 +467,13 @@ pub fn restore_args(tool: &Tool, admin: &Admin, database: &str, role: Option<&st
     a
 }
 
-/// The environment of the tool for the administrator.
+/// The environment of the tool for the administrator. Inside the container the tools connect
+/// over the local socket as the OS user `postgres` (trusted there in the official image and ours),
+/// so no password is sent at all: an exec's environment is stored by the engine (`docker inspect`
+/// of the exec) and written to the client's debug log, so it is no place for one.
 pub fn admin_env(tool: &Tool, admin: &Admin, tls: &Tls) -> Vec<(String, String)> {
     match tool {
-        // Inside the container the local socket is used; a password may still be required.
-        Tool::Container(_) => admin
-            .password
-            .as_ref()
-            .map(|p| vec![("PGPASSWORD".to_string(), p.expose().to_string())])
-            .unwrap_or_default(),
+        Tool::Container(_) => Vec::new(),
         Tool::Local(_) => env_of(admin.password.as_ref(), tls),
     }
 }
