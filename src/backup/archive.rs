@@ -185,10 +185,12 @@ impl Writer {
         loop {
             let mut filled = 0;
             while filled < CHUNK {
-                let n = data.read(&mut buffer[filled..]).map_err(|e| BackupError::Tool {
-                    what: format!("read {name}"),
-                    detail: crate::exit::causes_text(&e),
-                })?;
+                let n = data
+                    .read(&mut buffer[filled..])
+                    .map_err(|e| BackupError::Tool {
+                        what: format!("read {name}"),
+                        detail: crate::exit::causes_text(&e),
+                    })?;
                 if n == 0 {
                     break;
                 }
@@ -354,14 +356,20 @@ fn open(path: &Path, opener: &Opener) -> Result<Box<dyn Read>, BackupError> {
         age::Decryptor::new_buffered(file).map_err(|e| corrupt(format!("its age header: {e}")))?;
     let scrypt;
     let identities: Vec<&dyn age::Identity> = match opener {
-        Opener::None => return Err(BackupError::NeedKey { path: path.to_path_buf() }),
+        Opener::None => {
+            return Err(BackupError::NeedKey {
+                path: path.to_path_buf(),
+            });
+        }
         Opener::Identities(ids) => {
             if decryptor.is_scrypt() {
                 return Err(wrong(
                     "it was encrypted with a passphrase; give --passphrase-file".into(),
                 ));
             }
-            ids.iter().map(|i| i.as_ref() as &dyn age::Identity).collect()
+            ids.iter()
+                .map(|i| i.as_ref() as &dyn age::Identity)
+                .collect()
         }
         Opener::Passphrase(p) => {
             if !decryptor.is_scrypt() {
@@ -408,7 +416,12 @@ pub fn scan(
     let mut parts: BTreeMap<String, (Sha256, Vec<String>, u64)> = BTreeMap::new();
     let mut manifest: Option<Manifest> = None;
     let mut bytes = 0u64;
-    let read_err = |e: std::io::Error| corrupt(format!("reading it failed: {}", crate::exit::causes_text(&e)));
+    let read_err = |e: std::io::Error| {
+        corrupt(format!(
+            "reading it failed: {}",
+            crate::exit::causes_text(&e)
+        ))
+    };
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
         if manifest.is_some() {
@@ -442,7 +455,7 @@ pub fn scan(
             .map_err(read_err)?
             .map(|l| l.to_string_lossy().into_owned());
         let chunk = chunk_of(&name);
-        let mut whole = match chunk {
+        let whole = match chunk {
             Some((part, n)) => {
                 let slot = parts
                     .entry(part.to_string())
@@ -456,7 +469,7 @@ pub fn scan(
         };
         let mut tee = Tee {
             inner: &mut entry,
-            also: whole.as_deref_mut(),
+            also: whole,
         };
         let mut hashing = Hashing::new(&mut tee);
         visit(Item {
@@ -501,28 +514,44 @@ pub fn scan(
         let got = seen
             .remove(name)
             .ok_or_else(|| corrupt(format!("{name} is in the manifest but not in the archive")))?;
-        if got.kind != want.kind || (want.kind == Kind::File && (got.sha256 != want.sha256 || got.size != want.size)) {
-            return Err(corrupt(format!("{name} does not match its SHA-256 in the manifest")));
+        if got.kind != want.kind
+            || (want.kind == Kind::File && (got.sha256 != want.sha256 || got.size != want.size))
+        {
+            return Err(corrupt(format!(
+                "{name} does not match its SHA-256 in the manifest"
+            )));
         }
     }
     if let Some(extra) = seen.keys().next() {
-        return Err(corrupt(format!("{extra} is in the archive but not in the manifest")));
+        return Err(corrupt(format!(
+            "{extra} is in the archive but not in the manifest"
+        )));
     }
     for (name, want) in &manifest.parts {
         let (whole, chunks, size) = parts
             .remove(name)
             .ok_or_else(|| corrupt(format!("part {name} is missing")))?;
-        if let Some(i) = chunks.iter().zip(&want.chunk_sha256).position(|(a, b)| a != b) {
+        if let Some(i) = chunks
+            .iter()
+            .zip(&want.chunk_sha256)
+            .position(|(a, b)| a != b)
+        {
             return Err(corrupt(format!(
                 "{} does not match its SHA-256 in the manifest",
                 chunk_name(name, i as u32)
             )));
         }
         if chunks.len() != want.chunk_sha256.len() || size != want.size {
-            return Err(corrupt(format!("part {name} has {} chunks, the manifest {}", chunks.len(), want.chunks)));
+            return Err(corrupt(format!(
+                "part {name} has {} chunks, the manifest {}",
+                chunks.len(),
+                want.chunks
+            )));
         }
         if hex::encode(whole.finalize()) != want.sha256 {
-            return Err(corrupt(format!("part {name} does not match its SHA-256 in the manifest")));
+            return Err(corrupt(format!(
+                "part {name} does not match its SHA-256 in the manifest"
+            )));
         }
     }
     if let Some(extra) = parts.keys().next() {

@@ -35,7 +35,12 @@ pub struct Verified {
 pub fn verify(path: &Path, keys: &KeyFiles) -> Result<Verified, BackupError> {
     let opener = keys.opener()?;
     let scanned = archive::scan(path, &opener, &mut |_| Ok(()))?;
-    Ok(summarize(path, archive::is_encrypted(path)?, scanned.manifest, scanned.bytes))
+    Ok(summarize(
+        path,
+        archive::is_encrypted(path)?,
+        scanned.manifest,
+        scanned.bytes,
+    ))
 }
 
 pub fn summarize(path: &Path, encrypted: bool, m: Manifest, bytes: u64) -> Verified {

@@ -90,7 +90,7 @@ enum RunningInner {
     Exec {
         docker: bollard::Docker,
         id: String,
-        output: Option<std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>>>,
+        output: Option<ExecOutput>,
         input: Option<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
         drain: Option<tokio::task::JoinHandle<()>>,
     },
@@ -99,6 +99,15 @@ enum RunningInner {
         stderr_thread: Option<std::thread::JoinHandle<()>>,
     },
 }
+
+/// The attached output of an exec.
+type ExecOutput = std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<
+                Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
+            > + Send,
+    >,
+>;
 
 const STDERR_LIMIT: usize = 64 * 1024;
 
@@ -139,11 +148,13 @@ impl Running {
                     what: format!("run {program} in container {name}"),
                     detail: crate::exit::causes_text(&e),
                 };
-                let (id, started) = handle.block_on(async {
-                    let created = docker.create_exec(name, config).await?;
-                    let started = docker.start_exec(&created.id, None).await?;
-                    Ok::<_, bollard::errors::Error>((created.id, started))
-                }).map_err(engine_err)?;
+                let (id, started) = handle
+                    .block_on(async {
+                        let created = docker.create_exec(name, config).await?;
+                        let started = docker.start_exec(&created.id, None).await?;
+                        Ok::<_, bollard::errors::Error>((created.id, started))
+                    })
+                    .map_err(engine_err)?;
                 let StartExecResults::Attached { output, input } = started else {
                     return Err(BackupError::Tool {
                         what: format!("run {program} in container {name}"),
@@ -175,8 +186,16 @@ impl Running {
                 let mut cmd = std::process::Command::new(dir.join(program));
                 cmd.args(&args[1..])
                     .envs(env.iter().map(|(k, v)| (k, v)))
-                    .stdin(if stdin { std::process::Stdio::piped() } else { std::process::Stdio::null() })
-                    .stdout(if stdin { std::process::Stdio::null() } else { std::process::Stdio::piped() })
+                    .stdin(if stdin {
+                        std::process::Stdio::piped()
+                    } else {
+                        std::process::Stdio::null()
+                    })
+                    .stdout(if stdin {
+                        std::process::Stdio::null()
+                    } else {
+                        std::process::Stdio::piped()
+                    })
                     .stderr(std::process::Stdio::piped());
                 let mut child = cmd.spawn().map_err(|e| BackupError::Tool {
                     what: format!("run {}", dir.join(program).display()),
@@ -257,7 +276,10 @@ impl Running {
                     -1
                 })
             }
-            RunningInner::Local { child, stderr_thread } => {
+            RunningInner::Local {
+                child,
+                stderr_thread,
+            } => {
                 drop(child.stdin.take());
                 let status = child.wait().map_err(|e| BackupError::Tool {
                     what: "wait for the PostgreSQL tool".into(),
@@ -269,7 +291,9 @@ impl Running {
                 i64::from(status.code().unwrap_or(-1))
             }
         };
-        let stderr = String::from_utf8_lossy(&self.stderr.lock().expect("stderr")).trim().to_string();
+        let stderr = String::from_utf8_lossy(&self.stderr.lock().expect("stderr"))
+            .trim()
+            .to_string();
         Ok(Ran { code, stderr })
     }
 }
@@ -285,7 +309,9 @@ impl Read for Running {
             }
             match &mut self.inner {
                 RunningInner::Exec { output, .. } => {
-                    let Some(o) = output.as_mut() else { return Ok(0) };
+                    let Some(o) = output.as_mut() else {
+                        return Ok(0);
+                    };
                     match self.handle.block_on(o.next()) {
                         None => return Ok(0),
                         Some(Err(e)) => return Err(std::io::Error::other(e)),
@@ -309,12 +335,20 @@ pub fn tool_version(
     engine: Option<&crate::docker::Engine>,
     tool: &Tool,
 ) -> Result<String, BackupError> {
-    let mut run = Running::start(handle, engine, tool, &["pg_dump".into(), "--version".into()], &[], false)?;
+    let mut run = Running::start(
+        handle,
+        engine,
+        tool,
+        &["pg_dump".into(), "--version".into()],
+        &[],
+        false,
+    )?;
     let mut out = String::new();
-    run.read_to_string(&mut out).map_err(|e| BackupError::Tool {
-        what: format!("run pg_dump --version ({})", tool.describe()),
-        detail: e.to_string(),
-    })?;
+    run.read_to_string(&mut out)
+        .map_err(|e| BackupError::Tool {
+            what: format!("run pg_dump --version ({})", tool.describe()),
+            detail: e.to_string(),
+        })?;
     let ran = run.finish()?;
     if ran.code != 0 || out.trim().is_empty() {
         return Err(BackupError::Tool {
@@ -327,7 +361,11 @@ pub fn tool_version(
 
 /// The server's version and the tool's must share a major: a newer server cannot be dumped by
 /// an older pg_dump, and a different major is not the server's own tool.
-pub fn check_majors(tool: &Tool, tool_version: &str, server_version: &str) -> Result<u32, BackupError> {
+pub fn check_majors(
+    tool: &Tool,
+    tool_version: &str,
+    server_version: &str,
+) -> Result<u32, BackupError> {
     let t = major_of(tool_version);
     let s = major_of(server_version);
     match (t, s) {
@@ -362,11 +400,18 @@ impl Snapshot {
     pub async fn open(admin: &Admin, database: &str, tls: &Tls) -> Result<Self, BackupError> {
         let session = Session::admin(admin, database, tls).await.map_err(pg)?;
         session
-            .execute("start a snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(
+                "start a snapshot",
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            )
             .await
             .map_err(pg)?;
         let rows = session
-            .rows("export the snapshot", "SELECT pg_export_snapshot(), current_setting('server_version')", &[])
+            .rows(
+                "export the snapshot",
+                "SELECT pg_export_snapshot(), current_setting('server_version')",
+                &[],
+            )
             .await
             .map_err(pg)?;
         Ok(Self {
@@ -422,7 +467,10 @@ pub async fn schema_version(session: &Session) -> Result<Option<i64>, BackupErro
     let rows = session
         .rows(
             "read the schema version",
-            &format!("SELECT max({}::bigint) FROM public.db_migrations", ident(&col)),
+            &format!(
+                "SELECT max({}::bigint) FROM public.db_migrations",
+                ident(&col)
+            ),
             &[],
         )
         .await
@@ -484,8 +532,14 @@ mod tests {
 
     #[test]
     fn majors_from_tools_and_servers() {
-        assert_eq!(major_of("pg_dump (PostgreSQL) 17.2 (Debian 17.2-1.pgdg120+1)"), Some(17));
-        assert_eq!(major_of("pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"), Some(15));
+        assert_eq!(
+            major_of("pg_dump (PostgreSQL) 17.2 (Debian 17.2-1.pgdg120+1)"),
+            Some(17)
+        );
+        assert_eq!(
+            major_of("pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"),
+            Some(15)
+        );
         assert_eq!(major_of("17.6 (Debian 17.6-1)"), Some(17));
         assert_eq!(major_of("9.6.24"), Some(9));
         assert_eq!(major_of("nonsense"), None);
@@ -494,7 +548,9 @@ mod tests {
     #[test]
     fn a_mismatch_names_both_versions() {
         let tool = Tool::Local("/usr/lib/postgresql/15/bin".into());
-        let err = check_majors(&tool, "pg_dump (PostgreSQL) 15.14", "17.6").unwrap_err().to_string();
+        let err = check_majors(&tool, "pg_dump (PostgreSQL) 15.14", "17.6")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("15.14") && err.contains("17.6"), "{err}");
         assert!(check_majors(&tool, "pg_dump (PostgreSQL) 17.2", "17.6").is_ok());
     }

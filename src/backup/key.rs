@@ -62,7 +62,10 @@ fn passphrase(path: &Path) -> Result<SecretString, BackupError> {
     let text = std::fs::read_to_string(path).map_err(|e| unreadable(path, e))?;
     let line = text.lines().next().unwrap_or("");
     if line.is_empty() {
-        return Err(bad_key(path, "it is empty; its first line must be the passphrase"));
+        return Err(bad_key(
+            path,
+            "it is empty; its first line must be the passphrase",
+        ));
     }
     Ok(SecretString::from(line.to_string()))
 }
@@ -130,7 +133,9 @@ impl KeyFiles {
         }
         if let Some(path) = &self.identity_file {
             let ids = x25519_identities(path)?;
-            return Ok(Seal::Recipients(ids.iter().map(|i| i.to_public()).collect()));
+            return Ok(Seal::Recipients(
+                ids.iter().map(|i| i.to_public()).collect(),
+            ));
         }
         if let Some(path) = &self.passphrase_file {
             return Ok(Seal::Passphrase(passphrase(path)?));
@@ -167,8 +172,9 @@ impl Seal {
     ) -> std::io::Result<Box<dyn FinishWrite<W>>> {
         match self {
             Seal::Recipients(rs) => {
-                let enc = age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient))
-                    .map_err(std::io::Error::other)?;
+                let enc =
+                    age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient))
+                        .map_err(std::io::Error::other)?;
                 Ok(Box::new(enc.wrap_output(out)?))
             }
             Seal::Passphrase(p) => {

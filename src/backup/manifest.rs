@@ -95,7 +95,10 @@ impl Manifest {
     }
 
     /// Files (not directories) under `prefix` (`state/`, `volumes/mattermost-data/`).
-    pub fn files_under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a Entry)> {
+    pub fn files_under<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Entry)> {
         self.entries
             .iter()
             .filter(move |(p, e)| p.starts_with(prefix) && e.kind == Kind::File)
@@ -111,8 +114,11 @@ pub fn image_version(image: &str) -> Option<String> {
     }
     let core = tag.split(['-', '+']).next()?;
     let parts: Vec<&str> = core.split('.').collect();
-    (parts.len() >= 2 && parts.iter().all(|p| !p.is_empty() && p.parse::<u64>().is_ok()))
-        .then(|| core.to_string())
+    (parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.parse::<u64>().is_ok()))
+    .then(|| core.to_string())
 }
 
 /// Compares dotted versions numerically (`11.10.0` > `11.8.5`).
@@ -136,7 +142,10 @@ mod tests {
             image_version("mattermost/mattermost-enterprise-edition:11.8.5").as_deref(),
             Some("11.8.5")
         );
-        assert_eq!(image_version("localhost:5000/mm:10.11.2-rc1").as_deref(), Some("10.11.2"));
+        assert_eq!(
+            image_version("localhost:5000/mm:10.11.2-rc1").as_deref(),
+            Some("10.11.2")
+        );
         assert_eq!(image_version("localhost:5000/mm").as_deref(), None);
         assert_eq!(image_version("mm:latest"), None);
         assert_eq!(image_version("mm@sha256:abcd"), None);

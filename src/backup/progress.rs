@@ -37,7 +37,10 @@ impl Progress {
             return;
         }
         self.last.set(now);
-        let secs = now.duration_since(self.step_start.get()).as_secs_f64().max(0.001);
+        let secs = now
+            .duration_since(self.step_start.get())
+            .as_secs_f64()
+            .max(0.001);
         let mib = bytes as f64 / (1024.0 * 1024.0);
         eprintln!(
             "{what}: {mib:.1} MiB, {parts} part(s), {:.1} MiB/s",

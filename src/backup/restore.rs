@@ -87,8 +87,10 @@ pub fn restore(
     // 1. Verify everything before touching anything.
     let scanned = archive::scan(path, &opener, &mut |_| Ok(()))?;
     let manifest = scanned.manifest;
-    let mut steps = vec![Step::new("verify", path.display().to_string(), Outcome::Unchanged)
-        .detail(format!("{} bytes, every hash matches", scanned.bytes))];
+    let mut steps = vec![
+        Step::new("verify", path.display().to_string(), Outcome::Unchanged)
+            .detail(format!("{} bytes, every hash matches", scanned.bytes)),
+    ];
 
     // 2. Refusals.
     if let (Some(theirs), Some(ours)) = (
@@ -162,8 +164,10 @@ or take a backup of it first",
             steps.extend(clear(handle, src, &engine, &target)?);
         }
     } else if options.dry_run {
-        steps.push(Step::new("drill", target.database.clone(), Outcome::WouldCreate)
-            .detail("scratch database, volumes and state directory, removed afterwards"));
+        steps.push(
+            Step::new("drill", target.database.clone(), Outcome::WouldCreate)
+                .detail("scratch database, volumes and state directory, removed afterwards"),
+        );
         return Ok(Restored {
             path: path.to_path_buf(),
             drill: true,
@@ -176,7 +180,9 @@ or take a backup of it first",
     }
 
     // 3. Restore (and for a drill, always clean up).
-    let result = restore_into(handle, src, &engine, path, &opener, &manifest, &target, options, &progress, &mut steps);
+    let result = restore_into(
+        handle, src, &engine, path, &opener, &manifest, &target, options, &progress, &mut steps,
+    );
     if options.drill {
         steps.extend(remove_scratch(handle, src, &engine, &target));
     }
@@ -197,7 +203,13 @@ or take a backup of it first",
             origin: options.origin,
         };
         let up = handle.block_on(crate::up::converge(
-            src.city, src.state, &vault, options.lan, &up_options, &mut report, &mut found,
+            src.city,
+            src.state,
+            &vault,
+            options.lan,
+            &up_options,
+            &mut report,
+            &mut found,
         ));
         steps.extend(report.steps);
         up.map_err(|e| BackupError::Tool {
@@ -241,7 +253,10 @@ fn existing_data(
         })
         .unwrap_or(0);
     if secrets > 0 {
-        held.push(format!("{secrets} secret(s) in {}", src.state.secrets_dir().display()));
+        held.push(format!(
+            "{secrets} secret(s) in {}",
+            src.state.secrets_dir().display()
+        ));
     }
     if src.state.ca_pem().exists() {
         held.push(format!("a CA at {}", src.state.ca_pem().display()));
@@ -270,7 +285,10 @@ fn existing_data(
         held.push(format!("database {} with {n} table(s)", target.database));
     }
     for volume in target.volumes.values() {
-        if handle.block_on(engine.docker().inspect_volume(volume)).is_ok() {
+        if handle
+            .block_on(engine.docker().inspect_volume(volume))
+            .is_ok()
+        {
             held.push(format!("volume {volume}"));
         }
     }
@@ -278,42 +296,83 @@ fn existing_data(
 }
 
 fn plan_steps(target: &Target, held: &[String], manifest: &Manifest, force: bool) -> Vec<Step> {
-    let replace = |present: bool| if present { Outcome::WouldUpdate } else { Outcome::WouldCreate };
+    let replace = |present: bool| {
+        if present {
+            Outcome::WouldUpdate
+        } else {
+            Outcome::WouldCreate
+        }
+    };
     let has = |needle: &str| held.iter().any(|h| h.contains(needle));
     let mut steps = Vec::new();
-    for rel in ["secrets", "pki", "relay-spool", "mattermost/config", "integrations"] {
+    for rel in [
+        "secrets",
+        "pki",
+        "relay-spool",
+        "mattermost/config",
+        "integrations",
+    ] {
         let n = manifest.files_under(&format!("state/{rel}/")).count();
         steps.push(
-            Step::new("state", target.state_root.join(rel).display().to_string(), replace(target.state_root.join(rel).exists()))
-                .detail(format!("{n} file(s)")),
+            Step::new(
+                "state",
+                target.state_root.join(rel).display().to_string(),
+                replace(target.state_root.join(rel).exists()),
+            )
+            .detail(format!("{n} file(s)")),
         );
     }
     steps.push(
-        Step::new("database", target.database.clone(), replace(has("database ")))
-            .detail(format!(
-                "{} table(s), {} row(s)",
-                manifest.postgres.row_counts.len(),
-                manifest.postgres.row_counts.values().sum::<i64>()
-            )),
+        Step::new(
+            "database",
+            target.database.clone(),
+            replace(has("database ")),
+        )
+        .detail(format!(
+            "{} table(s), {} row(s)",
+            manifest.postgres.row_counts.len(),
+            manifest.postgres.row_counts.values().sum::<i64>()
+        )),
     );
     for (base, volume) in &target.volumes {
         let n = manifest.files_under(&format!("volumes/{base}/")).count();
-        steps.push(Step::new("volume", volume.clone(), replace(has(&format!("volume {volume}")))).detail(format!("{n} file(s)")));
+        steps.push(
+            Step::new(
+                "volume",
+                volume.clone(),
+                replace(has(&format!("volume {volume}"))),
+            )
+            .detail(format!("{n} file(s)")),
+        );
     }
     if !held.is_empty() && !force {
-        steps.push(Step::new("refuse", "the city holds data", Outcome::Skipped).detail(format!(
-            "{}; the restore would refuse without --force",
-            held.join("; ")
-        )));
+        steps.push(
+            Step::new("refuse", "the city holds data", Outcome::Skipped).detail(format!(
+                "{}; the restore would refuse without --force",
+                held.join("; ")
+            )),
+        );
     }
     steps
 }
 
 /// `--force`: removes the containers, the volumes, the database and the saved state directories.
-fn clear(handle: &Handle, src: &Sources, engine: &Engine, target: &Target) -> Result<Vec<Step>, BackupError> {
+fn clear(
+    handle: &Handle,
+    src: &Sources,
+    engine: &Engine,
+    target: &Target,
+) -> Result<Vec<Step>, BackupError> {
     let mut report = crate::report::Report::quiet(false);
     handle
-        .block_on(crate::docker::city::teardown(engine, src.city, src.state, false, false, &mut report))
+        .block_on(crate::docker::city::teardown(
+            engine,
+            src.city,
+            src.state,
+            false,
+            false,
+            &mut report,
+        ))
         .map_err(|e| BackupError::Tool {
             what: "remove the city's containers".into(),
             detail: format!("{e:#}"),
@@ -322,15 +381,24 @@ fn clear(handle: &Handle, src: &Sources, engine: &Engine, target: &Target) -> Re
     for volume in target.volumes.values() {
         steps.push(handle.block_on(engine.remove_volume(volume, false))?);
     }
-    handle.block_on(async {
-        let s = Session::admin(src.admin, &src.admin.dbname, &src.tls).await?;
-        s.execute(
-            "drop the database",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&target.database)),
-        )
-        .await
-    }).map_err(pg)?;
-    steps.push(Step::new("database", target.database.clone(), Outcome::Removed));
+    handle
+        .block_on(async {
+            let s = Session::admin(src.admin, &src.admin.dbname, &src.tls).await?;
+            s.execute(
+                "drop the database",
+                &format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    ident(&target.database)
+                ),
+            )
+            .await
+        })
+        .map_err(pg)?;
+    steps.push(Step::new(
+        "database",
+        target.database.clone(),
+        Outcome::Removed,
+    ));
     for rel in state_files::saved(src.state) {
         let dir = target.state_root.join(&rel);
         if dir.exists() {
@@ -339,7 +407,11 @@ fn clear(handle: &Handle, src: &Sources, engine: &Engine, target: &Target) -> Re
                 path: dir.clone(),
                 source,
             })?;
-            steps.push(Step::new("state", dir.display().to_string(), Outcome::Removed));
+            steps.push(Step::new(
+                "state",
+                dir.display().to_string(),
+                Outcome::Removed,
+            ));
         }
     }
     Ok(steps)
@@ -352,25 +424,42 @@ fn remove_scratch(handle: &Handle, src: &Sources, engine: &Engine, target: &Targ
         let s = Session::admin(src.admin, &src.admin.dbname, &src.tls).await?;
         s.execute(
             "drop the scratch database",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&target.database)),
+            &format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                ident(&target.database)
+            ),
         )
         .await
     });
     steps.push(
-        Step::new("database", target.database.clone(), if dropped.is_ok() { Outcome::Removed } else { Outcome::Skipped })
-            .detail(dropped.err().map(|e| e.to_string()).unwrap_or_default()),
+        Step::new(
+            "database",
+            target.database.clone(),
+            if dropped.is_ok() {
+                Outcome::Removed
+            } else {
+                Outcome::Skipped
+            },
+        )
+        .detail(dropped.err().map(|e| e.to_string()).unwrap_or_default()),
     );
     for volume in target.volumes.values() {
         let step = handle
             .block_on(engine.remove_volume(volume, false))
-            .unwrap_or_else(|e| Step::new("volume", volume.clone(), Outcome::Skipped).detail(e.to_string()));
+            .unwrap_or_else(|e| {
+                Step::new("volume", volume.clone(), Outcome::Skipped).detail(e.to_string())
+            });
         steps.push(step);
     }
     let removed = std::fs::remove_dir_all(&target.state_root);
     steps.push(Step::new(
         "state",
         target.state_root.display().to_string(),
-        if removed.is_ok() { Outcome::Removed } else { Outcome::Skipped },
+        if removed.is_ok() {
+            Outcome::Removed
+        } else {
+            Outcome::Skipped
+        },
     ));
     steps
 }
@@ -419,7 +508,7 @@ fn restore_into(
     // Prove: rows, state files, volume files, the CA, before anything else touches them.
     let counts = handle.block_on(async {
         let s = Session::admin(src.admin, &target.database, &src.tls).await?;
-        Ok::<_, BackupError>(database::row_counts(&s).await?)
+        database::row_counts(&s).await
     })?;
     if counts != manifest.postgres.row_counts {
         let diff: Vec<String> = manifest
@@ -427,7 +516,12 @@ fn restore_into(
             .row_counts
             .iter()
             .filter(|(t, n)| counts.get(*t) != Some(n))
-            .map(|(t, n)| format!("{t}: {n} in the backup, {} restored", counts.get(t).copied().unwrap_or(-1)))
+            .map(|(t, n)| {
+                format!(
+                    "{t}: {n} in the backup, {} restored",
+                    counts.get(t).copied().unwrap_or(-1)
+                )
+            })
             .take(5)
             .collect();
         return Err(BackupError::Proof {
@@ -462,11 +556,12 @@ fn restore_into(
         }
     }
     drop(helper);
-    let restored_state_dir = StateDir::at(target.state_root.clone()).map_err(|e| BackupError::Io {
-        what: "use",
-        path: target.state_root.clone(),
-        source: std::io::Error::other(e),
-    })?;
+    let restored_state_dir =
+        StateDir::at(target.state_root.clone()).map_err(|e| BackupError::Io {
+            what: "use",
+            path: target.state_root.clone(),
+            source: std::io::Error::other(e),
+        })?;
     let ca = crate::pki::ca_certificate(&restored_state_dir)
         .ok()
         .flatten()
@@ -537,10 +632,12 @@ impl Sink<'_> {
                 if n == 0 {
                     break;
                 }
-                restore.write_all(&buf[..n]).map_err(|e| BackupError::Tool {
-                    what: "send the dump to pg_restore".into(),
-                    detail: e.to_string(),
-                })?;
+                restore
+                    .write_all(&buf[..n])
+                    .map_err(|e| BackupError::Tool {
+                        what: "send the dump to pg_restore".into(),
+                        detail: e.to_string(),
+                    })?;
                 self.bytes += n as u64;
                 self.progress.tick("restore: database", self.bytes, 1);
             }
@@ -585,29 +682,49 @@ impl Sink<'_> {
         if self.drill {
             self.handle.block_on(async {
                 let s = Session::admin(src.admin, &src.admin.dbname, &src.tls).await?;
-                s.execute("create the scratch database", &format!("CREATE DATABASE {}", ident(database)))
-                    .await
+                s.execute(
+                    "create the scratch database",
+                    &format!("CREATE DATABASE {}", ident(database)),
+                )
+                .await
             })?;
-            self.steps.push(Step::new("database", database.clone(), Outcome::Created).detail("scratch"));
+            self.steps
+                .push(Step::new("database", database.clone(), Outcome::Created).detail("scratch"));
         } else {
             // The tenant as `db ensure` makes it, with the restored vault's password.
-            let state = StateDir::at(self.target.state_root.clone()).map_err(|e| BackupError::Tool {
-                what: "use the state directory".into(),
-                detail: e.to_string(),
-            })?;
+            let state =
+                StateDir::at(self.target.state_root.clone()).map_err(|e| BackupError::Tool {
+                    what: "use the state directory".into(),
+                    detail: e.to_string(),
+                })?;
             let vault = crate::secrets::Vault::new(&state);
             let report = self
                 .handle
-                .block_on(crate::postgres::ensure_tenant(src.city, &state, &vault, src.admin, src.tls.mode, false))
+                .block_on(crate::postgres::ensure_tenant(
+                    src.city,
+                    &state,
+                    &vault,
+                    src.admin,
+                    src.tls.mode,
+                    false,
+                ))
                 .map_err(|e| BackupError::Tool {
                     what: "make the database tenant".into(),
                     detail: format!("{e:#}"),
                 })?;
             self.steps.push(report.step());
         }
-        let args = database::restore_args(&src.tool, src.admin, database, self.target.role.as_deref());
+        let args =
+            database::restore_args(&src.tool, src.admin, database, self.target.role.as_deref());
         let env = database::admin_env(&src.tool, src.admin, &src.tls);
-        self.restore = Some(Running::start(self.handle, Some(self.engine), &src.tool, &args, &env, true)?);
+        self.restore = Some(Running::start(
+            self.handle,
+            Some(self.engine),
+            &src.tool,
+            &args,
+            &env,
+            true,
+        )?);
         Ok(())
     }
 
@@ -616,13 +733,21 @@ impl Sink<'_> {
             let ran = r.finish()?;
             if ran.code != 0 {
                 return Err(BackupError::Tool {
-                    what: format!("restore database {} with pg_restore ({})", self.target.database, self.src.tool.describe()),
+                    what: format!(
+                        "restore database {} with pg_restore ({})",
+                        self.target.database,
+                        self.src.tool.describe()
+                    ),
                     detail: format!("exit {}: {}", ran.code, ran.stderr),
                 });
             }
             self.steps.push(
-                Step::new("database", self.target.database.clone(), Outcome::Updated)
-                    .detail(format!("restored, objects owned by {}", self.target.role.as_deref().unwrap_or(&self.src.admin.user))),
+                Step::new("database", self.target.database.clone(), Outcome::Updated).detail(
+                    format!(
+                        "restored, objects owned by {}",
+                        self.target.role.as_deref().unwrap_or(&self.src.admin.user)
+                    ),
+                ),
             );
         }
         Ok(())
@@ -633,7 +758,13 @@ impl Sink<'_> {
         for (base, mount) in &self.manifest.mattermost.volumes {
             let volume = &self.target.volumes[base];
             self.steps
-                .push(self.handle.block_on(self.engine.ensure_volume(volume, &self.target.prefix, false))?);
+                .push(
+                    self.handle.block_on(self.engine.ensure_volume(
+                        volume,
+                        &self.target.prefix,
+                        false,
+                    ))?,
+                );
             mounts.push((volume.clone(), mount.clone()));
         }
         Helper::create(
@@ -650,7 +781,14 @@ impl Sink<'_> {
     fn finish_upload(&mut self) -> Result<(), BackupError> {
         if let Some((base, tar)) = self.upload.take() {
             tar.finish()?;
-            self.steps.push(Step::new("volume", self.target.volumes[&base].clone(), Outcome::Updated).detail("restored"));
+            self.steps.push(
+                Step::new(
+                    "volume",
+                    self.target.volumes[&base].clone(),
+                    Outcome::Updated,
+                )
+                .detail("restored"),
+            );
         }
         Ok(())
     }

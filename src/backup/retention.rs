@@ -31,7 +31,11 @@ pub fn created_of(file_name: &str) -> Option<i64> {
     let month = time::Month::try_from(num(4..6)? as u8).ok()?;
     let date = time::Date::from_calendar_date(num(0..4)? as i32, month, num(6..8)? as u8).ok()?;
     let t = time::Time::from_hms(num(9..11)? as u8, num(11..13)? as u8, num(13..15)? as u8).ok()?;
-    Some(time::PrimitiveDateTime::new(date, t).assume_utc().unix_timestamp())
+    Some(
+        time::PrimitiveDateTime::new(date, t)
+            .assume_utc()
+            .unix_timestamp(),
+    )
 }
 
 /// Complete backups in `dir`, newest first. A missing directory holds none.
@@ -107,9 +111,18 @@ mod tests {
     fn names_carry_their_time_and_others_are_ignored() {
         let t = created_of("cityd-backup-20261204T040300.123Z.age").unwrap();
         assert_eq!(t, 1_796_356_980);
-        assert_eq!(created_of("cityd-backup-20261204T040300.123Z-2.tar"), Some(t));
-        assert_eq!(created_of(".cityd-backup-20261204T040300.123Z.age.partial"), None);
-        assert_eq!(created_of("cityd-backup-20261204T040300.123Z.age.partial"), None);
+        assert_eq!(
+            created_of("cityd-backup-20261204T040300.123Z-2.tar"),
+            Some(t)
+        );
+        assert_eq!(
+            created_of(".cityd-backup-20261204T040300.123Z.age.partial"),
+            None
+        );
+        assert_eq!(
+            created_of("cityd-backup-20261204T040300.123Z.age.partial"),
+            None
+        );
         assert_eq!(created_of("cityd-backup-garbage.age"), None);
         assert_eq!(created_of("notes.txt"), None);
     }
@@ -117,16 +130,29 @@ mod tests {
     #[test]
     fn prune_keeps_the_newest_complete_backups_only() {
         let dir = tempfile::tempdir().unwrap();
-        for n in ["20260101T000000.000Z", "20260102T000000.000Z", "20260103T000000.000Z"] {
+        for n in [
+            "20260101T000000.000Z",
+            "20260102T000000.000Z",
+            "20260103T000000.000Z",
+        ] {
             std::fs::write(dir.path().join(format!("cityd-backup-{n}.age")), b"x").unwrap();
         }
-        std::fs::write(dir.path().join(".cityd-backup-20260104T000000.000Z.age.partial"), b"x").unwrap();
+        std::fs::write(
+            dir.path()
+                .join(".cityd-backup-20260104T000000.000Z.age.partial"),
+            b"x",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("other"), b"x").unwrap();
         let removed = prune(dir.path(), 2).unwrap();
         assert_eq!(removed.len(), 1);
         assert!(removed[0].ends_with("cityd-backup-20260101T000000.000Z.age"));
         let (newest, _) = newest(dir.path()).unwrap().unwrap();
-        assert!(newest.path.ends_with("cityd-backup-20260103T000000.000Z.age"));
+        assert!(
+            newest
+                .path
+                .ends_with("cityd-backup-20260103T000000.000Z.age")
+        );
         assert_eq!(clear_partials(dir.path()), 1);
         assert!(dir.path().join("other").exists());
     }

@@ -144,7 +144,13 @@ pub fn write_entry(
         }
     }
     std::os::unix::fs::chown(&path, Some(entry.uid as u32), Some(entry.gid as u32))
-        .or_else(|e| if crate::state::is_root() { Err(e) } else { Ok(()) })
+        .or_else(|e| {
+            if crate::state::is_root() {
+                Err(e)
+            } else {
+                Ok(())
+            }
+        })
         .map_err(io("chown", &path))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(entry.mode))
         .map_err(io("chmod", &path))?;
@@ -176,7 +182,11 @@ pub fn file_hashes(root: &Path, rels: &[PathBuf]) -> BTreeMap<String, String> {
     }
     let mut out = BTreeMap::new();
     for rel in rels {
-        walk(&root.join(rel), &format!("state/{}", rel.display()), &mut out);
+        walk(
+            &root.join(rel),
+            &format!("state/{}", rel.display()),
+            &mut out,
+        );
     }
     out
 }

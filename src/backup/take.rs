@@ -85,7 +85,10 @@ fn clear_helpers(handle: &Handle, engine: &Engine, prefix: &str) {
             "org.cityd.role=backup-helper".to_string(),
         ],
     )]);
-    let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
     let Ok(list) = handle.block_on(engine.docker().list_containers(Some(options))) else {
         return;
     };
@@ -97,7 +100,11 @@ fn clear_helpers(handle: &Handle, engine: &Engine, prefix: &str) {
     }
 }
 
-pub fn backup(handle: &Handle, src: &Sources, options: &BackupOptions) -> Result<Taken, BackupError> {
+pub fn backup(
+    handle: &Handle,
+    src: &Sources,
+    options: &BackupOptions,
+) -> Result<Taken, BackupError> {
     let started = Instant::now();
     let seal = options.keys.seal()?;
     let mut warnings = Vec::new();
@@ -122,15 +129,25 @@ pub fn backup(handle: &Handle, src: &Sources, options: &BackupOptions) -> Result
     let progress = Progress::new(options.quiet);
     let created_at = time::OffsetDateTime::now_utc();
     let mut writer = Writer::create(&options.dir, &seal, created_at)?;
-    match write_all(handle, src, &engine, &names, &progress, &mut writer, created_at) {
+    match write_all(
+        handle,
+        src,
+        &engine,
+        &names,
+        &progress,
+        &mut writer,
+        created_at,
+    ) {
         Ok((manifest, db, state_files, volume_files, vols)) => {
             let (path, bytes) = writer.finish(&manifest)?;
             let removed = match options.keep {
-                Some(keep) => retention::prune(&options.dir, keep).map_err(|source| BackupError::Io {
-                    what: "apply retention in",
-                    path: options.dir.clone(),
-                    source,
-                })?,
+                Some(keep) => {
+                    retention::prune(&options.dir, keep).map_err(|source| BackupError::Io {
+                        what: "apply retention in",
+                        path: options.dir.clone(),
+                        source,
+                    })?
+                }
                 None => Vec::new(),
             };
             Ok(Taken {
@@ -195,7 +212,10 @@ fn write_all(
     let _ = handle.block_on(snapshot.session.execute("end the snapshot", "COMMIT"));
     if ran.code != 0 {
         return Err(BackupError::Tool {
-            what: format!("dump database {database_name} with pg_dump ({})", src.tool.describe()),
+            what: format!(
+                "dump database {database_name} with pg_dump ({})",
+                src.tool.describe()
+            ),
             detail: format!("exit {}: {}", ran.code, ran.stderr),
         });
     }
@@ -206,7 +226,10 @@ fn write_all(
     let mut mounts = Vec::new();
     for (base, target) in volumes::saved() {
         let volume = names.volume(base);
-        if handle.block_on(engine.docker().inspect_volume(&volume)).is_ok() {
+        if handle
+            .block_on(engine.docker().inspect_volume(&volume))
+            .is_ok()
+        {
             mounts.push((volume, target.to_string()));
             saved.insert(base.to_string(), target.to_string());
         }
@@ -275,5 +298,11 @@ fn write_all(
         rows: row_counts.values().sum(),
         schema_version,
     };
-    Ok((manifest, summary, state_count, volume_files, saved.into_keys().collect()))
+    Ok((
+        manifest,
+        summary,
+        state_count,
+        volume_files,
+        saved.into_keys().collect(),
+    ))
 }

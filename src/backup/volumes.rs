@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, RemoveContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -58,7 +58,10 @@ impl Helper {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             labels: Some(std::collections::HashMap::from([
-                (crate::docker::spec::LABEL_CITY.to_string(), prefix.to_string()),
+                (
+                    crate::docker::spec::LABEL_CITY.to_string(),
+                    prefix.to_string(),
+                ),
                 ("org.cityd.role".to_string(), "backup-helper".to_string()),
             ])),
             network_disabled: Some(true),
@@ -82,7 +85,12 @@ impl Helper {
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         handle
             .block_on(docker.create_container(Some(options), body))
-            .map_err(|e| engine_err(&format!("create the helper container {name} from {image}"), e))?;
+            .map_err(|e| {
+                engine_err(
+                    &format!("create the helper container {name} from {image}"),
+                    e,
+                )
+            })?;
         Ok(Self {
             handle: handle.clone(),
             docker,
@@ -92,10 +100,15 @@ impl Helper {
 
     /// The tar stream of `path` in the container.
     pub fn download(&self, path: &str) -> StreamRead {
-        let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
         StreamRead {
             handle: self.handle.clone(),
-            stream: Box::pin(self.docker.download_from_container(&self.name, Some(options))),
+            stream: Box::pin(
+                self.docker
+                    .download_from_container(&self.name, Some(options)),
+            ),
             pending: Bytes::new(),
         }
     }
@@ -103,7 +116,9 @@ impl Helper {
     /// Starts extracting a tar stream into `path`; write the tar to the returned writer.
     pub fn upload(&self, path: &str) -> Upload {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-        let options = UploadToContainerOptionsBuilder::default().path(path).build();
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(path)
+            .build();
         let docker = self.docker.clone();
         let name = self.name.clone();
         let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
@@ -123,7 +138,10 @@ impl Helper {
 
 impl Drop for Helper {
     fn drop(&mut self) {
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
         let _ = self
             .handle
             .block_on(self.docker.remove_container(&self.name, Some(options)));
@@ -210,7 +228,11 @@ pub fn walk(
     let mut archive = tar::Archive::new(tar_stream);
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
-        let path = entry.path().map_err(read_err)?.to_string_lossy().into_owned();
+        let path = entry
+            .path()
+            .map_err(read_err)?
+            .to_string_lossy()
+            .into_owned();
         let rel = path
             .trim_end_matches('/')
             .split_once('/')
@@ -275,7 +297,13 @@ impl VolumeTar {
         Self { builder }
     }
 
-    pub fn add(&mut self, rel: &str, entry: &Entry, mtime: u64, data: &mut dyn Read) -> Result<(), BackupError> {
+    pub fn add(
+        &mut self,
+        rel: &str,
+        entry: &Entry,
+        mtime: u64,
+        data: &mut dyn Read,
+    ) -> Result<(), BackupError> {
         let io = |e: std::io::Error| BackupError::Tool {
             what: format!("send {rel} to the engine"),
             detail: e.to_string(),
@@ -285,17 +313,25 @@ impl VolumeTar {
         h.set_uid(entry.uid);
         h.set_gid(entry.gid);
         h.set_mtime(mtime);
-        let name = if rel.is_empty() { ".".to_string() } else { rel.to_string() };
+        let name = if rel.is_empty() {
+            ".".to_string()
+        } else {
+            rel.to_string()
+        };
         match entry.kind {
             Kind::File => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(entry.size);
-                self.builder.append_data(&mut h, &name, data.take(entry.size)).map_err(io)
+                self.builder
+                    .append_data(&mut h, &name, data.take(entry.size))
+                    .map_err(io)
             }
             Kind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
-                self.builder.append_data(&mut h, format!("{name}/"), std::io::empty()).map_err(io)
+                self.builder
+                    .append_data(&mut h, format!("{name}/"), std::io::empty())
+                    .map_err(io)
             }
             Kind::Symlink => {
                 h.set_entry_type(tar::EntryType::Symlink);

@@ -123,7 +123,11 @@ fn take(ctx: &Context, args: TakeArgs) -> anyhow::Result<ExitCode> {
         "backup    {} ({} bytes, {})",
         taken.path.display(),
         taken.bytes,
-        if taken.encrypted { "age-encrypted" } else { "NOT encrypted" }
+        if taken.encrypted {
+            "age-encrypted"
+        } else {
+            "NOT encrypted"
+        }
     );
     println!(
         "database  PostgreSQL {} by {}: {} bytes, {} table(s), {} row(s)",
@@ -152,7 +156,10 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         crate::report::print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("ok        {}: every hash matches its manifest", v.path.display());
+    println!(
+        "ok        {}: every hash matches its manifest",
+        v.path.display()
+    );
     println!(
         "taken     {} ({} ago) by cityd {}",
         v.created,
@@ -167,7 +174,8 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     println!(
         "database  PostgreSQL {}, schema {}, {} table(s), {} row(s), {} bytes",
         v.postgres_version,
-        v.schema_version.map_or_else(|| "unknown".into(), |s| s.to_string()),
+        v.schema_version
+            .map_or_else(|| "unknown".into(), |s| s.to_string()),
         v.tables,
         v.rows,
         v.database_bytes
@@ -178,6 +186,9 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         v.volume_files,
         v.volumes.join(", ")
     );
-    println!("CA        {}", v.ca_fingerprint.as_deref().unwrap_or("none"));
+    println!(
+        "CA        {}",
+        v.ca_fingerprint.as_deref().unwrap_or("none")
+    );
     Ok(ExitCode::SUCCESS)
 }

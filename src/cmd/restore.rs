@@ -86,7 +86,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     }
     let what = match (restored.drill, restored.dry_run) {
         (_, true) => "dry run: nothing was changed",
-        (true, false) => "drill passed: the backup restores and equals its manifest; scratch places removed",
+        (true, false) => {
+            "drill passed: the backup restores and equals its manifest; scratch places removed"
+        }
         (false, false) => "city restored and proven equal to the backup",
     };
     println!("{what} ({:.1}s)", restored.seconds);

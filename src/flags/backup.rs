@@ -43,7 +43,12 @@ pub struct OpenArgs {
     #[arg(long, env = "CITYD_BACKUP_IDENTITY_FILE", value_name = "FILE")]
     pub identity_file: Option<PathBuf>,
     /// File whose first line is the backup's passphrase.
-    #[arg(long, env = "CITYD_BACKUP_PASSPHRASE_FILE", value_name = "FILE", conflicts_with = "identity_file")]
+    #[arg(
+        long,
+        env = "CITYD_BACKUP_PASSPHRASE_FILE",
+        value_name = "FILE",
+        conflicts_with = "identity_file"
+    )]
     pub passphrase_file: Option<PathBuf>,
 }
 
@@ -66,7 +71,12 @@ pub struct ToolArgs {
     pub db_container: Option<String>,
     /// Use pg_dump/pg_restore from this directory instead (e.g. the NixOS server's package); its
     /// major version must be the server's.
-    #[arg(long, env = "CITYD_PG_BIN", value_name = "DIR", conflicts_with = "db_container")]
+    #[arg(
+        long,
+        env = "CITYD_PG_BIN",
+        value_name = "DIR",
+        conflicts_with = "db_container"
+    )]
     pub pg_bin: Option<PathBuf>,
 }
 

@@ -35,8 +35,16 @@ fn damaged_files_wrong_keys_old_dump_tools_and_newer_mattermost_are_refused_and_
     let container = mattermost_id(&city);
     let unchanged = |what: &str| {
         assert_eq!(city.data_dump_hash(), data, "{what}: the database changed");
-        assert_eq!(city.volume_tree_hashes(), files, "{what}: the volumes changed");
-        assert_eq!(mattermost_id(&city), container, "{what}: Mattermost was replaced");
+        assert_eq!(
+            city.volume_tree_hashes(),
+            files,
+            "{what}: the volumes changed"
+        );
+        assert_eq!(
+            mattermost_id(&city),
+            container,
+            "{what}: Mattermost was replaced"
+        );
     };
 
     // One flipped bit, in the middle of the file: verify and restore (even --force) refuse.
@@ -45,12 +53,22 @@ fn damaged_files_wrong_keys_old_dump_tools_and_newer_mattermost_are_refused_and_
     let mut b = bytes.clone();
     b[bytes.len() / 2] ^= 0x10;
     std::fs::write(&flipped, &b).unwrap();
-    let out = city.lab.cityd().args(["backup", "verify", "--identity-file"]).arg(&city.key).arg(&flipped).output().unwrap();
+    let out = city
+        .lab
+        .cityd()
+        .args(["backup", "verify", "--identity-file"])
+        .arg(&city.key)
+        .arg(&flipped)
+        .output()
+        .unwrap();
     let err = stderr_of_exit(&out, 2);
     assert!(err.contains("damaged or incomplete"), "{err}");
     let out = city.restore_cmd(&flipped, &["--force"]).output().unwrap();
     let err = stderr_of_exit(&out, 2);
-    assert!(err.contains("damaged or incomplete") && err.contains("nothing was changed"), "{err}");
+    assert!(
+        err.contains("damaged or incomplete") && err.contains("nothing was changed"),
+        "{err}"
+    );
     unchanged("flipped bit");
 
     // A truncated file (what a crash without the rename would leave) is incomplete.
@@ -64,23 +82,35 @@ fn damaged_files_wrong_keys_old_dump_tools_and_newer_mattermost_are_refused_and_
     let other = city.lab.scratch.path().join("other.key");
     run_ok(crate::common::cityd().args(["backup", "key"]).arg(&other));
     let out = city
-        .restore_cmd(&file, &["--force", "--identity-file", other.to_str().unwrap()])
+        .restore_cmd(
+            &file,
+            &["--force", "--identity-file", other.to_str().unwrap()],
+        )
         .output()
         .unwrap();
     let err = stderr_of_exit(&out, 2);
     assert!(err.contains("does not open with the given key"), "{err}");
     let pass = city.lab.scratch.write("pass", "correct horse\n");
     let out = city
-        .restore_cmd(&file, &["--force", "--passphrase-file", pass.to_str().unwrap()])
+        .restore_cmd(
+            &file,
+            &["--force", "--passphrase-file", pass.to_str().unwrap()],
+        )
         .output()
         .unwrap();
     stderr_of_exit(&out, 2);
     unchanged("wrong key");
 
     // A backup from a newer Mattermost than the city's image: refused (no downgrades).
-    let old_image = format!("cityd-test/mm-old-{}:0.0.1", city.lab.prefix.trim_end_matches('-'));
+    let old_image = format!(
+        "cityd-test/mm-old-{}:0.0.1",
+        city.lab.prefix.trim_end_matches('-')
+    );
     run_ok(Command::new("docker").args(["tag", &crate::docker::double_image(), &old_image]));
-    let text = city.lab.city_text.replace(&crate::docker::double_image(), &old_image);
+    let text = city
+        .lab
+        .city_text
+        .replace(&crate::docker::double_image(), &old_image);
     let older_city = city.lab.scratch.write("older-city.toml", &text);
     let out = city
         .restore_cmd_for(&older_city, &file, &["--force"])
@@ -88,7 +118,10 @@ fn damaged_files_wrong_keys_old_dump_tools_and_newer_mattermost_are_refused_and_
         .unwrap();
     let _ = Command::new("docker").args(["rmi", &old_image]).output();
     let err = stderr_of_exit(&out, 1);
-    assert!(err.contains("does not support downgrades") && err.contains("0.0.1"), "{err}");
+    assert!(
+        err.contains("does not support downgrades") && err.contains("0.0.1"),
+        "{err}"
+    );
     unchanged("newer Mattermost");
 
     // pg_dump 15 against PostgreSQL 17: a clear error naming both; no file left behind.
@@ -106,7 +139,10 @@ fn damaged_files_wrong_keys_old_dump_tools_and_newer_mattermost_are_refused_and_
         .output()
         .unwrap();
     let err = stderr_of_exit(&out, 1);
-    assert!(err.contains("(PostgreSQL) 15.") && err.contains("PostgreSQL 17."), "{err}");
+    assert!(
+        err.contains("(PostgreSQL) 15.") && err.contains("PostgreSQL 17."),
+        "{err}"
+    );
     assert_eq!(city.dir_listing(), before);
 
     // --unencrypted must be said; the file is 0600 and a warning is printed; it verifies without a key.
@@ -114,12 +150,33 @@ fn damaged_files_wrong_keys_old_dump_tools_and_newer_mattermost_are_refused_and_
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     stdout_of_success(&out);
     assert!(stderr.contains("NOT encrypted"), "{stderr}");
-    let plain = city.backups().into_iter().find(|p| p.extension().unwrap() == "tar").unwrap();
-    assert_eq!(std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777, 0o600);
-    let out = city.lab.cityd().args(["backup", "verify"]).arg(&plain).output().unwrap();
+    let plain = city
+        .backups()
+        .into_iter()
+        .find(|p| p.extension().unwrap() == "tar")
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = city
+        .lab
+        .cityd()
+        .args(["backup", "verify"])
+        .arg(&plain)
+        .output()
+        .unwrap();
     stdout_of_success(&out);
     // Without any protection named, backup refuses (exit 2) instead of guessing.
-    let out = city.lab.cityd().arg("backup").arg("--to").arg(&city.dir).args(city.db_args()).output().unwrap();
+    let out = city
+        .lab
+        .cityd()
+        .arg("backup")
+        .arg("--to")
+        .arg(&city.dir)
+        .args(city.db_args())
+        .output()
+        .unwrap();
     let err = stderr_of_exit(&out, 2);
     assert!(err.contains("--unencrypted"), "{err}");
 }
@@ -158,7 +215,8 @@ fn sigkill_at_random_points_never_leaves_a_half_backup_and_keeps_the_previous_on
     let mut completed = 0;
     for run in 0..50 {
         let delay = Duration::from_millis(rng.below(full.as_millis() as u64 * 11 / 10));
-        let mut child = city.backup_cmd(&[])
+        let mut child = city
+            .backup_cmd(&[])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -171,7 +229,12 @@ fn sigkill_at_random_points_never_leaves_a_half_backup_and_keeps_the_previous_on
         }
         // Every file with a final name is complete and verifies; earlier backups are untouched.
         for (path, hash) in &kept_hashes {
-            assert_eq!(&sha(&std::fs::read(path).unwrap()), hash, "run {run}: {} changed", path.display());
+            assert_eq!(
+                &sha(&std::fs::read(path).unwrap()),
+                hash,
+                "run {run}: {} changed",
+                path.display()
+            );
         }
         for f in city.backups() {
             if !kept_hashes.contains_key(&f) {
@@ -186,19 +249,29 @@ fn sigkill_at_random_points_never_leaves_a_half_backup_and_keeps_the_previous_on
             .filter(|n| !n.starts_with("cityd-backup-") && n != ".cityd-backup.lock")
             .collect();
         assert!(
-            others.iter().all(|n| n.starts_with(".cityd-backup-") && n.ends_with(".partial")),
+            others
+                .iter()
+                .all(|n| n.starts_with(".cityd-backup-") && n.ends_with(".partial")),
             "run {run}: {others:?}"
         );
     }
     eprintln!("{completed} of 50 runs completed before the kill");
     // The next backup clears what the killed runs left, and the database was never changed.
     let taken = city.backup(&["--keep", "3"]);
-    assert!(city.dir_listing().iter().all(|n| !n.ends_with(".partial")), "{:?}", city.dir_listing());
+    assert!(
+        city.dir_listing().iter().all(|n| !n.ends_with(".partial")),
+        "{:?}",
+        city.dir_listing()
+    );
     assert_eq!(city.backups().len(), 3);
     assert!(Path::new(taken["path"].as_str().unwrap()).exists());
     // No helper container of a killed run is left either.
     let helpers = run_ok(Command::new("docker").args([
-        "ps", "-aq", "--filter", "label=org.cityd.role=backup-helper", "--filter",
+        "ps",
+        "-aq",
+        "--filter",
+        "label=org.cityd.role=backup-helper",
+        "--filter",
         &format!("label=org.cityd.city={}", city.lab.prefix),
     ]));
     assert_eq!(helpers.trim(), "", "helper containers left");
@@ -214,7 +287,13 @@ fn a_full_disk_fails_cleanly_and_keeps_the_previous_backup() {
     let size = probe["bytes"].as_u64().unwrap();
     let mnt = city.lab.scratch.path().join("small");
     std::fs::create_dir_all(&mnt).unwrap();
-    run_ok(Command::new("mount").args(["-t", "tmpfs", "-o"]).arg(format!("size={}", size * 3 / 2 + 65536)).arg("tmpfs").arg(&mnt));
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={}", size * 3 / 2 + 65536))
+            .arg("tmpfs")
+            .arg(&mnt),
+    );
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -228,10 +307,24 @@ fn a_full_disk_fails_cleanly_and_keeps_the_previous_backup() {
     let first_hash = sha(&std::fs::read(&first_path).unwrap());
     let out = city.backup_cmd_in(&mnt, &[]).output().unwrap();
     let err = stderr_of_exit(&out, 1);
-    assert!(err.contains("No space left on device") || err.contains("space"), "{err}");
-    let names: Vec<String> = std::fs::read_dir(&mnt).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(
+        err.contains("No space left on device") || err.contains("space"),
+        "{err}"
+    );
+    let names: Vec<String> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(names.iter().all(|n| !n.ends_with(".partial")), "{names:?}");
-    assert_eq!(names.iter().filter(|n| n.starts_with("cityd-backup-")).count(), 1, "{names:?}");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("cityd-backup-"))
+            .count(),
+        1,
+        "{names:?}"
+    );
     assert_eq!(sha(&std::fs::read(&first_path).unwrap()), first_hash);
     city.verify(&first_path);
 }
@@ -240,7 +333,10 @@ fn a_full_disk_fails_cleanly_and_keeps_the_previous_backup() {
 fn cmdlines() -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit())
+        if e.file_name()
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_digit())
             && let Ok(b) = std::fs::read(e.path().join("cmdline"))
         {
             out.push(String::from_utf8_lossy(&b).replace('\0', " "));
@@ -258,12 +354,22 @@ fn no_secret_reaches_argv_logs_or_json_and_backups_are_0600() {
         .unwrap()
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap().trim().to_string())
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .trim()
+                .to_string()
+        })
         .filter(|s| s.len() >= 12)
         .collect();
     secrets.push(crate::docker::Pg::PASSWORD.to_string());
     let key = std::fs::read_to_string(&city.key).unwrap();
-    secrets.push(key.lines().find(|l| l.starts_with("AGE-SECRET-KEY-")).unwrap().to_string());
+    secrets.push(
+        key.lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .unwrap()
+            .to_string(),
+    );
     let ca_key = std::fs::read_to_string(city.lab.scratch.state().join("pki/ca.key")).unwrap();
     secrets.push(ca_key.lines().nth(1).unwrap().to_string());
     assert!(secrets.len() >= 5, "{}", secrets.len());
@@ -279,11 +385,21 @@ fn no_secret_reaches_argv_logs_or_json_and_backups_are_0600() {
         // Read the pipes on threads while the process table is sampled.
         let mut o = child.stdout.take().unwrap();
         let mut e = child.stderr.take().unwrap();
-        let to = std::thread::spawn(move || { let mut s = String::new(); std::io::Read::read_to_string(&mut o, &mut s).unwrap(); s });
-        let te = std::thread::spawn(move || { let mut s = String::new(); std::io::Read::read_to_string(&mut e, &mut s).unwrap(); s });
+        let to = std::thread::spawn(move || {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut o, &mut s).unwrap();
+            s
+        });
+        let te = std::thread::spawn(move || {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+            s
+        });
         let mut samples = 0;
         while child.try_wait().unwrap().is_none() {
-            seen.extend(cmdlines().into_iter().filter(|c| c.contains("pg_dump") || c.contains("pg_restore") || c.contains("cityd")));
+            seen.extend(cmdlines().into_iter().filter(|c| {
+                c.contains("pg_dump") || c.contains("pg_restore") || c.contains("cityd")
+            }));
             samples += 1;
         }
         assert!(samples > 0);
@@ -299,19 +415,37 @@ fn no_secret_reaches_argv_logs_or_json_and_backups_are_0600() {
     });
     let taken: serde_json::Value = serde_json::from_str(&json).unwrap();
     let file = PathBuf::from(taken["path"].as_str().unwrap());
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let (json2, log2) = run({
         let mut c = city.restore_cmd(&file, &["--drill"]);
         c.arg("--json").arg("-vv");
         c
     });
-    assert!(seen.iter().any(|c| c.contains("pg_dump") || c.contains("cityd")), "the sampling saw the run");
+    assert!(
+        seen.iter()
+            .any(|c| c.contains("pg_dump") || c.contains("cityd")),
+        "the sampling saw the run"
+    );
     for secret in &secrets {
-        for (what, text) in [("backup --json", &json), ("backup log", &log), ("drill --json", &json2), ("drill log", &log2)] {
-            let line = text.lines().find(|l| l.contains(secret.as_str())).map(|l| l.replace(secret.as_str(), "<SECRET>"));
+        for (what, text) in [
+            ("backup --json", &json),
+            ("backup log", &log),
+            ("drill --json", &json2),
+            ("drill log", &log2),
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.contains(secret.as_str()))
+                .map(|l| l.replace(secret.as_str(), "<SECRET>"));
             assert!(line.is_none(), "a secret is in the {what}: {line:?}");
         }
-        assert!(!seen.iter().any(|c| c.contains(secret.as_str())), "a secret is in a command line");
+        assert!(
+            !seen.iter().any(|c| c.contains(secret.as_str())),
+            "a secret is in a command line"
+        );
     }
     // The plaintext of the file holds none of them either (it is encrypted).
     let raw = std::fs::read(&file).unwrap();

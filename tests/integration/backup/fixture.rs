@@ -62,10 +62,15 @@ impl City {
     }
 
     pub fn vault_password(&self) -> String {
-        std::fs::read_to_string(self.lab.scratch.state().join("secrets/mattermost-db-password"))
-            .unwrap()
-            .trim()
-            .to_string()
+        std::fs::read_to_string(
+            self.lab
+                .scratch
+                .state()
+                .join("secrets/mattermost-db-password"),
+        )
+        .unwrap()
+        .trim()
+        .to_string()
     }
 
     fn psql(&self, user: &str, password: &str, db: &str, sql: &str) -> String {
@@ -121,7 +126,10 @@ INSERT INTO db_migrations SELECT i, 'migration '||i FROM generate_series(1, 142)
     }
 
     pub fn databases(&self) -> String {
-        self.psql_admin("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
+        self.psql_admin(
+            "postgres",
+            "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database",
+        )
     }
 
     /// SHA-256 of a data-only dump made inside the PostgreSQL container (the per-dump random
@@ -138,7 +146,11 @@ INSERT INTO db_migrations SELECT i, 'migration '||i FROM generate_series(1, 142)
             .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
             .map(|l| format!("{l}\n"))
             .collect();
-        assert!(kept.contains("COPY public.\"Posts\""), "{}", &kept[..kept.len().min(2000)]);
+        assert!(
+            kept.contains("COPY public.\"Posts\""),
+            "{}",
+            &kept[..kept.len().min(2000)]
+        );
         sha(kept.as_bytes())
     }
 
@@ -231,7 +243,10 @@ INSERT INTO db_migrations SELECT i, 'migration '||i FROM generate_series(1, 142)
 
     pub fn db_args(&self) -> Vec<String> {
         let mut a = self.pg.args();
-        a.extend(["--db-container".to_string(), self.pg.container_id().to_string()]);
+        a.extend([
+            "--db-container".to_string(),
+            self.pg.container_id().to_string(),
+        ]);
         a
     }
 
@@ -246,7 +261,10 @@ INSERT INTO db_migrations SELECT i, 'migration '||i FROM generate_series(1, 142)
             .arg(dir)
             .args(self.db_args())
             .args(extra);
-        if !extra.iter().any(|e| e.ends_with("-file") || *e == "--unencrypted") {
+        if !extra
+            .iter()
+            .any(|e| e.ends_with("-file") || *e == "--unencrypted")
+        {
             c.arg("--identity-file").arg(&self.key);
         }
         c
@@ -290,7 +308,11 @@ INSERT INTO db_migrations SELECT i, 'migration '||i FROM generate_series(1, 142)
     }
 
     pub fn restore(&self, file: &Path, extra: &[&str]) -> Value {
-        let out = self.restore_cmd(file, extra).arg("--json").output().unwrap();
+        let out = self
+            .restore_cmd(file, extra)
+            .arg("--json")
+            .output()
+            .unwrap();
         serde_json::from_str(&stdout_of_success(&out)).unwrap()
     }
 
@@ -334,7 +356,11 @@ INSERT INTO db_migrations SELECT i, 'migration '||i FROM generate_series(1, 142)
     /// Every file in the backup directory (including temporary ones).
     pub fn dir_listing(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&self.dir)
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v

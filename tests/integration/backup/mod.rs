@@ -40,15 +40,25 @@ fn round_trip_restores_the_same_data_files_vault_and_ca_after_everything_is_dest
     let verified = city.verify(&file);
     assert_eq!(verified["rows"], taken["database"]["rows"]);
     assert_eq!(verified["schema_version"], 142);
-    assert_eq!(verified["ca_fingerprint"].as_str(), Some(ca_before.as_str()));
+    assert_eq!(
+        verified["ca_fingerprint"].as_str(),
+        Some(ca_before.as_str())
+    );
     assert!(verified["age_seconds"].as_i64().unwrap() < 600);
 
     // The drill restores into scratch places, proves them and removes them; production untouched.
     let volumes_before = city.volumes();
     let drill = city.restore(&file, &["--drill"]);
     assert_eq!(drill["drill"], true);
-    assert_eq!(drill["proof"]["rows"], taken["database"]["rows"], "{drill:#}");
-    assert_eq!(city.volumes(), volumes_before, "the drill's volumes are removed");
+    assert_eq!(
+        drill["proof"]["rows"], taken["database"]["rows"],
+        "{drill:#}"
+    );
+    assert_eq!(
+        city.volumes(),
+        volumes_before,
+        "the drill's volumes are removed"
+    );
     assert!(!city.databases().contains("drill"), "{}", city.databases());
     assert_eq!(city.data_dump_hash(), data_before);
 
@@ -63,14 +73,29 @@ fn round_trip_restores_the_same_data_files_vault_and_ca_after_everything_is_dest
 
     let restored = city.restore(&file, &[]);
     assert_eq!(restored["proof"]["rows"], taken["database"]["rows"]);
-    assert_eq!(city.data_dump_hash(), data_before, "a data-only dump of the restored database");
-    assert_eq!(city.volume_tree_hashes(), files_before, "the volumes' file trees");
+    assert_eq!(
+        city.data_dump_hash(),
+        data_before,
+        "a data-only dump of the restored database"
+    );
+    assert_eq!(
+        city.volume_tree_hashes(),
+        files_before,
+        "the volumes' file trees"
+    );
     assert_eq!(city.vault_hashes(), vault_before, "the vault");
-    assert_eq!(city.ca_fingerprint(), ca_before, "the CA phones already trust");
+    assert_eq!(
+        city.ca_fingerprint(),
+        ca_before,
+        "the CA phones already trust"
+    );
     assert_eq!(city.row_counts(), rows_before);
     // The tenant owns what was restored, as `db ensure` makes it.
     assert_eq!(
-        city.psql_admin("mattermost", "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"),
+        city.psql_admin(
+            "mattermost",
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
+        ),
         "mattermost"
     );
     // The city is up again.
@@ -92,7 +117,10 @@ fn restore_refuses_a_city_that_holds_data_unless_forced() {
     let before = city.data_dump_hash();
     let out = city.restore_cmd(&file, &[]).output().unwrap();
     let err = stderr_of_exit(&out, 1);
-    assert!(err.contains("already holds data") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("already holds data") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(city.data_dump_hash(), before);
 
     // With --force, the data is replaced by the backup's: a row added after the backup is gone.
