@@ -36,6 +36,8 @@ pub struct RestoreOptions<'a> {
     pub lan: &'a [IpAddr],
     pub ready_timeout: Duration,
     pub origin: &'a str,
+    /// Leave bringing the city up to the service manager (NixOS units).
+    pub skip_up: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -106,7 +108,19 @@ Mattermost does not support downgrades: set [mattermost] image to {theirs} or ne
             ),
         });
     }
-    let engine = handle.block_on(crate::docker::connect())?;
+    // Without Docker volumes in the backup and with local tools (NixOS), no engine is needed.
+    let engine = match handle.block_on(crate::docker::connect()) {
+        Ok(engine) => Some(engine),
+        Err(_)
+            if manifest.mattermost.volumes.is_empty()
+                && matches!(src.tool, database::Tool::Local(_))
+                && (options.skip_up || options.drill) =>
+        {
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let engine = engine.as_ref();
     let names = Names::new(src.city);
     let tag = super::tag();
     let target = if options.drill {
@@ -138,7 +152,7 @@ Mattermost does not support downgrades: set [mattermost] image to {theirs} or ne
     };
 
     if !options.drill {
-        let held = existing_data(handle, src, &engine, &target)?;
+        let held = existing_data(handle, src, engine, &target)?;
         if options.dry_run {
             steps.extend(plan_steps(&target, &held, &manifest, options.force));
             return Ok(Restored {
@@ -161,7 +175,7 @@ or take a backup of it first",
             });
         }
         if !held.is_empty() {
-            steps.extend(clear(handle, src, &engine, &target)?);
+            steps.extend(clear(handle, src, engine, &target)?);
         }
     } else if options.dry_run {
         steps.push(
@@ -181,15 +195,15 @@ or take a backup of it first",
 
     // 3. Restore (and for a drill, always clean up).
     let result = restore_into(
-        handle, src, &engine, path, &opener, &manifest, &target, options, &progress, &mut steps,
+        handle, src, engine, path, &opener, &manifest, &target, options, &progress, &mut steps,
     );
     if options.drill {
-        steps.extend(remove_scratch(handle, src, &engine, &target));
+        steps.extend(remove_scratch(handle, src, engine, &target));
     }
     let proof = result?;
 
     // 4. Production: bring the city up with the restored state (the wiring is in the database).
-    if !options.drill {
+    if !options.drill && !options.skip_up {
         let ca_before = proof.ca_fingerprint.clone();
         let mut report = crate::report::Report::quiet(false);
         let mut found = crate::up::Found::default();
@@ -241,7 +255,7 @@ or take a backup of it first",
 fn existing_data(
     handle: &Handle,
     src: &Sources,
-    engine: &Engine,
+    engine: Option<&Engine>,
     target: &Target,
 ) -> Result<Vec<String>, BackupError> {
     let mut held = Vec::new();
@@ -285,6 +299,7 @@ fn existing_data(
         held.push(format!("database {} with {n} table(s)", target.database));
     }
     for volume in target.volumes.values() {
+        let Some(engine) = engine else { break };
         if handle
             .block_on(engine.docker().inspect_volume(volume))
             .is_ok()
@@ -360,26 +375,29 @@ fn plan_steps(target: &Target, held: &[String], manifest: &Manifest, force: bool
 fn clear(
     handle: &Handle,
     src: &Sources,
-    engine: &Engine,
+    engine: Option<&Engine>,
     target: &Target,
 ) -> Result<Vec<Step>, BackupError> {
-    let mut report = crate::report::Report::quiet(false);
-    handle
-        .block_on(crate::docker::city::teardown(
-            engine,
-            src.city,
-            src.state,
-            false,
-            false,
-            &mut report,
-        ))
-        .map_err(|e| BackupError::Tool {
-            what: "remove the city's containers".into(),
-            detail: format!("{e:#}"),
-        })?;
-    let mut steps = report.steps;
-    for volume in target.volumes.values() {
-        steps.push(handle.block_on(engine.remove_volume(volume, false))?);
+    let mut steps = Vec::new();
+    if let Some(engine) = engine {
+        let mut report = crate::report::Report::quiet(false);
+        handle
+            .block_on(crate::docker::city::teardown(
+                engine,
+                src.city,
+                src.state,
+                false,
+                false,
+                &mut report,
+            ))
+            .map_err(|e| BackupError::Tool {
+                what: "remove the city's containers".into(),
+                detail: format!("{e:#}"),
+            })?;
+        steps.extend(report.steps);
+        for volume in target.volumes.values() {
+            steps.push(handle.block_on(engine.remove_volume(volume, false))?);
+        }
     }
     handle
         .block_on(async {
@@ -418,7 +436,12 @@ fn clear(
 }
 
 /// Removes a drill's scratch places; each removal is a step, failures are reported, not fatal.
-fn remove_scratch(handle: &Handle, src: &Sources, engine: &Engine, target: &Target) -> Vec<Step> {
+fn remove_scratch(
+    handle: &Handle,
+    src: &Sources,
+    engine: Option<&Engine>,
+    target: &Target,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     let dropped = handle.block_on(async {
         let s = Session::admin(src.admin, &src.admin.dbname, &src.tls).await?;
@@ -444,6 +467,7 @@ fn remove_scratch(handle: &Handle, src: &Sources, engine: &Engine, target: &Targ
         .detail(dropped.err().map(|e| e.to_string()).unwrap_or_default()),
     );
     for volume in target.volumes.values() {
+        let Some(engine) = engine else { break };
         let step = handle
             .block_on(engine.remove_volume(volume, false))
             .unwrap_or_else(|e| {
@@ -469,7 +493,7 @@ fn remove_scratch(handle: &Handle, src: &Sources, engine: &Engine, target: &Targ
 fn restore_into(
     handle: &Handle,
     src: &Sources,
-    engine: &Engine,
+    engine: Option<&Engine>,
     path: &Path,
     opener: &super::key::Opener,
     manifest: &Manifest,
@@ -592,7 +616,7 @@ fn restore_into(
 struct Sink<'a> {
     handle: &'a Handle,
     src: &'a Sources<'a>,
-    engine: &'a Engine,
+    engine: Option<&'a Engine>,
     target: &'a Target,
     manifest: &'a Manifest,
     drill: bool,
@@ -719,7 +743,7 @@ impl Sink<'_> {
         let env = database::admin_env(&src.tool, src.admin, &src.tls);
         self.restore = Some(Running::start(
             self.handle,
-            Some(self.engine),
+            self.engine,
             &src.tool,
             &args,
             &env,
@@ -754,22 +778,23 @@ impl Sink<'_> {
     }
 
     fn make_volumes(&mut self) -> Result<Helper, BackupError> {
+        let engine = self.engine.ok_or_else(|| BackupError::Tool {
+            what: "restore the backup's Docker volumes".into(),
+            detail: "no Docker engine is reachable".into(),
+        })?;
         let mut mounts = Vec::new();
         for (base, mount) in &self.manifest.mattermost.volumes {
             let volume = &self.target.volumes[base];
-            self.steps
-                .push(
-                    self.handle.block_on(self.engine.ensure_volume(
-                        volume,
-                        &self.target.prefix,
-                        false,
-                    ))?,
-                );
+            self.steps.push(self.handle.block_on(engine.ensure_volume(
+                volume,
+                &self.target.prefix,
+                false,
+            ))?);
             mounts.push((volume.clone(), mount.clone()));
         }
         Helper::create(
             self.handle,
-            self.engine,
+            engine,
             &format!("{}cityd-restore-{}", self.target.prefix, super::tag()),
             &self.src.city.mattermost.image,
             &self.target.prefix,

@@ -1,5 +1,6 @@
 //! The state-directory parts of a backup: the vault, the PKI (CA key included), the relay spool,
-//! Mattermost's config directory and the integration records, as `state/<path>` entries with
+//! Mattermost's config directory (and, on NixOS, its data and plugin directories) and the
+//! integration records, as `state/<path>` entries with
 //! their modes and owners; and writing them back under a (possibly scratch) state directory.
 
 use std::collections::BTreeMap;
@@ -20,6 +21,11 @@ pub fn saved(state: &StateDir) -> Vec<PathBuf> {
         state.pki_dir(),
         state.relay_spool(),
         state.mattermost_dir().join("config"),
+        // On NixOS Mattermost's data and plugins are host directories here (a Docker host keeps
+        // them in named volumes, saved through the engine instead).
+        state.mattermost_dir().join("data"),
+        state.mattermost_dir().join("plugins"),
+        state.mattermost_dir().join("client-plugins"),
         state.integrations_dir(),
     ]
     .into_iter()

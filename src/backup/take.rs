@@ -122,9 +122,22 @@ pub fn backup(
     let _lock = lock_dir(&options.dir)?;
     let cleared_partials = retention::clear_partials(&options.dir);
 
-    let engine = handle.block_on(crate::docker::connect())?;
+    // A NixOS host dumps with the server's own tools and keeps Mattermost's files in the state
+    // directory: there, no Docker engine is needed.
+    let engine = match handle.block_on(crate::docker::connect()) {
+        Ok(engine) => Some(engine),
+        Err(e) if matches!(src.tool, database::Tool::Local(_)) => {
+            warnings.push(format!(
+                "no Docker volumes saved ({e}); Mattermost's files are saved from the state directory"
+            ));
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let names = Names::new(src.city);
-    clear_helpers(handle, &engine, &names.prefix);
+    if let Some(engine) = &engine {
+        clear_helpers(handle, engine, &names.prefix);
+    }
 
     let progress = Progress::new(options.quiet);
     let created_at = time::OffsetDateTime::now_utc();
@@ -132,7 +145,7 @@ pub fn backup(
     match write_all(
         handle,
         src,
-        &engine,
+        engine.as_ref(),
         &names,
         &progress,
         &mut writer,
@@ -177,7 +190,7 @@ type Written = (Manifest, DatabaseSummary, usize, usize, Vec<String>);
 fn write_all(
     handle: &Handle,
     src: &Sources,
-    engine: &Engine,
+    engine: Option<&Engine>,
     names: &Names,
     progress: &Progress,
     writer: &mut Writer,
@@ -193,7 +206,7 @@ fn write_all(
 
     // 2. The database, from one snapshot for the counts and the dump.
     progress.step();
-    let tool_version = database::tool_version(handle, Some(engine), &src.tool)?;
+    let tool_version = database::tool_version(handle, engine, &src.tool)?;
     let database_name = city.database.name.clone();
     let snapshot = handle.block_on(Snapshot::open(src.admin, &database_name, &src.tls))?;
     database::check_majors(&src.tool, &tool_version, &snapshot.server_version)?;
@@ -201,7 +214,7 @@ fn write_all(
     let schema_version = handle.block_on(database::schema_version(&snapshot.session))?;
     let args = database::dump_args(&src.tool, src.admin, &database_name, &snapshot.id);
     let env = database::admin_env(&src.tool, src.admin, &src.tls);
-    let mut dump = Running::start(handle, Some(engine), &src.tool, &args, &env, false)?;
+    let mut dump = Running::start(handle, engine, &src.tool, &args, &env, false)?;
     let part = writer
         .add_part("db/dump", &mut dump, &mut |bytes| {
             progress.tick("backup: database", bytes, 1)
@@ -225,6 +238,7 @@ fn write_all(
     let mut saved = BTreeMap::new();
     let mut mounts = Vec::new();
     for (base, target) in volumes::saved() {
+        let Some(engine) = engine else { break };
         let volume = names.volume(base);
         if handle
             .block_on(engine.docker().inspect_volume(&volume))
@@ -235,7 +249,7 @@ fn write_all(
         }
     }
     let mut volume_files = 0usize;
-    if !mounts.is_empty() {
+    if let (false, Some(engine)) = (mounts.is_empty(), engine) {
         let helper_name = format!("{}cityd-backup-{}", names.prefix, super::tag());
         let helper = volumes::Helper::create(
             handle,

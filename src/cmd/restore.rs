@@ -38,6 +38,10 @@ pub struct Args {
     pub dry_run: bool,
     #[arg(long)]
     pub json: bool,
+    /// Restore and prove, but leave starting the city to the service manager (the NixOS units)
+    /// instead of bringing it up here.
+    #[arg(long)]
+    pub skip_up: bool,
     #[command(flatten)]
     pub tool: ToolArgs,
     #[command(flatten)]
@@ -52,7 +56,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let state = ctx.state()?;
     let admin = args.admin.admin()?;
     let tls = crate::postgres::Tls::load(args.admin.tls_mode(city), &state.ca_pem())?;
-    let lan = if args.drill || args.dry_run {
+    let lan = if args.drill || args.dry_run || args.skip_up {
         Vec::new()
     } else {
         ctx.lan_addresses()?
@@ -75,6 +79,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         lan: &lan,
         ready_timeout: args.ready_timeout,
         origin: &origin,
+        skip_up: args.skip_up,
     };
     let restored = backup::restore(&handle, &sources, &args.file, &options)?;
     if args.json {
