@@ -9,5 +9,6 @@
     ./coturn.nix
     ./container.nix
     ./firewall.nix
+    ./backup.nix
   ];
 }

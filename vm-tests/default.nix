@@ -33,6 +33,7 @@ let
     vm-turn = runTest ./turn.nix images.double;
     vm-webhook = runTest ./webhook.nix images.double;
     vm-turn-nat = runTest ./turn-nat.nix images.double;
+    vm-backup = runTest ./backup.nix images.double;
   };
 in
 {

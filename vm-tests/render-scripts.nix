@@ -55,6 +55,7 @@ in
   turn = render ./turn.nix double lan;
   webhook = render ./webhook.nix double lan;
   webhook-enterprise = render ./webhook.nix enterprise lan;
+  backup = render ./backup.nix double lan;
   turn-nat = render ./turn-nat.nix double {
     server = server "192.168.1.3";
     router = node "192.168.1.2" "192.168.2.2";

@@ -823,6 +823,7 @@ fn vm_test_scripts_are_python_calling_the_contract_commands() {
         BTreeSet::from([
             "appliance",
             "appliance-enterprise",
+            "backup",
             "turn",
             "turn-nat",
             "webhook",
