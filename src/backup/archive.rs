@@ -588,6 +588,101 @@ mod tests {
         assert_eq!(chunk_of("db/dump"), None);
     }
 
+    fn manifest_of(w: &Writer) -> Manifest {
+        Manifest {
+            format: super::super::manifest::FORMAT,
+            cityd_version: "test".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            created_unix: 1_767_225_600,
+            mattermost: super::super::manifest::MattermostInfo {
+                image: "mm:11.8.5".into(),
+                version: Some("11.8.5".into()),
+                volumes: BTreeMap::new(),
+            },
+            postgres: super::super::manifest::PostgresInfo {
+                server_version: "17.6".into(),
+                server_major: 17,
+                dump_tool: "pg_dump (PostgreSQL) 17.6".into(),
+                database: "mattermost".into(),
+                role: "mattermost".into(),
+                schema_version: None,
+                row_counts: BTreeMap::new(),
+            },
+            ca_fingerprint: None,
+            parts: w.parts.clone(),
+            entries: w.entries.clone(),
+        }
+    }
+
+    /// Writes a backup with a two-chunk part and a file; returns its path and the identity.
+    fn sample(dir: &Path) -> (PathBuf, age::x25519::Identity) {
+        let id = age::x25519::Identity::generate();
+        let seal = Seal::Recipients(vec![id.to_public()]);
+        let mut w = Writer::create(dir, &seal, time::OffsetDateTime::now_utc()).unwrap();
+        let entry = Entry {
+            kind: Kind::File,
+            size: 5,
+            sha256: None,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            link: None,
+        };
+        w.add_file("state/secrets/x", entry, 0, &mut &b"hello"[..])
+            .unwrap();
+        let big: Vec<u8> = (0..CHUNK + 1000).map(|i| (i % 251) as u8).collect();
+        let part = w
+            .add_part("db/dump", &mut big.as_slice(), &mut |_| {})
+            .unwrap();
+        assert_eq!(part.chunks, 2);
+        let m = manifest_of(&w);
+        let (path, _) = w.finish(&m).unwrap();
+        (path, id)
+    }
+
+    fn opener(id: &age::x25519::Identity) -> Opener {
+        Opener::Identities(vec![Box::new(id.clone())])
+    }
+
+    #[test]
+    fn a_written_backup_scans_clean_and_a_flipped_bit_or_wrong_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, id) = sample(dir.path());
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
+        let mut seen = Vec::new();
+        let scanned = scan(&path, &opener(&id), &mut |item| {
+            seen.push(item.name.to_string());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            ["state/secrets/x", "db/dump.000000", "db/dump.000001"]
+        );
+        assert_eq!(
+            scanned.manifest.parts["db/dump"].size,
+            (CHUNK + 1000) as u64
+        );
+
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n / 2] ^= 1;
+        let bad = dir.path().join("bad.age");
+        std::fs::write(&bad, &bytes).unwrap();
+        let err = scan(&bad, &opener(&id), &mut |_| Ok(())).err().unwrap();
+        assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
+
+        let other = age::x25519::Identity::generate();
+        let err = scan(&path, &opener(&other), &mut |_| Ok(())).err().unwrap();
+        assert!(matches!(err, BackupError::WrongKey { .. }), "{err}");
+        let err = scan(&path, &Opener::None, &mut |_| Ok(())).err().unwrap();
+        assert!(matches!(err, BackupError::NeedKey { .. }), "{err}");
+    }
+
     #[test]
     fn stamps_sort_as_time() {
         let a = stamp(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
