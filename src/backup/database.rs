@@ -151,7 +151,12 @@ impl Running {
                 let (id, started) = handle
                     .block_on(async {
                         let created = docker.create_exec(name, config).await?;
-                        let started = docker.start_exec(&created.id, None).await?;
+                        // A 1 MiB frame buffer instead of bollard's 8 KiB: the dump streams through here.
+                        let options = bollard::exec::StartExecOptions {
+                            output_capacity: Some(1 << 20),
+                            ..Default::default()
+                        };
+                        let started = docker.start_exec(&created.id, Some(options)).await?;
                         Ok::<_, bollard::errors::Error>((created.id, started))
                     })
                     .map_err(engine_err)?;
