@@ -106,10 +106,17 @@ rec {
         mattermost = defaultCity.mattermost // {
           image = qualifyImage defaultCity.mattermost.image;
         };
-        # PostgreSQL is the host's (services.postgresql), reached over TLS at the primary LAN address.
-        database = builtins.removeAttrs defaultCity.database [ "host" ] // {
-          tls = true;
-        };
+        # PostgreSQL is the host's (services.postgresql, not a container cityd manages), reached over
+        # TLS at the primary LAN address.
+        database =
+          builtins.removeAttrs defaultCity.database [
+            "host"
+            "image"
+          ]
+          // {
+            managed = false;
+            tls = true;
+          };
       };
     firewallInterface = null;
     openFirewall = true;

@@ -10,5 +10,6 @@
     ./container.nix
     ./firewall.nix
     ./lan-follow.nix
+    ./backup.nix
   ];
 }

@@ -80,6 +80,8 @@ pub enum Command {
     /// The whole city at a glance: containers, Mattermost, PostgreSQL, TURN, certificate, vault,
     /// relay, backups; green/yellow/red with the fix; exit 1 when anything is red.
     Status(cmd::status::Args),
+    Backup(cmd::backup::Args),
+    Restore(cmd::restore::Args),
 }
 
 /// Entry point of the binary.
@@ -104,6 +106,8 @@ pub fn main() -> ExitCode {
         Command::Onboard(args) => cmd::onboard::run(&ctx, args),
         Command::Export(c) => cmd::export::run(&ctx, c),
         Command::Status(args) => cmd::status::run(&ctx, args),
+        Command::Backup(args) => cmd::backup::run(&ctx, args),
+        Command::Restore(args) => cmd::restore::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -150,6 +150,7 @@ fn coded(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         crate::turn::probe_setup::CredentialFileError,
         crate::export::sizing::SizingError,
         crate::export::turn_fleet::FleetError,
+        crate::backup::BackupError,
     );
     None
 }

@@ -1,6 +1,7 @@
 //! cityd: plans, converges and proves a sovereign ChatOps command center (Mattermost with Calls,
 //! coturn, PostgreSQL, a local CA) from one city description.
 
+pub mod backup;
 pub mod city;
 pub mod cli;
 pub mod cmd;

@@ -36,6 +36,7 @@ let
     vm-switch = runTest ./switch.nix images.double;
     vm-turn-independent = runTest ./turn-independent.nix images.double;
     vm-hardening = runTest ./hardening.nix images.double;
+    vm-backup = runTest ./backup.nix images.double;
   };
 in
 {

@@ -65,6 +65,7 @@ in
       };
     };
   };
+  backup = render ./backup.nix double lan;
   turn-nat = render ./turn-nat.nix double {
     server = server "192.168.1.3";
     router = node "192.168.1.2" "192.168.2.2";

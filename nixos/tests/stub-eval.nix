@@ -520,6 +520,7 @@ let
           port = 5432;
           name = "mattermost";
           user = "mattermost";
+          managed = false;
           tls = true;
         }
       &&

@@ -46,7 +46,7 @@ pub use server::{
     DEFAULT_VALIDITY_DAYS, Leaf, MAX_VALIDITY_DAYS, RENEW_BELOW_DAYS, check_validity_days, issue,
     wanted_sans,
 };
-pub use service::{ServiceLeaf, ensure_service_leaf, leaf_covers, service_paths};
+pub use service::{ServiceLeaf, ensure_service_leaf, service_paths};
 pub use show::{ShowReport, show_report};
 pub use trust::{explain, verify_leaf};
 

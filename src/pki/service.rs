@@ -1,7 +1,6 @@
 //! Leaves for the city's other TLS servers (the managed PostgreSQL): `<state>/pki/<name>.pem` and
 //! `<name>.key`, signed by the city CA, re-issued only when missing, not from this CA, naming other
-//! SANs, or within [`RENEW_BELOW_DAYS`] of expiry. Also [`leaf_covers`]: whether a leaf carries an
-//! address (`cityd status` asks it of the Mattermost leaf and the current LAN address).
+//! SANs, or within [`RENEW_BELOW_DAYS`] of expiry.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -135,13 +134,4 @@ fn load_ca(state: &StateDir, now: OffsetDateTime) -> Result<Ca, PkiError> {
     let cert_der = pem::certificates(&cert_path, &read(&cert_path)?)?.swap_remove(0);
     let key = pem::private_key(&key_path, &read(&key_path)?, None)?;
     Ca::from_parts(cert_der, key, &cert_path, &key_path, now)
-}
-
-/// Whether the leaf in the PEM file `path` names `ip` among its SANs. `None` when the file is
-/// missing or holds no certificate.
-pub fn leaf_covers(path: &Path, ip: IpAddr) -> Option<bool> {
-    let bytes = std::fs::read(path).ok()?;
-    let certs = pem::certificates(path, &bytes).ok()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?).ok()?;
-    Some(sans_of(&cert).ip.contains(&ip))
 }

@@ -161,6 +161,11 @@ impl Pg {
         }
     }
 
+    /// The container's ID (`docker exec` target; the backup tests dump through it).
+    pub fn container_id(&self) -> &str {
+        self._container.id()
+    }
+
     pub fn admin_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }

@@ -41,3 +41,5 @@ mod export;
 
 // `[database] managed = true` and `cityd status` on the Docker engine.
 mod managed;
+// cityd backup / verify / restore / restore --drill, with faults (SIGKILL, full disk, bit flips)
+mod backup;

@@ -848,6 +848,7 @@ fn vm_test_scripts_are_python_calling_the_contract_commands() {
         BTreeSet::from([
             "appliance",
             "appliance-enterprise",
+            "backup",
             "hardening",
             "switch",
             "turn",
