@@ -2,7 +2,6 @@
 //! `<name>.key`, signed by the city CA, re-issued only when missing, not from this CA, naming other
 //! SANs, or within [`RENEW_BELOW_DAYS`] of expiry.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;

@@ -39,7 +39,10 @@ pub async fn lines(inputs: &Inputs<'_>) -> Vec<Line> {
         deadline: inputs.turn_deadline,
         expired: false,
     };
-    let mut cfg: ProbeConfig = match crate::turn::probe_setup::config(&request, &secret) {
+    let mut cfg: ProbeConfig = match crate::turn::probe_setup::config(
+        &request,
+        &crate::turn::probe_setup::Credential::Minted(secret),
+    ) {
         Ok(c) => c,
         Err(e) => {
             return vec![Line::red(
