@@ -56,12 +56,14 @@ mod tests {
 
     #[test]
     fn a_moved_address_is_missing_and_a_far_one_is_outside_the_ca() {
-        let dir = tempfile::tempdir().unwrap();
+        // A pki directory inside a state directory of its own: the state is checked before use.
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("pki");
         let city = City::default_city();
         let now = OffsetDateTime::now_utc();
         let a: IpAddr = "192.0.2.10".parse().unwrap();
-        ensure_in(dir.path(), &city, &[a], &EnsureOptions::default(), now).unwrap();
-        let summary = inspect_dir(dir.path(), now).unwrap().unwrap();
+        ensure_in(&dir, &city, &[a], &EnsureOptions::default(), now).unwrap();
+        let summary = inspect_dir(&dir, now).unwrap().unwrap();
 
         let here = leaf_covers(&summary, &city, &[a]);
         assert!(here.is_complete() && here.ca_constrained, "{here:?}");
