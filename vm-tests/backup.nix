@@ -35,6 +35,10 @@
       UNITS = ${builtins.toJSON cfg.unitOrder}
       KEY = "/root/backup.key"
       DIR = "/var/backup/cityd"
+      # The newest backup, copied to a fixed name so that every cityd call here is a literal.
+      LATEST = "/root/latest-backup.age"
+      # The server's own client tools: the postgresql module puts its package on the system path.
+      PG_BIN = "/run/current-system/sw/bin"
       DB = "${admin.url}"
       DB_PASSWORD_FILE = "${admin.passwordFile}"
       DATA = "${cityLib.paths.mattermostDirs.data}"
@@ -60,11 +64,12 @@
           fingerprint = city_fingerprint()
 
       with subtest("the timer's service backs up and drills the backup"):
-          server.succeed(f"cityd backup key {KEY}")
+          server.succeed(cityd(CITY, SERVER_STATE, f"backup key {KEY}"))
           server.succeed("systemctl start cityd-backup.service")
           newest = server.succeed(f"ls -1 {DIR}/cityd-backup-*.age | sort | tail -n 1").strip()
           server.succeed(f"test $(stat -c %a {newest}) = 600")
-          report = json.loads(server.succeed(cityd(CITY, SERVER_STATE, f"backup verify --json --identity-file {KEY} {newest}")))
+          server.succeed(f"cp -p {newest} {LATEST}")
+          report = json.loads(server.succeed(cityd(CITY, SERVER_STATE, f"backup verify --json --identity-file {KEY} {LATEST}")))
           assert report["tables"] >= 1, report
           journal = server.succeed("journalctl -u cityd-backup.service")
           assert "drill passed" in journal, journal
@@ -77,8 +82,7 @@
           server.succeed(f"find {SERVER_STATE} -mindepth 1 -maxdepth 1 ! -name postgresql -exec rm -rf {{}} +")
 
       with subtest("restore brings back the same posts, files, CA and hooks"):
-          pg_bin = server.succeed("dirname $(readlink -f $(command -v pg_dump))").strip()
-          server.succeed(cityd(CITY, SERVER_STATE, f"restore {newest} --identity-file {KEY} --pg-bin {pg_bin} --admin-url {DB} --admin-password-file {DB_PASSWORD_FILE} --skip-up"))
+          server.succeed(cityd(CITY, SERVER_STATE, f"restore {LATEST} --identity-file {KEY} --pg-bin {PG_BIN} --admin-url {DB} --admin-password-file {DB_PASSWORD_FILE} --skip-up"))
           for unit in UNITS:
               server.succeed(f"systemctl restart {unit}")
           wait_for_units_in_order(server, UNITS)

@@ -119,6 +119,16 @@ impl NameScope {
             dns.push(host);
         }
         dns.push("localhost".into());
+        // The managed PostgreSQL is reached on the city's network by its host name and its
+        // container's name, and its leaf comes from this CA: the CA must be able to vouch for them.
+        if city.database.managed {
+            let names = crate::docker::spec::Names::new(city);
+            for name in [city.database.host.to_ascii_lowercase(), names.postgres()] {
+                if name.parse::<IpAddr>().is_err() && !dns.iter().any(|d| dns_within(&name, d)) {
+                    dns.push(name);
+                }
+            }
+        }
         let mut scope = Self {
             dns,
             ip: PRIVATE_RANGES
@@ -246,7 +256,8 @@ mod tests {
     fn the_city_scope_permits_its_names_and_lan_but_no_public_site() {
         let city = City::default_city();
         let scope = NameScope::for_city(&city, &[ip("192.0.2.10"), ip("10.1.2.3")]);
-        assert_eq!(scope.dns, ["cicd.local", "localhost"]);
+        // The default city runs its own PostgreSQL, named "postgres" on the city network.
+        assert_eq!(scope.dns, ["cicd.local", "localhost", "postgres"]);
         assert!(scope.ip.contains(&IpNet::new(ip("192.0.2.0"), 24)));
         assert_eq!(
             scope.ip.len(),
@@ -283,7 +294,26 @@ mod tests {
         )
         .unwrap();
         let scope = NameScope::for_city(&city, &[]);
-        assert_eq!(scope.dns, ["cicd.local", "chat.example.org", "localhost"]);
+        assert_eq!(
+            scope.dns,
+            ["cicd.local", "chat.example.org", "localhost", "postgres"]
+        );
+    }
+
+    #[test]
+    fn a_managed_database_is_permitted_by_its_names_and_an_existing_server_is_not() {
+        let managed = City::from_toml(
+            "[docker]\nprefix = \"lab-\"\n[database]\nmanaged = true\nhost = \"db\"\n",
+            "test",
+        )
+        .unwrap();
+        let scope = NameScope::for_city(&managed, &[]);
+        assert_eq!(scope.dns, ["cicd.local", "localhost", "db", "lab-postgres"]);
+        let existing = City::from_toml("[database]\nhost = \"pg.example.org\"\n", "test").unwrap();
+        assert_eq!(
+            NameScope::for_city(&existing, &[]).dns,
+            ["cicd.local", "localhost"]
+        );
     }
 
     #[test]

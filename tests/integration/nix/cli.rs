@@ -16,6 +16,9 @@ use crate::common::{Scratch, require_tool};
 /// What `cityd <path> --help` offers.
 struct Help {
     subcommands: BTreeSet<String>,
+    /// The command runs by itself too: its usage has a line without `<COMMAND>`
+    /// (`Usage: cityd backup [OPTIONS]` / `cityd backup <COMMAND>`).
+    subcommand_optional: bool,
     /// Long flags, and whether each takes a value (`--city <FILE>`).
     flags: BTreeMap<String, bool>,
 }
@@ -30,6 +33,12 @@ fn help(path: &[String]) -> Option<Help> {
         return None;
     }
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let usage: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Usage:"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let subcommand_optional = usage.len() > 1 && usage.iter().any(|l| !l.contains("COMMAND"));
     let mut subcommands = BTreeSet::new();
     let mut flags = BTreeMap::new();
     let mut in_commands = false;
@@ -69,7 +78,11 @@ fn help(path: &[String]) -> Option<Help> {
             flags.insert(name, takes_value);
         }
     }
-    Some(Help { subcommands, flags })
+    Some(Help {
+        subcommands,
+        subcommand_optional,
+        flags,
+    })
 }
 
 /// Runs `cityd <args> --help`: success means every verb, flag and value in `args` parses.
@@ -332,7 +345,7 @@ fn every_cityd_flag_written_in_nix_files_and_docs_exists() {
                 ));
                 continue;
             };
-            if !command.subcommands.is_empty() {
+            if !command.subcommands.is_empty() && !command.subcommand_optional {
                 problems.push(format!(
                     "{}: `cityd {}` needs a subcommand ({})",
                     written.origin,

@@ -353,7 +353,8 @@ fn every_module_setting_reaches_its_city_field() {
     assert_eq!(city["integrations"]["jenkins"]["channel"], "deploys");
     assert_eq!(
         city["database"],
-        json!({ "host": "10.1.2.3", "port": 5433, "name": "mm", "user": "mm", "tls": false })
+        json!({ "host": "10.1.2.3", "port": 5433, "name": "mm", "user": "mm", "tls": false,
+                "managed": false, "image": "docker.io/library/postgres:17.6" })
     );
     assert_eq!(
         city["relay"],

@@ -77,7 +77,11 @@ fn a_new_ca_is_constrained_to_the_city_and_its_lan() {
     ))
     .unwrap();
     let scope = &show["ca"]["name_constraints"];
-    assert_eq!(scope["dns"], serde_json::json!(["cicd.local", "localhost"]));
+    // "postgres": the default city's own PostgreSQL, whose leaf this CA signs.
+    assert_eq!(
+        scope["dns"],
+        serde_json::json!(["cicd.local", "localhost", "postgres"])
+    );
     assert!(
         scope["ip"]
             .as_array()

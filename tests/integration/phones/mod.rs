@@ -12,13 +12,16 @@ use std::process::Command;
 
 use crate::common::{Scratch, require_tool, run_ok};
 
-/// The default city with these literal LAN addresses.
+/// The default city with these literal LAN addresses (test ranges allowed).
 pub fn city_with_lan(s: &Scratch, addresses: &[&str]) -> PathBuf {
     let list: Vec<String> = addresses.iter().map(|a| format!("{a:?}")).collect();
-    let text = cityd::city::DEFAULT_CITY_TOML.replace(
-        "addresses = [\"auto\"]",
-        &format!("addresses = [{}]", list.join(", ")),
-    );
+    // The tests' addresses are documentation ones (192.0.2.0/24), which a city opts into.
+    let text = cityd::city::DEFAULT_CITY_TOML
+        .replace(
+            "addresses = [\"auto\"]",
+            &format!("addresses = [{}]", list.join(", ")),
+        )
+        .replace("allow_test_ranges = false", "allow_test_ranges = true");
     s.write("city.toml", &text)
 }
 

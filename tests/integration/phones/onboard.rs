@@ -416,6 +416,7 @@ fn a_hostile_team_name_is_escaped_on_the_page() {
     let s = Scratch::new();
     let text = cityd::city::DEFAULT_CITY_TOML
         .replace("addresses = [\"auto\"]", "addresses = [\"192.0.2.10\"]")
+        .replace("allow_test_ranges = false", "allow_test_ranges = true")
         .replace(
             "display_name = \"Engineering\"",
             "display_name = \"</title><script>alert('x')</script>&\"",
