@@ -117,6 +117,10 @@ impl StateDir {
     pub fn integrations_dir(&self) -> PathBuf {
         self.root.join("integrations")
     }
+    /// `backups/`: where `cityd backup` writes when no `--to` is given, and `status` looks.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.root.join("backups")
+    }
     /// `relay-spool/`: the relay's durable queue of accepted events.
     pub fn relay_spool(&self) -> PathBuf {
         self.root.join("relay-spool")

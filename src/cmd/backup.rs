@@ -71,11 +71,6 @@ pub struct KeyArgs {
     pub file: PathBuf,
 }
 
-/// The default backup directory of a state directory.
-pub fn default_dir(state: &crate::state::StateDir) -> PathBuf {
-    state.root().join("backups")
-}
-
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(Command::Verify(v)) => verify(v),
@@ -106,7 +101,7 @@ fn take(ctx: &Context, args: TakeArgs) -> anyhow::Result<ExitCode> {
         tool: args.tool.tool(city),
     };
     let options = BackupOptions {
-        dir: args.to.clone().unwrap_or_else(|| default_dir(state)),
+        dir: args.to.clone().unwrap_or_else(|| state.backups_dir()),
         keep: args.keep.map(|k| k as usize),
         keys: args.seal.keys(),
         quiet: false,

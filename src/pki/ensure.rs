@@ -810,7 +810,7 @@ mod tests {
         let scope = report
             .ca_scope
             .expect("a re-certified CA is constrained too");
-        assert_eq!(scope.dns, ["cicd.local", "localhost"]);
+        assert_eq!(scope.dns, ["cicd.local", "localhost", "postgres"]);
         assert_eq!(std::fs::read(pki.join(files::CA_KEY)).unwrap(), key);
     }
 }
