@@ -102,6 +102,12 @@ impl Context {
         Ok(self.runtime()?.block_on(future))
     }
 
+    /// A handle on the program's one runtime, for libraries that mix blocking work (files,
+    /// hashing, encryption) with async calls and spawn or block on the runtime themselves.
+    pub fn runtime_handle(&self) -> anyhow::Result<tokio::runtime::Handle> {
+        Ok(self.runtime()?.handle().clone())
+    }
+
     /// The program's one async runtime: two workers, enough for the relay's intake and delivery,
     /// and for every other verb, which awaits one thing at a time.
     fn runtime(&self) -> anyhow::Result<&tokio::runtime::Runtime> {

@@ -125,6 +125,18 @@ pub fn open_file(path: &Path) -> Result<Option<File>, Refusal> {
     Ok(Some(file))
 }
 
+/// A file or directory owned by someone else than the running user (or root) is not trusted.
+fn check_owner(path: &Path, meta: &std::fs::Metadata) -> Result<(), Refusal> {
+    if trusted_owner(meta.uid()) {
+        return Ok(());
+    }
+    Err(Refusal::Foreign {
+        path: path.to_path_buf(),
+        owner: meta.uid(),
+        me: euid(),
+    })
+}
+
 /// The checks on an already opened file: a regular file with a trusted owner.
 pub fn check_open(path: &Path, file: &File) -> Result<std::fs::Metadata, Refusal> {
     let meta = file.metadata().map_err(|source| Refusal::Io {
@@ -137,13 +149,7 @@ pub fn check_open(path: &Path, file: &File) -> Result<std::fs::Metadata, Refusal
             kind: kind_of(&meta),
         });
     }
-    if !trusted_owner(meta.uid()) {
-        return Err(Refusal::Foreign {
-            path: path.to_path_buf(),
-            owner: meta.uid(),
-            me: euid(),
-        });
-    }
+    check_owner(path, &meta)?;
     Ok(meta)
 }
 
@@ -273,13 +279,7 @@ pub fn check_dir(path: &Path) -> Result<bool, Refusal> {
             kind: kind_of(&meta),
         });
     }
-    if !trusted_owner(meta.uid()) {
-        return Err(Refusal::Foreign {
-            path: path.to_path_buf(),
-            owner: meta.uid(),
-            me: euid(),
-        });
-    }
+    check_owner(path, &meta)?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
         return Err(Refusal::Writable {

@@ -92,7 +92,7 @@ fn take(ctx: &Context, args: TakeArgs) -> anyhow::Result<ExitCode> {
     let state = ctx.state()?;
     let admin = args.admin.admin()?;
     let tls = crate::postgres::Tls::load(args.admin.tls_mode(city), &state.ca_pem())?;
-    let handle = ctx.block_on(async { tokio::runtime::Handle::current() })?;
+    let handle = ctx.runtime_handle()?;
     let sources = Sources {
         city,
         state,

@@ -61,7 +61,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ctx.lan_addresses()?
     };
-    let handle = ctx.block_on(async { tokio::runtime::Handle::current() })?;
+    let handle = ctx.runtime_handle()?;
     let origin = ctx.city_origin();
     let sources = Sources {
         city,
